@@ -243,10 +243,14 @@ type OperationImport struct {
 // Annotation is an <Annotation> that the model does not turn into a field.
 // Term is qualified with the full namespace ("Org.OData.Capabilities.V1.SkipSupported").
 // Value holds a constant expression as written (Bool="true" gives "true",
-// String="x" gives "x"); records and collections are kept as their
-// PropertyValue pairs in Record, flattened one level.
+// String="x" gives "x", an EnumMember element gives its text); records and
+// collections are kept as their PropertyValue pairs in Record, flattened one
+// level, and a collection of constants as its items in Collection.
 type Annotation struct {
-	Term   string
-	Value  string
-	Record map[string]string
+	Term      string
+	Qualifier string
+	Value     string
+	Record    map[string]string
+	// Collection holds the items of a collection of constants, in order.
+	Collection []string
 }
