@@ -1,0 +1,247 @@
+package dataverse
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+)
+
+// Defaults for the zero values of Config fields.
+const (
+	DefaultAuthorityHost = "https://login.microsoftonline.com/"
+	DefaultMaxConcurrent = 52 // Dataverse's per-user concurrent request limit (api-limits.md)
+	DefaultMaxAttempts   = 4
+	// APIPath is the Web API path under the org URL.
+	APIPath = "/api/data/v9.2/"
+)
+
+// Config describes one Dataverse environment and the app registration that
+// signs in to it. Exactly one of ClientSecret, CertificatePath and
+// FederatedTokenFile must be set.
+type Config struct {
+	// URL is the org URL, https://<org>.crm4.dynamics.com (any region, also
+	// the org.api.crmN form). A copied Web API endpoint (…/api/data/v9.2) is
+	// accepted; New normalizes it to the root without a trailing slash.
+	URL      string
+	TenantID string // Directory (tenant) ID, a GUID
+	ClientID string // Application (client) ID, a GUID
+
+	ClientSecret        string
+	CertificatePath     string // PEM (certificate + unencrypted RSA key) or PKCS#12 (.pfx/.p12)
+	CertificatePassword string // for PKCS#12 only
+	FederatedTokenFile  string // Kubernetes workload identity: re-read on every token request
+
+	AuthorityHost string       // default DefaultAuthorityHost
+	HTTPClient    *http.Client // base client (TLS roots, proxy); nil = a tuned default
+	MaxConcurrent int          // per-org cap on concurrent requests; 0 = DefaultMaxConcurrent
+	MaxAttempts   int          // attempts for idempotent GETs; 0 = DefaultMaxAttempts
+	UserAgent     string       // "" = DefaultUserAgent()
+	Logger        *slog.Logger // nil = discard
+	Clock         Clock        // nil = the real clock
+}
+
+// Environment variables read by ConfigFromEnv (the azidentity names, so the
+// AKS workload identity webhook's injected variables work as they are).
+const (
+	EnvURL                 = "DATAVERSE_URL"
+	EnvTenantID            = "AZURE_TENANT_ID"
+	EnvClientID            = "AZURE_CLIENT_ID"
+	EnvClientSecret        = "AZURE_CLIENT_SECRET"
+	EnvCertificatePath     = "AZURE_CLIENT_CERTIFICATE_PATH"
+	EnvCertificatePassword = "AZURE_CLIENT_CERTIFICATE_PASSWORD"
+	EnvFederatedTokenFile  = "AZURE_FEDERATED_TOKEN_FILE"
+	EnvAuthorityHost       = "AZURE_AUTHORITY_HOST"
+)
+
+// ConfigFromEnv builds a Config from environment variables (pass os.Getenv)
+// and validates it. Values are trimmed of surrounding white space, which a
+// copied secret or a mounted file often carries. The Config is returned even
+// when validation fails, so callers can log it (it never prints secrets).
+func ConfigFromEnv(getenv func(string) string) (Config, error) {
+	get := func(k string) string { return strings.TrimSpace(getenv(k)) }
+	c := Config{
+		URL:                 get(EnvURL),
+		TenantID:            get(EnvTenantID),
+		ClientID:            get(EnvClientID),
+		ClientSecret:        get(EnvClientSecret),
+		CertificatePath:     get(EnvCertificatePath),
+		CertificatePassword: getenv(EnvCertificatePassword), // a password may legitimately contain spaces
+		FederatedTokenFile:  get(EnvFederatedTokenFile),
+		AuthorityHost:       get(EnvAuthorityHost),
+	}
+	return c, c.Validate()
+}
+
+var guidPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+
+// apiPathPattern matches a copied Web API endpoint path.
+var apiPathPattern = regexp.MustCompile(`(?i)^/api/data/v\d+\.\d+/?$`)
+
+func configError(field, msg, remedy string) *Error {
+	return &Error{Kind: KindConfig, Op: "config " + field, Message: msg, Remedy: remedy}
+}
+
+// Validate checks the configuration without any network or file I/O and
+// returns an *Error of KindConfig naming the field and the fix.
+func (c Config) Validate() error {
+	if _, err := normalizeOrgURL(c.URL); err != nil {
+		return err
+	}
+	if c.TenantID == "" {
+		return configError("TenantID", "the tenant ID is empty",
+			"Set AZURE_TENANT_ID to the Directory (tenant) ID from the app registration's overview page.")
+	}
+	if !guidPattern.MatchString(c.TenantID) {
+		return configError("TenantID", fmt.Sprintf("the tenant ID %q is not a GUID", c.TenantID),
+			"Use the Directory (tenant) ID GUID from the app registration's overview page, not a domain name.")
+	}
+	if c.ClientID == "" {
+		return configError("ClientID", "the client ID is empty",
+			"Set AZURE_CLIENT_ID to the Application (client) ID from the app registration's overview page.")
+	}
+	if !guidPattern.MatchString(c.ClientID) {
+		return configError("ClientID", fmt.Sprintf("the client ID %q is not a GUID", c.ClientID),
+			"Use the Application (client) ID GUID from the app registration's overview page.")
+	}
+	var creds []string
+	if c.ClientSecret != "" {
+		creds = append(creds, "client secret")
+	}
+	if c.CertificatePath != "" {
+		creds = append(creds, "certificate")
+	}
+	if c.FederatedTokenFile != "" {
+		creds = append(creds, "federated token file")
+	}
+	switch len(creds) {
+	case 0:
+		return configError("credential", "no credential is configured",
+			"Set exactly one of AZURE_CLIENT_SECRET, AZURE_CLIENT_CERTIFICATE_PATH or AZURE_FEDERATED_TOKEN_FILE.")
+	case 1:
+	default:
+		return configError("credential", "more than one credential is configured: "+strings.Join(creds, ", "),
+			"Set exactly one of AZURE_CLIENT_SECRET, AZURE_CLIENT_CERTIFICATE_PATH or AZURE_FEDERATED_TOKEN_FILE.")
+	}
+	if guidPattern.MatchString(c.ClientSecret) {
+		// Secret IDs are GUIDs; secret values never are. Say so before Entra
+		// answers with a less helpful AADSTS7000215.
+		return configError("ClientSecret", "the client secret looks like a Secret ID (a GUID), not a secret value",
+			RemedySecretInvalid)
+	}
+	if c.CertificatePassword != "" && c.CertificatePath == "" {
+		return configError("CertificatePassword", "a certificate password is set without a certificate path",
+			"Set AZURE_CLIENT_CERTIFICATE_PATH, or remove AZURE_CLIENT_CERTIFICATE_PASSWORD.")
+	}
+	if _, err := normalizeAuthorityHost(c.AuthorityHost); err != nil {
+		return err
+	}
+	if c.MaxConcurrent < 0 {
+		return configError("MaxConcurrent", fmt.Sprintf("MaxConcurrent is %d", c.MaxConcurrent),
+			"Use 0 for the default of 52, or a positive number.")
+	}
+	if c.MaxAttempts < 0 {
+		return configError("MaxAttempts", fmt.Sprintf("MaxAttempts is %d", c.MaxAttempts),
+			"Use 0 for the default of 4, or a positive number.")
+	}
+	return nil
+}
+
+// normalizeOrgURL returns the org URL as scheme://host[:port], lower-case,
+// without a trailing slash.
+func normalizeOrgURL(raw string) (string, error) {
+	const remedy = "Set DATAVERSE_URL to the environment URL from the Power Platform admin center, e.g. https://contoso.crm4.dynamics.com."
+	if raw == "" {
+		return "", configError("URL", "the organization URL is empty", remedy)
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", configError("URL", fmt.Sprintf("the organization URL %q does not parse", raw), remedy)
+	}
+	if u.Scheme != "https" {
+		return "", configError("URL", fmt.Sprintf("the organization URL %q does not use https", raw),
+			"Use the https:// environment URL from the Power Platform admin center; Dataverse serves only https.")
+	}
+	if u.Host == "" || u.Hostname() == "" {
+		return "", configError("URL", fmt.Sprintf("the organization URL %q has no host", raw), remedy)
+	}
+	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return "", configError("URL", fmt.Sprintf("the organization URL %q has user info, a query or a fragment", raw), remedy)
+	}
+	if p := strings.TrimRight(u.Path, "/"); p != "" && !apiPathPattern.MatchString(u.Path) {
+		return "", configError("URL", fmt.Sprintf("the organization URL %q has a path", raw), remedy)
+	}
+	return "https://" + strings.ToLower(u.Host), nil
+}
+
+// normalizeAuthorityHost returns the authority host with a trailing slash.
+func normalizeAuthorityHost(raw string) (string, error) {
+	if raw == "" {
+		return DefaultAuthorityHost, nil
+	}
+	const remedy = "Set AZURE_AUTHORITY_HOST to an https URL such as https://login.microsoftonline.com/, or leave it empty."
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return "", configError("AuthorityHost", fmt.Sprintf("the authority host %q is not a URL", raw), remedy)
+	}
+	if u.Scheme != "https" {
+		return "", configError("AuthorityHost", fmt.Sprintf("the authority host %q does not use https", raw), remedy)
+	}
+	if u.RawQuery != "" || u.Fragment != "" || strings.Trim(u.Path, "/") != "" {
+		return "", configError("AuthorityHost", fmt.Sprintf("the authority host %q has a path, query or fragment", raw), remedy)
+	}
+	return "https://" + strings.ToLower(u.Host) + "/", nil
+}
+
+// credentialKind names the configured credential (never its value).
+func (c Config) credentialKind() string {
+	switch {
+	case c.ClientSecret != "":
+		return "client_secret"
+	case c.CertificatePath != "":
+		return "certificate"
+	case c.FederatedTokenFile != "":
+		return "federated_token_file"
+	}
+	return "none"
+}
+
+// String describes the configuration without secrets.
+func (c Config) String() string {
+	s := fmt.Sprintf("dataverse.Config{URL: %q, TenantID: %q, ClientID: %q, Credential: %s", c.URL, c.TenantID, c.ClientID, c.credentialKind())
+	if c.CertificatePath != "" {
+		s += fmt.Sprintf(", CertificatePath: %q", c.CertificatePath)
+	}
+	if c.FederatedTokenFile != "" {
+		s += fmt.Sprintf(", FederatedTokenFile: %q", c.FederatedTokenFile)
+	}
+	if c.AuthorityHost != "" {
+		s += fmt.Sprintf(", AuthorityHost: %q", c.AuthorityHost)
+	}
+	return s + "}"
+}
+
+// GoString keeps %#v from printing the secret.
+func (c Config) GoString() string { return c.String() }
+
+// LogValue implements slog.LogValuer without secrets.
+func (c Config) LogValue() slog.Value {
+	attrs := []slog.Attr{
+		slog.String("url", c.URL),
+		slog.String("tenant_id", c.TenantID),
+		slog.String("client_id", c.ClientID),
+		slog.String("credential", c.credentialKind()),
+	}
+	if c.CertificatePath != "" {
+		attrs = append(attrs, slog.String("certificate_path", c.CertificatePath))
+	}
+	if c.FederatedTokenFile != "" {
+		attrs = append(attrs, slog.String("federated_token_file", c.FederatedTokenFile))
+	}
+	if c.AuthorityHost != "" {
+		attrs = append(attrs, slog.String("authority_host", c.AuthorityHost))
+	}
+	return slog.GroupValue(attrs...)
+}

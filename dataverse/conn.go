@@ -1,0 +1,553 @@
+package dataverse
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// maxBody caps a buffered response body; a 5,000-row page is a few MB.
+const maxBody = 256 << 20
+
+// Backoff for 502/503/504 and connection failures without Retry-After.
+const (
+	backoffBase = 500 * time.Millisecond
+	backoffCap  = 10 * time.Second
+)
+
+// Conn is a connection to one Dataverse environment. It is safe for
+// concurrent use; create one per org and process, since it owns the token
+// cache, the connection pool, the concurrency cap and the throttling gate.
+type Conn struct {
+	orgURL      string
+	baseURL     string
+	host        string
+	userAgent   string
+	maxAttempts int
+	httpc       *http.Client
+	tokens      *tokenSource
+	sem         chan struct{} // one slot per request in flight
+	clock       Clock
+	log         *slog.Logger
+	red         redactor
+
+	mu           sync.Mutex // guards the gate fields
+	gateUntil    time.Time  // no request may start before this (after a 429)
+	gateCode     string     // the 429's error code, for the remedy
+	closed       atomic.Bool
+	requests     atomic.Int64
+	retries      atomic.Int64
+	throttled    atomic.Int64
+	gateRejected atomic.Int64
+}
+
+// Response is a buffered successful Web API response.
+type Response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// WhoAmIResult is the answer of the WhoAmI function.
+type WhoAmIResult struct {
+	OrganizationID string
+	UserID         string
+	BusinessUnitID string
+}
+
+// Stats are counters since New, for metrics.
+type Stats struct {
+	Requests       int64 // HTTP requests sent to the Web API (attempts)
+	Retries        int64 // attempts after the first
+	Throttled      int64 // 429 answers received
+	GateRejected   int64 // requests failed fast by the throttling gate
+	TokensAcquired int64 // tokens fetched from Entra (not cache hits)
+}
+
+// New validates cfg, loads the credential and prepares the connection. It
+// makes no network call: the first request signs in.
+func New(cfg Config) (*Conn, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	orgURL, _ := normalizeOrgURL(cfg.URL)
+	authority, _ := normalizeAuthorityHost(cfg.AuthorityHost)
+	maxConc := cfg.MaxConcurrent
+	if maxConc == 0 {
+		maxConc = DefaultMaxConcurrent
+	}
+	c := &Conn{
+		orgURL:      orgURL,
+		baseURL:     orgURL + APIPath,
+		host:        strings.TrimPrefix(orgURL, "https://"),
+		userAgent:   cfg.UserAgent,
+		maxAttempts: cfg.MaxAttempts,
+		httpc:       tunedClient(cfg.HTTPClient, maxConc),
+		sem:         make(chan struct{}, maxConc),
+		clock:       cfg.Clock,
+		log:         cfg.Logger,
+		red:         redactor{secrets: []string{cfg.ClientSecret, cfg.CertificatePassword}},
+	}
+	if c.userAgent == "" {
+		c.userAgent = DefaultUserAgent()
+	}
+	if c.maxAttempts == 0 {
+		c.maxAttempts = DefaultMaxAttempts
+	}
+	if c.clock == nil {
+		c.clock = realClock{}
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	ts, err := newTokenSource(cfg, orgURL, authority, c.httpc, c.log, c.red)
+	if err != nil {
+		return nil, err
+	}
+	c.tokens = ts
+	return c, nil
+}
+
+// tunedClient returns an HTTP client whose pool keeps enough idle
+// connections for maxConc concurrent requests. A caller's *http.Transport is
+// cloned (keeping its TLS and proxy settings), never modified.
+func tunedClient(base *http.Client, maxConc int) *http.Client {
+	c := &http.Client{}
+	if base != nil {
+		*c = *base
+		c.Jar = nil // Dataverse affinity cookies would pin us to one web server
+	}
+	var t *http.Transport
+	switch rt := c.Transport.(type) {
+	case nil:
+		t = http.DefaultTransport.(*http.Transport).Clone()
+		t.IdleConnTimeout = 90 * time.Second
+		t.TLSHandshakeTimeout = 10 * time.Second
+	case *http.Transport:
+		t = rt.Clone()
+	default:
+		return c // a custom RoundTripper: the caller owns pooling
+	}
+	t.ForceAttemptHTTP2 = true
+	if t.MaxIdleConnsPerHost < maxConc {
+		t.MaxIdleConnsPerHost = maxConc
+	}
+	if t.MaxIdleConns != 0 && t.MaxIdleConns < 2*maxConc {
+		t.MaxIdleConns = 2 * maxConc
+	}
+	// Leaving Accept-Encoding to the transport gets gzip with transparent
+	// decompression.
+	t.DisableCompression = false
+	c.Transport = t
+	return c
+}
+
+// OrgURL is the normalized org URL, without a trailing slash.
+func (c *Conn) OrgURL() string { return c.orgURL }
+
+// BaseURL is the Web API root, OrgURL()+"/api/data/v9.2/".
+func (c *Conn) BaseURL() string { return c.baseURL }
+
+// Token returns a current access token, signing in if needed. For
+// diagnostics and tests; never log it.
+func (c *Conn) Token(ctx context.Context) (string, error) {
+	tok, e := c.tokens.token(ctx)
+	if e != nil {
+		return "", e
+	}
+	return tok, nil
+}
+
+// ThrottledUntil reports until when the throttling gate holds requests back
+// (zero or past when open).
+func (c *Conn) ThrottledUntil() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gateUntil
+}
+
+// Stats returns the counters.
+func (c *Conn) Stats() Stats {
+	return Stats{
+		Requests:       c.requests.Load(),
+		Retries:        c.retries.Load(),
+		Throttled:      c.throttled.Load(),
+		GateRejected:   c.gateRejected.Load(),
+		TokensAcquired: c.tokens.acquired.Load(),
+	}
+}
+
+// Close releases idle connections. Requests after Close fail.
+func (c *Conn) Close() {
+	c.closed.Store(true)
+	c.httpc.CloseIdleConnections()
+}
+
+// Get sends a GET for pathAndQuery, relative to BaseURL (an absolute
+// @odata.nextLink on the org is accepted too), with the given Prefer values
+// (e.g. `odata.include-annotations="*"`, `odata.maxpagesize=50`).
+func (c *Conn) Get(ctx context.Context, pathAndQuery string, prefer ...string) (*Response, error) {
+	u := pathAndQuery
+	if !strings.HasPrefix(u, "https://") {
+		u = c.baseURL + strings.TrimPrefix(pathAndQuery, "/")
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, &Error{Kind: KindBadRequest, Op: "GET", Err: err, Remedy: "Pass a path relative to the Web API root, with its query escaped."}
+	}
+	if len(prefer) > 0 {
+		req.Header.Set("Prefer", strings.Join(prefer, ","))
+	}
+	if strings.HasPrefix(strings.TrimPrefix(pathAndQuery, "/"), "$metadata") {
+		req.Header.Set("Accept", "application/xml")
+	}
+	resp, body, e := c.do(req)
+	if e != nil {
+		return nil, e
+	}
+	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: body}, nil
+}
+
+// WhoAmI calls the WhoAmI function; it is the cheapest way to prove that the
+// URL, the sign-in and the application user are all right.
+func (c *Conn) WhoAmI(ctx context.Context) (WhoAmIResult, error) {
+	r, err := c.Get(ctx, "WhoAmI")
+	if err != nil {
+		return WhoAmIResult{}, err
+	}
+	var w struct {
+		BusinessUnitID string `json:"BusinessUnitId"`
+		UserID         string `json:"UserId"`
+		OrganizationID string `json:"OrganizationId"`
+	}
+	if err := json.Unmarshal(r.Body, &w); err != nil || w.OrganizationID == "" {
+		msg := "the WhoAmI answer is not the Dataverse WhoAmIResponse JSON"
+		return WhoAmIResult{}, &Error{Kind: KindConfig, Op: "GET WhoAmI", Status: r.Status, Message: msg, Err: err, Remedy: RemedyOrgURL}
+	}
+	return WhoAmIResult{OrganizationID: w.OrganizationID, UserID: w.UserID, BusinessUnitID: w.BusinessUnitID}, nil
+}
+
+// Do sends req (built against BaseURL, e.g. by the generated client) with the
+// token and OData headers, inside the concurrency cap and the throttling
+// gate, retrying idempotent GETs. It implements oapi-codegen's
+// HttpRequestDoer. A status below 400 returns the response with its body
+// buffered; any other final answer returns (nil, *Error), the body already
+// read and closed.
+func (c *Conn) Do(req *http.Request) (*http.Response, error) {
+	resp, body, e := c.do(req)
+	if e != nil {
+		return nil, e
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	resp.ContentLength = int64(len(body))
+	return resp, nil
+}
+
+// opName names a request for errors and logs without its query (which may
+// hold customer data): "GET salesorders".
+func opName(req *http.Request) string {
+	p := req.URL.Path
+	if i := strings.Index(p, APIPath); i >= 0 {
+		p = p[i+len(APIPath):]
+	}
+	if i := strings.IndexAny(p, "(/"); i >= 0 {
+		p = p[:i]
+	}
+	return req.Method + " " + p
+}
+
+func (c *Conn) do(req *http.Request) (*http.Response, []byte, *Error) {
+	ctx := req.Context()
+	op := opName(req)
+	if c.closed.Load() {
+		return nil, nil, &Error{Kind: KindCanceled, Op: op, Message: "the connection is closed"}
+	}
+	if req.URL.Scheme != "https" || !strings.EqualFold(req.URL.Host, c.host) {
+		// The bearer token must only ever go to the org it was issued for.
+		return nil, nil, &Error{Kind: KindBadRequest, Op: op,
+			Message: fmt.Sprintf("refusing to send the Dataverse token to %s://%s", req.URL.Scheme, req.URL.Host),
+			Remedy:  "Send requests only to the organization URL " + c.orgURL + "."}
+	}
+	replayable := req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
+	attempts := 1
+	if (req.Method == http.MethodGet || req.Method == http.MethodHead) && replayable {
+		attempts = c.maxAttempts
+	}
+	for attempt := 1; ; attempt++ {
+		if attempt > 1 && req.GetBody != nil {
+			b, err := req.GetBody()
+			if err != nil {
+				return nil, nil, &Error{Kind: KindBadRequest, Op: op, Err: err}
+			}
+			req.Body = b
+		}
+		resp, body, e := c.attempt(ctx, req, op)
+		if e == nil {
+			return resp, body, nil
+		}
+		if attempt >= attempts || !e.transient {
+			return nil, nil, e
+		}
+		wait := e.RetryAfter
+		if wait <= 0 {
+			wait = backoff(attempt)
+		}
+		if dl, ok := ctx.Deadline(); ok && wait >= time.Until(dl) {
+			return nil, nil, e // waiting would outlast the caller
+		}
+		if e.Kind == KindThrottled && e.Op == op {
+			wait = 0 // a Dataverse 429 closed the gate, which holds the next attempt back
+		}
+		if wait > 0 {
+			select {
+			case <-c.clock.After(wait):
+			case <-ctx.Done():
+				return nil, nil, ctxError(op, ctx.Err())
+			}
+		}
+		c.retries.Add(1)
+		c.log.Debug("dataverse retry", "op", op, "attempt", attempt+1, "after", wait, "kind", e.Kind.String(), "status", e.Status)
+	}
+}
+
+// backoff is capped exponential backoff with jitter ("equal jitter": half
+// fixed, half random), so a fleet of callers does not retry in lockstep.
+func backoff(attempt int) time.Duration {
+	d := backoffBase << (attempt - 1)
+	if d > backoffCap || d <= 0 {
+		d = backoffCap
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+// attempt sends one request: gate, concurrency slot, token, round trip,
+// buffered body, classification.
+func (c *Conn) attempt(ctx context.Context, req *http.Request, op string) (*http.Response, []byte, *Error) {
+	release, e := c.enter(ctx, op)
+	if e != nil {
+		return nil, nil, e
+	}
+	defer release()
+	tok, e := c.tokens.token(ctx)
+	if e != nil {
+		return nil, nil, e
+	}
+	r := req.Clone(ctx)
+	h := r.Header
+	if h.Get("Accept") == "" {
+		h.Set("Accept", "application/json")
+	}
+	h.Set("OData-MaxVersion", "4.0")
+	h.Set("OData-Version", "4.0")
+	if h.Get("If-None-Match") == "" {
+		h.Set("If-None-Match", "null")
+	}
+	h.Set("User-Agent", c.userAgent)
+	h.Set("Authorization", "Bearer "+tok)
+
+	c.requests.Add(1)
+	resp, err := c.httpc.Do(r)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, nil, ctxError(op, ctx.Err())
+		}
+		return nil, nil, netError(op, err, RemedyNetwork)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
+	resp.Body.Close()
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, nil, ctxError(op, ctx.Err())
+		}
+		return nil, nil, netError(op, err, RemedyNetwork)
+	}
+	if len(body) > maxBody {
+		return nil, nil, &Error{Kind: KindBadRequest, Op: op, Status: resp.StatusCode, Message: "the response body is larger than 256 MiB",
+			Remedy: "Request fewer rows per page (Prefer: odata.maxpagesize) or fewer columns ($select)."}
+	}
+	if resp.StatusCode >= 400 {
+		e := c.httpError(op, resp, body)
+		if e.Kind == KindThrottled {
+			c.throttled.Add(1)
+			c.closeGate(e.RetryAfter, e.Code)
+			c.log.Warn("dataverse throttled", "op", op, "code", e.Code, "retry_after", e.RetryAfter)
+		}
+		return nil, nil, e
+	}
+	return resp, body, nil
+}
+
+// enter waits for the throttling gate and a concurrency slot. The gate is
+// checked again once the slot is held, so a request that queued for a slot
+// while a 429 arrived does not slip into the Retry-After window.
+func (c *Conn) enter(ctx context.Context, op string) (release func(), e *Error) {
+	for {
+		if e := c.waitGate(ctx, op); e != nil {
+			return nil, e
+		}
+		select {
+		case c.sem <- struct{}{}:
+		case <-ctx.Done():
+			return nil, ctxError(op, ctx.Err())
+		}
+		if c.gateRemaining() <= 0 {
+			return func() { <-c.sem }, nil
+		}
+		<-c.sem
+	}
+}
+
+func (c *Conn) gateRemaining() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gateUntil.IsZero() {
+		return 0
+	}
+	return c.gateUntil.Sub(c.clock.Now())
+}
+
+// closeGate holds every request back for d (extending, never shortening).
+func (c *Conn) closeGate(d time.Duration, code string) {
+	if d <= 0 {
+		d = time.Second
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if until := c.clock.Now().Add(d); until.After(c.gateUntil) {
+		c.gateUntil = until
+		c.gateCode = code
+	}
+}
+
+// waitGate waits until the gate opens, or fails fast with KindThrottled when
+// the caller's deadline comes first.
+func (c *Conn) waitGate(ctx context.Context, op string) *Error {
+	for {
+		rem := c.gateRemaining()
+		if rem <= 0 {
+			return nil
+		}
+		if dl, ok := ctx.Deadline(); ok && rem >= time.Until(dl) {
+			c.gateRejected.Add(1)
+			c.mu.Lock()
+			code := c.gateCode
+			c.mu.Unlock()
+			return &Error{Kind: KindThrottled, Op: op, Code: code, RetryAfter: rem,
+				Message: "held back: Dataverse asked this client to pause after a 429",
+				Remedy:  remedyThrottled(code, rem)}
+		}
+		select {
+		case <-c.clock.After(rem):
+		case <-ctx.Done():
+			return ctxError(op, ctx.Err())
+		}
+	}
+}
+
+// dataverseErrorBody is the Web API error JSON.
+type dataverseErrorBody struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+// httpError classifies a Dataverse answer with status >= 400.
+func (c *Conn) httpError(op string, resp *http.Response, body []byte) *Error {
+	e := &Error{Op: op, Status: resp.StatusCode}
+	var eb dataverseErrorBody
+	isDataverse := json.Unmarshal(body, &eb) == nil && (eb.Error.Code != "" || eb.Error.Message != "")
+	if isDataverse {
+		e.Code = strings.ToLower(eb.Error.Code)
+		e.Message = c.red.clean(firstLine(eb.Error.Message))
+	} else {
+		e.Message = http.StatusText(resp.StatusCode)
+	}
+	switch s := resp.StatusCode; {
+	case s == http.StatusUnauthorized:
+		e.Kind, e.Remedy = KindAuth, RemedyNoAppUser401
+	case s == http.StatusForbidden:
+		e.Kind = KindPermission
+		switch {
+		case e.Code == "0x80072560":
+			e.Remedy = RemedyNoAppUser403
+		case e.Code == "0x80040220" || strings.Contains(eb.Error.Message, "is missing prv"):
+			e.Remedy = remedyPrivilege(privilegeTable(eb.Error.Message, op))
+		default:
+			e.Remedy = RemedyForbidden
+		}
+	case s == http.StatusNotFound:
+		switch {
+		case op == "GET WhoAmI" || !isDataverse:
+			e.Kind, e.Remedy = KindConfig, RemedyOrgURL
+		case e.Code == "0x80040217":
+			e.Kind, e.Remedy = KindNotFound, RemedyNoRecord
+		default:
+			e.Kind, e.Remedy = KindNotFound, RemedyNoResource
+		}
+	case s == http.StatusTooManyRequests:
+		e.Kind = KindThrottled
+		e.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), c.clock.Now())
+		if e.RetryAfter <= 0 {
+			e.RetryAfter = time.Second
+		}
+		e.Remedy = remedyThrottled(e.Code, e.RetryAfter)
+		e.transient = true
+	case s >= 500:
+		e.Kind, e.Remedy = KindUnavailable, RemedyUnavailable
+		e.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), c.clock.Now())
+		e.transient = s == http.StatusBadGateway || s == http.StatusServiceUnavailable || s == http.StatusGatewayTimeout
+	default:
+		e.Kind, e.Remedy = KindBadRequest, RemedyBadRequest
+	}
+	return e
+}
+
+// privilegeTable extracts the table from "... on OTC=1088 for entity
+// 'salesorder'. ...", falling back to the entity set in op.
+func privilegeTable(msg, op string) string {
+	const marker = "for entity '"
+	if i := strings.Index(msg, marker); i >= 0 {
+		rest := msg[i+len(marker):]
+		if j := strings.IndexByte(rest, '\''); j > 0 {
+			return rest[:j]
+		}
+	}
+	if _, set, ok := strings.Cut(op, " "); ok && set != "" {
+		return set
+	}
+	return "the requested table"
+}
+
+// parseRetryAfter reads delta-seconds or an HTTP date.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.ParseFloat(v, 64); err == nil {
+		if n <= 0 {
+			return 0
+		}
+		if n > 24*3600 {
+			n = 24 * 3600
+		}
+		return time.Duration(n * float64(time.Second))
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := t.Sub(now); d > 0 {
+			return d
+		}
+	}
+	return 0
+}

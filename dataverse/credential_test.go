@@ -1,0 +1,150 @@
+package dataverse
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"software.sslmate.com/src/go-pkcs12"
+)
+
+// testCert makes a self-signed certificate for an app registration.
+func testCert(t testing.TB, key any) *x509.Certificate {
+	t.Helper()
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: "dvgate test app"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+	}
+	var pub any
+	switch k := key.(type) {
+	case *rsa.PrivateKey:
+		pub = &k.PublicKey
+	case *ecdsa.PrivateKey:
+		pub = &k.PublicKey
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, pub, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert
+}
+
+func rsaKey(t testing.TB) *rsa.PrivateKey {
+	t.Helper()
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func pemFile(t testing.TB, cert *x509.Certificate, key any) string {
+	t.Helper()
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}),
+		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})...)
+	return writeFile(t, "app.pem", data)
+}
+
+func pfxFile(t testing.TB, cert *x509.Certificate, key any, password string) string {
+	t.Helper()
+	data, err := pkcs12.Modern.Encode(key, cert, nil, password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return writeFile(t, "app.pfx", data)
+}
+
+func writeFile(t testing.TB, name string, data []byte) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func certConfig(path, password string) Config {
+	c := validConfig()
+	c.ClientSecret, c.CertificatePath, c.CertificatePassword = "", path, password
+	return c
+}
+
+func TestCertificateFormats(t *testing.T) {
+	t.Parallel()
+	key := rsaKey(t)
+	cert := testCert(t, key)
+	ec, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ecCert := testCert(t, ec)
+	encrypted := writeFile(t, "enc.pem", []byte("-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIB\n-----END ENCRYPTED PRIVATE KEY-----\n"))
+
+	tests := []struct {
+		name     string
+		cfg      Config
+		inRemedy string // "" = must succeed
+	}{
+		{"PEM PKCS#8 RSA", certConfig(pemFile(t, cert, key), ""), ""},
+		{"PKCS#12 modern", certConfig(pfxFile(t, cert, key, "pfx-Password-0815"), "pfx-Password-0815"), ""},
+		{"PKCS#12 wrong password", certConfig(pfxFile(t, cert, key, "pfx-Password-0815"), "wrong-Password-0815"), "AZURE_CLIENT_CERTIFICATE_PASSWORD"},
+		{"encrypted PEM", certConfig(encrypted, ""), "unencrypted"},
+		{"EC key", certConfig(pemFile(t, ecCert, ec), ""), "RSA"},
+		{"missing file", certConfig(filepath.Join(t.TempDir(), "nope.pfx"), ""), "AZURE_CLIENT_CERTIFICATE_PATH"},
+		{"garbage", certConfig(writeFile(t, "x.pfx", []byte("not a certificate")), ""), "PKCS#12"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c, err := New(tt.cfg)
+			if tt.inRemedy == "" {
+				if err != nil {
+					t.Fatalf("New: %v", err)
+				}
+				c.Close()
+				return
+			}
+			var e *Error
+			if !asError(err, &e) || e.Kind != KindConfig || !strings.Contains(e.Remedy, tt.inRemedy) {
+				t.Fatalf("New = %v, want config error with remedy containing %q", err, tt.inRemedy)
+			}
+			if strings.Contains(err.Error(), "Password-0815") {
+				t.Errorf("error shows the password: %v", err)
+			}
+		})
+	}
+}
+
+func TestFederatedTokenFileChecked(t *testing.T) {
+	t.Parallel()
+	c := validConfig()
+	c.ClientSecret = ""
+	c.FederatedTokenFile = filepath.Join(t.TempDir(), "missing")
+	if _, err := New(c); KindOf(err) != KindConfig || !strings.Contains(err.Error(), "AZURE_FEDERATED_TOKEN_FILE") {
+		t.Errorf("missing file: %v", err)
+	}
+	c.FederatedTokenFile = writeFile(t, "token", []byte("  \n"))
+	if _, err := New(c); KindOf(err) != KindConfig || !strings.Contains(err.Error(), "empty") {
+		t.Errorf("empty file: %v", err)
+	}
+}
