@@ -1,0 +1,27 @@
+// Package dataversetest is an in-process simulator of the Dataverse Web API
+// v9.2 and of the Microsoft Entra ID endpoints a confidential client uses, in
+// the spirit of net/http/httptest: NewServer starts a TLS server on loopback
+// that serves both, with a client that trusts it.
+//
+// The Web API side is schema driven: it reads a CSDL document (by default the
+// five-table fixture in testdata/csdl) for entity sets, keys, columns, lookups
+// and navigation properties, and serves rows from a JSON seed document (by
+// default the generated demo data in testdata/seed). It reproduces the wire
+// shapes of the real service (context URLs, etags, annotations, formatted
+// values, paging cookies, errors, 401 challenges, 403 privilege errors and the
+// service protection 429s) closely enough that a client tested against it
+// works against a real org.
+//
+// The Entra side serves OpenID discovery and the v2.0 token endpoint for one
+// registered app, accepting a client secret, a client certificate assertion
+// or a federated (workload identity) assertion, with Entra-shaped AADSTS
+// errors. MSAL Go's confidential client works against it unmodified when built
+// with WithInstanceDiscovery(false) and WithHTTPClient(srv.Client()).
+//
+// Tests switch org and Entra states (SetApplicationUser, DenyRead,
+// ExpireClientSecret, ...), inject faults (latency, forced statuses, malformed
+// bodies, connection resets, slow bodies) and observe traffic (Requests,
+// WebAPIRequests, TokenRequests). All methods of Server are safe for
+// concurrent use. Seeded data is immutable after NewServer, so reads take no
+// locks.
+package dataversetest

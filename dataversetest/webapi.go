@@ -1,0 +1,123 @@
+package dataversetest
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// reqCtx carries per-request facts from the handlers back to the log.
+type reqCtx struct {
+	req    *Request
+	parsed Expr
+	claims tokenClaims
+}
+
+// serveWebAPI is the entry point for /api/data/v9.2/...: it logs and counts
+// the request, applies faults, then authenticates and dispatches.
+func (s *Server) serveWebAPI(w http.ResponseWriter, r *http.Request) {
+	token, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	rc := &reqCtx{req: &Request{
+		Time: s.clock(), Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery,
+		Header: r.Header.Clone(), Token: token, Filter: r.URL.Query().Get("$filter"),
+	}}
+	s.obs.begin(rc.req)
+	sw := &statusWriter{ResponseWriter: w}
+	defer func() {
+		var parsed any
+		if rc.parsed != nil {
+			parsed = rc.parsed
+		}
+		s.obs.finish(rc.req, sw.status, rc.req.Filter, parsed)
+		s.log.Debug("dataversetest", "method", r.Method, "path", r.URL.Path, "query", r.URL.RawQuery, "status", sw.status)
+	}()
+	if s.applyFaults(sw, r, false, func(w http.ResponseWriter) { s.serveWebAPIAuthed(w, r, rc) }) {
+		return
+	}
+	s.serveWebAPIAuthed(sw, r, rc)
+}
+
+// serveWebAPIAuthed checks the token, the application user and service
+// protection, then routes.
+func (s *Server) serveWebAPIAuthed(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
+	claims, err := s.checkToken(r.Header.Get("Authorization"))
+	if err != nil {
+		w.Header().Set("WWW-Authenticate", "Bearer authorization_uri="+s.url+"/"+s.tenant+"/oauth2/authorize, resource_id="+s.url+"/")
+		w.Header().Set("Content-Length", "0")
+		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	rc.claims = claims
+	s.mu.Lock()
+	appUser := s.appUser
+	s.mu.Unlock()
+	if !appUser {
+		writeError(w, http.StatusForbidden, "0x80072560", "The user is not a member of the organization.")
+		return
+	}
+	done, terr := s.throttle.admit(claims.AppID+"/"+claims.Oid, s.clock())
+	if terr != nil {
+		secs := int64((terr.retryAfter + time.Second - 1) / time.Second)
+		w.Header().Set("Retry-After", strconv.FormatInt(max(secs, 1), 10))
+		writeError(w, http.StatusTooManyRequests, terr.code, terr.msg)
+		return
+	}
+	defer func() { done(s.clock()) }()
+	s.route(w, r, rc)
+}
+
+// route dispatches a request that passed authentication.
+func (s *Server) route(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
+	rest := strings.TrimPrefix(strings.TrimPrefix(r.URL.Path, "/api/data/v9.2"), "/")
+	if rest == "$batch" {
+		if r.Method != http.MethodPost {
+			writeError(w, http.StatusMethodNotAllowed, "0x80060888", "The HTTP method '"+r.Method+"' is not allowed for $batch.")
+			return
+		}
+		s.serveBatch(w, r)
+		return
+	}
+	if r.Method != http.MethodGet {
+		writeError(w, http.StatusMethodNotAllowed, "0x80060888", "The simulator is read-only: "+r.Method+" is not supported.")
+		return
+	}
+	switch rest {
+	case "":
+		s.serveServiceDocument(w)
+	case "$metadata":
+		w.Header().Set("Content-Type", "application/xml")
+		w.Header().Set("OData-Version", "4.0")
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write(s.data.csdl)
+	case "WhoAmI", "WhoAmI()", "Microsoft.Dynamics.CRM.WhoAmI", "Microsoft.Dynamics.CRM.WhoAmI()":
+		w.Header().Set("Cache-Control", "no-cache")
+		writeOData(w, http.StatusOK, object{
+			{"@odata.context", s.url + webAPIPrefix + "$metadata#Microsoft.Dynamics.CRM.WhoAmIResponse"},
+			{"BusinessUnitId", DefaultBusinessUnitID},
+			{"UserId", DefaultUserID},
+			{"OrganizationId", DefaultOrganizationID},
+		})
+	default:
+		s.serveResource(w, r, rc, rest)
+	}
+}
+
+// apiError is a Dataverse error decided while handling a query.
+type apiError struct {
+	status  int
+	code    string
+	message string
+}
+
+func (e *apiError) Error() string { return e.code + ": " + e.message }
+
+func writeAPIError(w http.ResponseWriter, err error) {
+	var ae *apiError
+	if errors.As(err, &ae) {
+		writeError(w, ae.status, ae.code, ae.message)
+		return
+	}
+	writeError(w, http.StatusInternalServerError, "0x80040216", "An unexpected error occurred.")
+}
