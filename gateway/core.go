@@ -1,0 +1,192 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+)
+
+// errClosed is returned by lookups after Close.
+var errClosed = errors.New("gateway: closed")
+
+// PanicError is the error every waiter of a shared upstream call gets when
+// that call panicked. The process keeps running.
+type PanicError struct {
+	Value any
+	Stack []byte
+}
+
+func (e *PanicError) Error() string {
+	return fmt.Sprintf("gateway: upstream call panicked: %v", e.Value)
+}
+
+// core is the cache-and-coalesce machinery shared by every lookup kind,
+// independent of Dataverse: the lookups give it a key and a load function.
+type core struct {
+	name        string
+	cache       *Cache
+	clock       func() time.Time
+	notFoundTTL time.Duration
+	staleTTL    time.Duration
+	timeout     time.Duration // bound of each detached shared call
+	metrics     *Metrics
+	log         *slog.Logger
+	// transient reports whether an upstream error allows serving a stale
+	// entry (throttling, 5xx, network, timeout; never auth/permission).
+	transient func(error) bool
+	// outcomeLabel names an upstream error for the metrics.
+	outcomeLabel func(error) string
+
+	sf singleflight.Group
+
+	// testHookJoined, when set (tests only), is called after a caller has
+	// started or joined the shared call for its key.
+	testHookJoined func()
+
+	mu      sync.Mutex
+	closed  bool           // guarded by mu
+	flights sync.WaitGroup // running shared calls; Add only under mu while !closed
+}
+
+// spec describes one lookup.
+type spec struct {
+	kind  string        // metrics label: "customer", "order", "recent_orders"
+	key   string        // full cache key (integration, kind, mode, normalized input)
+	fresh time.Duration // freshness of a found answer
+	// load asks Dataverse. It returns the answer and its approximate size in
+	// bytes, or ErrNotFound, or an upstream error.
+	load func(ctx context.Context) (value any, size int64, err error)
+}
+
+// flightResult is what a shared call hands to its waiters.
+type flightResult struct {
+	e       *entry
+	outcome Outcome
+}
+
+// get answers a lookup: cache, then a shared upstream call. The returned
+// value is the cached one; callers clone it before handing it out.
+func (c *core) get(ctx context.Context, s spec) (any, Meta, error) {
+	now := c.clock()
+	if e, ok := c.cache.get(s.key); ok && e.isFresh(now) {
+		c.metrics.lookup(c.name, s.kind, "hit")
+		return answer(e, Meta{Outcome: Hit, Age: e.age(now)})
+	}
+
+	// Each caller passes its own closure; only the one that starts the
+	// flight runs it, which is how we count coalesced waiters. ran is
+	// written before singleflight sends the result, so reading it after
+	// receiving is race free.
+	ran := false
+	ch := c.sf.DoChan(s.key, func() (any, error) {
+		ran = true
+		return c.flight(ctx, s)
+	})
+	if c.testHookJoined != nil {
+		c.testHookJoined()
+	}
+	select {
+	case r := <-ch:
+		if !ran {
+			c.metrics.coalesced(c.name, s.kind)
+		}
+		if r.Err != nil {
+			c.metrics.lookup(c.name, s.kind, "error")
+			return nil, Meta{}, r.Err
+		}
+		fr := r.Val.(flightResult)
+		meta := Meta{Outcome: fr.outcome}
+		if fr.outcome != Miss {
+			meta.Age = fr.e.age(c.clock())
+		}
+		c.metrics.lookup(c.name, s.kind, fr.outcome.String())
+		return answer(fr.e, meta)
+	case <-ctx.Done():
+		// The shared call carries on for the other waiters and the cache.
+		c.metrics.lookup(c.name, s.kind, "canceled")
+		return nil, Meta{}, fmt.Errorf("gateway: %s lookup: %w", s.kind, context.Cause(ctx))
+	}
+}
+
+func answer(e *entry, m Meta) (any, Meta, error) {
+	if e.notFound {
+		return nil, m, ErrNotFound
+	}
+	return e.value, m, nil
+}
+
+// flight is the shared upstream call for one key. It runs detached from the
+// caller that started it (context.WithoutCancel keeps its values, e.g. a
+// trace id, but not its deadline), bounded by c.timeout, so that one
+// impatient caller cannot fail the others. A panic becomes a *PanicError for
+// every waiter: with DoChan, singleflight would otherwise re-panic on a new
+// goroutine and crash the process.
+func (c *core) flight(parent context.Context, s spec) (res any, err error) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil, errClosed
+	}
+	c.flights.Add(1)
+	c.mu.Unlock()
+	defer c.flights.Done()
+	defer func() {
+		if p := recover(); p != nil {
+			err = &PanicError{Value: p, Stack: debug.Stack()}
+			c.log.Error("upstream call panicked", "kind", s.kind, "panic", p)
+			c.metrics.upstream(c.name, s.kind, "panic", 0)
+		}
+	}()
+
+	// A flight that finished just before this one started may have stored
+	// the answer already (singleflight only merges overlapping calls).
+	prev, havePrev := c.cache.get(s.key)
+	if havePrev && prev.isFresh(c.clock()) {
+		return flightResult{e: prev, outcome: Hit}, nil
+	}
+
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), c.timeout)
+	defer cancel()
+	start := time.Now()
+	value, size, err := s.load(ctx)
+	elapsed := time.Since(start)
+	now := c.clock()
+
+	switch {
+	case err == nil:
+		c.metrics.upstream(c.name, s.kind, "ok", elapsed)
+		e := &entry{value: value, fetched: now, fresh: s.fresh, stale: c.staleTTL, cost: size}
+		c.cache.set(s.key, e)
+		return flightResult{e: e, outcome: Miss}, nil
+	case errors.Is(err, ErrNotFound):
+		c.metrics.upstream(c.name, s.kind, "not_found", elapsed)
+		// Negative answers get no stale window: an hour-old "not found"
+		// is likely wrong by now (the customer may just have been created).
+		e := &entry{notFound: true, fetched: now, fresh: c.notFoundTTL, cost: 0}
+		c.cache.set(s.key, e)
+		return flightResult{e: e, outcome: Miss}, nil
+	}
+
+	c.metrics.upstream(c.name, s.kind, c.outcomeLabel(err), elapsed)
+	if havePrev && !prev.notFound && c.transient(err) && prev.usableStale(now) {
+		c.log.Warn("serving stale answer after upstream error",
+			"integration", c.name, "kind", s.kind, "age", prev.age(now), "error", err)
+		return flightResult{e: prev, outcome: Stale}, nil
+	}
+	return nil, err
+}
+
+// close stops new shared calls and waits for running ones (each is bounded
+// by the upstream timeout), so no goroutine outlives the gateway.
+func (c *core) close() {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	c.flights.Wait()
+}

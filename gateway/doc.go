@@ -1,0 +1,22 @@
+// Package gateway answers help-desk lookups (a customer by email, a sales
+// order by number or id, a customer's recent orders) from Microsoft
+// Dataverse, through a byte-budgeted in-memory cache.
+//
+// Every lookup follows the same path (see core.go): validate and normalize
+// the input (bad input never reaches Dataverse), look in the cache, and on a
+// miss join or start one shared upstream call per cache key
+// (golang.org/x/sync/singleflight). The shared call runs detached from any
+// one caller's context, bounded by Config.UpstreamTimeout; each caller waits
+// only as long as its own context allows. Answers are cached fresh for a
+// per-kind TTL; "not found" answers for a shorter one (negative caching, RFC
+// 2308 style). After freshness an answer is kept for a stale window and
+// served, marked stale with its age, only when Dataverse fails with a
+// transient error (stale-if-error, RFC 5861): throttling, 5xx, network
+// errors and timeouts, never authentication or permission errors.
+//
+// Freshness is decided on Config.Clock, not by the cache: the ristretto TTL
+// (fresh + stale window) only bounds memory.
+//
+// A Gateway is safe for concurrent use. Results returned to callers are
+// copies; callers may modify them.
+package gateway

@@ -1,0 +1,231 @@
+package gateway
+
+import (
+	"time"
+
+	"github.com/shopspring/decimal"
+)
+
+// Customer is a contact or an account found by one of its email addresses.
+type Customer struct {
+	// Type is "contact" or "account".
+	Type string `json:"type"`
+	// ID is the record's GUID (lowercase, hyphenated).
+	ID string `json:"id"`
+	// Name is the contact's fullname or the account's name.
+	Name string `json:"name"`
+	// Email is the address that matched, as stored (emailaddress1, 2 or 3).
+	Email string `json:"email"`
+	// Phone is telephone1, else mobilephone (contacts only have the latter).
+	Phone string `json:"phone,omitempty"`
+	// Account is a contact's parent account (Company Name) when that lookup
+	// points to an account; nil otherwise.
+	Account *Ref `json:"account,omitempty"`
+}
+
+// Ref names a related record.
+type Ref struct {
+	Type string `json:"type,omitempty"`
+	ID   string `json:"id"`
+	Name string `json:"name"`
+}
+
+// Order is a sales order with its lines.
+type Order struct {
+	ID     string `json:"id"`
+	Number string `json:"number"`
+	Name   string `json:"name"`
+	// Status joins the formatted state and status reason: "Submitted / In Progress".
+	Status       string `json:"status"`
+	State        Choice `json:"state"`
+	StatusReason Choice `json:"statusReason"`
+	Total        Money  `json:"total"`
+	// RequestedDeliveryBy is the UTC instant Dataverse stores for the
+	// date-only, user-local "Requested Delivery Date"; nil when unset.
+	RequestedDeliveryBy *time.Time `json:"requestedDeliveryBy"`
+	Customer            *Ref       `json:"customer"`
+	Lines               []Line     `json:"lines"`
+	// TrackingNumber is the configured tracking column; nil when not
+	// configured or empty.
+	TrackingNumber *string `json:"trackingNumber"`
+}
+
+// Choice is an option-set value with its label in the caller's language.
+type Choice struct {
+	Value int    `json:"value"`
+	Label string `json:"label"`
+}
+
+// Money is an exact amount with its ISO currency code and Dataverse's own
+// formatting ("$1,234.56"). Amount marshals as a JSON string.
+type Money struct {
+	Amount    decimal.Decimal `json:"amount"`
+	Currency  string          `json:"currency"`
+	Formatted string          `json:"formatted"`
+}
+
+// Line is one order product (salesorderdetail).
+type Line struct {
+	// Number is the line item number (lineitemnumber); lines are sorted by
+	// sequencenumber, then lineitemnumber.
+	Number  int      `json:"number"`
+	Product *Product `json:"product"`
+	// Description is the write-in product description (productdescription).
+	Description string `json:"description,omitempty"`
+	// WriteIn is isproductoverridden: the line names no catalogue product.
+	WriteIn   bool            `json:"writeIn"`
+	Quantity  decimal.Decimal `json:"quantity"`
+	UnitPrice decimal.Decimal `json:"unitPrice"`
+	// Amount is baseamount: price per unit × quantity − volume discount,
+	// before the line's manual discount and tax. It is what the order form's
+	// "Amount" column shows, so it matches what the customer was quoted per
+	// line; extendedamount would also fold in the line's tax and discount.
+	Amount decimal.Decimal `json:"amount"`
+}
+
+// Product is the catalogue product of a line.
+type Product struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	// SKU is the product's productnumber ("Product ID").
+	SKU string `json:"sku"`
+}
+
+// OrderSummary is one entry of a customer's recent orders.
+type OrderSummary struct {
+	ID           string    `json:"id"`
+	Number       string    `json:"number"`
+	Name         string    `json:"name"`
+	Status       string    `json:"status"`
+	State        Choice    `json:"state"`
+	StatusReason Choice    `json:"statusReason"`
+	Total        Money     `json:"total"`
+	CreatedOn    time.Time `json:"createdOn"`
+	ModifiedOn   time.Time `json:"modifiedOn"`
+}
+
+// Refund is a refund of an order. Dataverse (Dynamics 365 Sales) has no
+// refund concept — returns are handled by credit notes outside the standard
+// tables — so Refunds always returns an empty list.
+type Refund struct{}
+
+// TestResult is the identity the connection signs in as (WhoAmI).
+type TestResult struct {
+	OrganizationID string `json:"organizationId"`
+	UserID         string `json:"userId"`
+	BusinessUnitID string `json:"businessUnitId"`
+}
+
+// Outcome says where an answer came from.
+type Outcome int
+
+const (
+	// Miss: loaded from Dataverse for this request (or a coalesced one).
+	Miss Outcome = iota
+	// Hit: served fresh from the cache.
+	Hit
+	// Stale: served from the cache past its freshness because Dataverse failed.
+	Stale
+)
+
+// String returns "miss", "hit" or "stale" (for an X-Cache header).
+func (o Outcome) String() string {
+	switch o {
+	case Hit:
+		return "hit"
+	case Stale:
+		return "stale"
+	default:
+		return "miss"
+	}
+}
+
+// Meta describes how an answer was obtained.
+type Meta struct {
+	Outcome Outcome
+	// Age is how long ago the answer was fetched from Dataverse (0 for a miss).
+	Age time.Duration
+}
+
+func (c *Customer) clone() *Customer {
+	if c == nil {
+		return nil
+	}
+	cp := *c
+	if c.Account != nil {
+		a := *c.Account
+		cp.Account = &a
+	}
+	return &cp
+}
+
+func (o *Order) clone() *Order {
+	if o == nil {
+		return nil
+	}
+	cp := *o
+	if o.RequestedDeliveryBy != nil {
+		t := *o.RequestedDeliveryBy
+		cp.RequestedDeliveryBy = &t
+	}
+	if o.Customer != nil {
+		c := *o.Customer
+		cp.Customer = &c
+	}
+	if o.TrackingNumber != nil {
+		s := *o.TrackingNumber
+		cp.TrackingNumber = &s
+	}
+	cp.Lines = make([]Line, len(o.Lines))
+	for i, l := range o.Lines {
+		if l.Product != nil {
+			p := *l.Product
+			l.Product = &p
+		}
+		cp.Lines[i] = l
+	}
+	return &cp
+}
+
+// Approximate in-memory sizes, for the cache's byte budget. They count the
+// struct headers and the string bytes; decimals are counted as a small
+// fixed size (a big.Int of one or two words plus the exponent).
+const (
+	decimalSize = 48
+	refSize     = 48
+)
+
+func (c *Customer) size() int64 {
+	n := int64(96 + len(c.Type) + len(c.ID) + len(c.Name) + len(c.Email) + len(c.Phone))
+	if c.Account != nil {
+		n += refSize + int64(len(c.Account.Type)+len(c.Account.ID)+len(c.Account.Name))
+	}
+	return n
+}
+
+func (o *Order) size() int64 {
+	n := int64(256 + len(o.ID) + len(o.Number) + len(o.Name) + len(o.Status) +
+		len(o.State.Label) + len(o.StatusReason.Label) + len(o.Total.Currency) + len(o.Total.Formatted))
+	if o.Customer != nil {
+		n += refSize + int64(len(o.Customer.Type)+len(o.Customer.ID)+len(o.Customer.Name))
+	}
+	if o.TrackingNumber != nil {
+		n += 16 + int64(len(*o.TrackingNumber))
+	}
+	for _, l := range o.Lines {
+		n += 64 + 3*decimalSize + int64(len(l.Description))
+		if l.Product != nil {
+			n += 48 + int64(len(l.Product.ID)+len(l.Product.Name)+len(l.Product.SKU))
+		}
+	}
+	return n
+}
+
+func summariesSize(s []OrderSummary) int64 {
+	n := int64(24)
+	for _, o := range s {
+		n += 160 + decimalSize + int64(len(o.ID)+len(o.Number)+len(o.Name)+len(o.Status)+
+			len(o.State.Label)+len(o.StatusReason.Label)+len(o.Total.Currency)+len(o.Total.Formatted))
+	}
+	return n
+}
