@@ -1,0 +1,119 @@
+package gateway
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestNormalizeEmail(t *testing.T) {
+	t.Parallel()
+	long := strings.Repeat("a", 95) + "@b.com" // 101 characters
+	tests := []struct {
+		in, want string
+		errPart  string
+	}{
+		{in: "alex.wu@example.com", want: "alex.wu@example.com"},
+		{in: "  Alex.Wu@Example.COM \t", want: "alex.wu@example.com"},
+		{in: "o'brien+orders@example.com", want: "o'brien+orders@example.com"},
+		{in: strings.Repeat("a", 94) + "@b.com", want: strings.Repeat("a", 94) + "@b.com"},
+		{in: "", errPart: "is empty"},
+		{in: "   ", errPart: "is empty"},
+		{in: long, errPart: "101 characters"},
+		{in: "alex\x00@example.com", errPart: "control characters"},
+		{in: "alex@exa\nmple.com", errPart: "control characters"},
+		{in: "alex\u0085@example.com", errPart: "control characters"},
+		{in: "\xff@example.com", errPart: "UTF-8"},
+		{in: "alex.example.com", errPart: "not an email"},
+		{in: "alex@", errPart: "not an email"},
+		{in: "@example.com", errPart: "not an email"},
+		{in: "Alex Wu <alex.wu@example.com>", errPart: "not an email"},
+		{in: "alex wu@example.com", errPart: "not an email"},
+		{in: "alex@example.com (work)", errPart: "not an email"},
+		{in: "a@b@c.com", errPart: "not an email"},
+	}
+	for _, tc := range tests {
+		got, err := normalizeEmail(tc.in)
+		if tc.errPart != "" {
+			var ie *InputError
+			if !errors.As(err, &ie) || !strings.Contains(ie.Error(), tc.errPart) || ie.Field != "email" {
+				t.Errorf("normalizeEmail(%q) err = %v, want InputError containing %q", tc.in, err, tc.errPart)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("normalizeEmail(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+		}
+	}
+}
+
+func TestNormalizeOrderRef(t *testing.T) {
+	t.Parallel()
+	const id = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
+	tests := []struct {
+		in      string
+		want    orderRef
+		errPart string
+	}{
+		{in: id, want: orderRef{id: id}},
+		{in: strings.ToUpper(id), want: orderRef{id: id}},
+		{in: "{" + strings.ToUpper(id) + "}", want: orderRef{id: id}},
+		{in: " ORD-01001-B2K9P7 ", want: orderRef{number: "ord-01001-b2k9p7"}},
+		{in: "0a1b2c3d4e5f4a6b8c7d9e0f1a2b3c4d", want: orderRef{number: "0a1b2c3d4e5f4a6b8c7d9e0f1a2b3c4d"}},
+		{in: "{" + id, want: orderRef{number: "{" + id}},
+		{in: "O'Hara-1", want: orderRef{number: "o'hara-1"}},
+		{in: "", errPart: "is empty"},
+		{in: strings.Repeat("9", 101), errPart: "101 characters"},
+		{in: "ORD\t1", errPart: "control characters"},
+	}
+	for _, tc := range tests {
+		got, err := normalizeOrderRef(tc.in)
+		if tc.errPart != "" {
+			var ie *InputError
+			if !errors.As(err, &ie) || !strings.Contains(err.Error(), tc.errPart) {
+				t.Errorf("normalizeOrderRef(%q) err = %v, want InputError containing %q", tc.in, err, tc.errPart)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("normalizeOrderRef(%q): %v", tc.in, err)
+			continue
+		}
+		if diff := cmp.Diff(tc.want, got, cmp.AllowUnexported(orderRef{})); diff != "" {
+			t.Errorf("normalizeOrderRef(%q) (-want +got):\n%s", tc.in, diff)
+		}
+	}
+}
+
+func TestNormalizeCustomerAndLimit(t *testing.T) {
+	t.Parallel()
+	const id = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
+	if typ, g, err := normalizeCustomer(" Account ", "{"+strings.ToUpper(id)+"}"); err != nil || typ != "account" || g != id {
+		t.Errorf("normalizeCustomer = %q, %q, %v", typ, g, err)
+	}
+	for _, bad := range [][2]string{{"lead", id}, {"contact", "42"}, {"contact", ""}} {
+		if _, _, err := normalizeCustomer(bad[0], bad[1]); err == nil {
+			t.Errorf("normalizeCustomer(%q, %q) accepted", bad[0], bad[1])
+		}
+	}
+	for n, ok := range map[int]bool{0: false, 1: true, 50: true, 51: false, -3: false} {
+		if err := checkLimit(n); (err == nil) != ok {
+			t.Errorf("checkLimit(%d) = %v", n, err)
+		}
+	}
+}
+
+func TestODataString(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"a@b.com":      "'a@b.com'",
+		"o'brien@x.io": "'o''brien@x.io'",
+		"''":           "''''''",
+	} {
+		if got := odataString(in); got != want {
+			t.Errorf("odataString(%q) = %s, want %s", in, got, want)
+		}
+	}
+}
