@@ -1,0 +1,285 @@
+package sidecar
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/dvgate/dvgate/dataverse"
+)
+
+// DefaultIntegration is the integration that bare /v1/... paths use.
+const DefaultIntegration = "default"
+
+// Environment variables of the sidecar itself (besides dataverse.ConfigFromEnv's).
+const (
+	EnvCustomerLookup = "DVGATE_CUSTOMER_LOOKUP" // both|contacts|accounts
+	EnvTrackingColumn = "DVGATE_TRACKING_COLUMN" // salesorder column with the tracking number
+)
+
+// IntegrationConfig is one integration (one Dataverse org), resolved: secrets
+// referenced by the config file have been read. Its String never prints
+// secrets.
+type IntegrationConfig struct {
+	Name           string
+	Dataverse      dataverse.Config
+	Mode           Mode   // customer lookup mode; "" = both
+	TrackingColumn string // optional salesorder column for trackingNumber
+
+	// certHash is the hash of the certificate file's content, so a
+	// certificate renewed in place counts as a change.
+	certHash string
+}
+
+func (c IntegrationConfig) String() string {
+	return fmt.Sprintf("integration %q (%s, mode %s)", c.Name, c.Dataverse.String(), c.mode())
+}
+
+func (c IntegrationConfig) mode() Mode {
+	if c.Mode == "" {
+		return Both
+	}
+	return c.Mode
+}
+
+// Fingerprint identifies everything that requires a new connection when it
+// changes, secrets included (hashed). Two configurations with equal
+// fingerprints are interchangeable.
+func (c IntegrationConfig) Fingerprint() string {
+	d := c.Dataverse
+	h := sha256.New()
+	for _, s := range []string{c.Name, d.URL, d.TenantID, d.ClientID, d.ClientSecret, d.CertificatePath,
+		d.CertificatePassword, c.certHash, d.FederatedTokenFile, d.AuthorityHost, string(c.mode()), c.TrackingColumn,
+		fmt.Sprint(d.MaxConcurrent), fmt.Sprint(d.MaxAttempts)} {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// SameData reports whether c and o read the same data the same way, so a
+// cache filled through one is valid for the other (only credentials differ).
+func (c IntegrationConfig) SameData(o IntegrationConfig) bool {
+	return c.Name == o.Name && strings.EqualFold(strings.TrimRight(c.Dataverse.URL, "/"), strings.TrimRight(o.Dataverse.URL, "/")) &&
+		c.mode() == o.mode() && c.TrackingColumn == o.TrackingColumn
+}
+
+// Source says where the integrations' configuration comes from: a config
+// file (Path) or, when Path is "", the environment. Load is called at
+// start-up and again on every reload.
+type Source struct {
+	Path     string                       // JSON config file; "" = environment
+	Getenv   func(string) string          // environment lookup (os.Getenv)
+	ReadFile func(string) ([]byte, error) // file reader (os.ReadFile)
+}
+
+// configFile is the config file format.
+//
+//	{"integrations": {"default": {"url": "https://contoso.crm4.dynamics.com",
+//	   "tenantId": "…", "clientId": "…", "clientSecret": {"file": "/run/secrets/dataverse"},
+//	   "customerLookup": "both", "trackingColumn": "new_trackingnumber"}}}
+type configFile struct {
+	Integrations map[string]fileIntegration `json:"integrations"`
+}
+
+type fileIntegration struct {
+	URL                 string     `json:"url"`
+	TenantID            string     `json:"tenantId"`
+	ClientID            string     `json:"clientId"`
+	ClientSecret        *SecretRef `json:"clientSecret"`
+	CertificatePath     string     `json:"certificatePath"`
+	CertificatePassword *SecretRef `json:"certificatePassword"`
+	FederatedTokenFile  string     `json:"federatedTokenFile"`
+	AuthorityHost       string     `json:"authorityHost"`
+	CustomerLookup      string     `json:"customerLookup"`
+	TrackingColumn      string     `json:"trackingColumn"`
+	MaxConcurrent       int        `json:"maxConcurrent"`
+}
+
+// SecretRef points at a secret: an environment variable or a file. Secrets
+// are never written inline in the config file, which ends up in backups,
+// diffs and support tickets.
+type SecretRef struct {
+	Env  string `json:"env,omitempty"`
+	File string `json:"file,omitempty"`
+}
+
+// UnmarshalJSON rejects an inline secret with an explanation.
+func (r *SecretRef) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	if len(b) > 0 && b[0] == '"' {
+		return errInlineSecret
+	}
+	type plain SecretRef
+	var p plain
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&p); err != nil {
+		return fmt.Errorf(`a secret reference is {"env": "NAME"} or {"file": "/path"}: %w`, err)
+	}
+	if (p.Env == "") == (p.File == "") {
+		return errors.New(`a secret reference needs exactly one of "env" and "file"`)
+	}
+	*r = SecretRef(p)
+	return nil
+}
+
+var errInlineSecret = errors.New(`secrets must not be written in the config file: use {"env": "NAME"} or {"file": "/path/to/secret"}`)
+
+var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+
+// Load reads the configuration. Every error names the integration and the
+// field, and says what to fix; none contains a secret.
+func (s Source) Load() ([]IntegrationConfig, error) {
+	if s.Path == "" {
+		return s.loadEnv()
+	}
+	return s.loadFile()
+}
+
+func (s Source) loadEnv() ([]IntegrationConfig, error) {
+	dv, err := dataverse.ConfigFromEnv(s.Getenv)
+	if err != nil {
+		return nil, fmt.Errorf("configuration from the environment: %w", err)
+	}
+	c := IntegrationConfig{Name: DefaultIntegration, Dataverse: dv,
+		TrackingColumn: strings.TrimSpace(s.Getenv(EnvTrackingColumn))}
+	if c.Mode, err = parseMode(s.Getenv(EnvCustomerLookup)); err != nil {
+		return nil, fmt.Errorf("%s: %w", EnvCustomerLookup, err)
+	}
+	if err := s.hashCert(&c); err != nil {
+		return nil, err
+	}
+	return []IntegrationConfig{c}, nil
+}
+
+func parseMode(s string) (Mode, error) {
+	m := Mode(strings.ToLower(strings.TrimSpace(s)))
+	if m == "" {
+		return "", nil
+	}
+	if !m.Valid() {
+		return "", fmt.Errorf("customer lookup mode %q is not one of both, contacts, accounts", s)
+	}
+	return m, nil
+}
+
+func (s Source) loadFile() ([]IntegrationConfig, error) {
+	raw, err := s.ReadFile(s.Path)
+	if err != nil {
+		return nil, fmt.Errorf("reading config file: %w", err)
+	}
+	var f configFile
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
+		return nil, fmt.Errorf("config file %s: %w", s.Path, err)
+	}
+	if len(f.Integrations) == 0 {
+		return nil, fmt.Errorf(`config file %s: no integrations; add {"integrations": {"default": {...}}}`, s.Path)
+	}
+	dir := filepath.Dir(s.Path)
+	names := make([]string, 0, len(f.Integrations))
+	for n := range f.Integrations {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	out := make([]IntegrationConfig, 0, len(names))
+	for _, name := range names {
+		c, err := s.resolve(name, f.Integrations[name], dir)
+		if err != nil {
+			return nil, fmt.Errorf("config file %s: integration %q: %w", s.Path, name, err)
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+func (s Source) resolve(name string, fi fileIntegration, dir string) (IntegrationConfig, error) {
+	if !namePattern.MatchString(name) {
+		return IntegrationConfig{}, errors.New("names are 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
+	}
+	abs := func(p string) string {
+		if p == "" || filepath.IsAbs(p) {
+			return p
+		}
+		return filepath.Join(dir, p)
+	}
+	c := IntegrationConfig{Name: name, TrackingColumn: strings.TrimSpace(fi.TrackingColumn)}
+	c.Dataverse = dataverse.Config{
+		URL:                strings.TrimSpace(fi.URL),
+		TenantID:           strings.TrimSpace(fi.TenantID),
+		ClientID:           strings.TrimSpace(fi.ClientID),
+		CertificatePath:    abs(fi.CertificatePath),
+		FederatedTokenFile: abs(fi.FederatedTokenFile),
+		AuthorityHost:      strings.TrimSpace(fi.AuthorityHost),
+		MaxConcurrent:      fi.MaxConcurrent,
+	}
+	var err error
+	if c.Dataverse.ClientSecret, err = s.secret(fi.ClientSecret, dir); err != nil {
+		return c, fmt.Errorf("clientSecret: %w", err)
+	}
+	if c.Dataverse.CertificatePassword, err = s.secret(fi.CertificatePassword, dir); err != nil {
+		return c, fmt.Errorf("certificatePassword: %w", err)
+	}
+	if c.Mode, err = parseMode(fi.CustomerLookup); err != nil {
+		return c, fmt.Errorf("customerLookup: %w", err)
+	}
+	if err := c.Dataverse.Validate(); err != nil {
+		return c, err
+	}
+	return c, s.hashCert(&c)
+}
+
+// secret reads a referenced secret, trimming the white space a mounted file
+// or a copied value often carries.
+func (s Source) secret(ref *SecretRef, dir string) (string, error) {
+	switch {
+	case ref == nil:
+		return "", nil
+	case ref.Env != "":
+		v := strings.TrimSpace(s.Getenv(ref.Env))
+		if v == "" {
+			return "", fmt.Errorf("environment variable %s is empty or unset", ref.Env)
+		}
+		return v, nil
+	default:
+		p := ref.File
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(dir, p)
+		}
+		b, err := s.ReadFile(p)
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return "", fmt.Errorf("secret file %s does not exist", p)
+			}
+			return "", fmt.Errorf("reading secret file: %w", err)
+		}
+		v := strings.TrimSpace(string(b))
+		if v == "" {
+			return "", fmt.Errorf("secret file %s is empty", p)
+		}
+		return v, nil
+	}
+}
+
+func (s Source) hashCert(c *IntegrationConfig) error {
+	if c.Dataverse.CertificatePath == "" {
+		return nil
+	}
+	b, err := s.ReadFile(c.Dataverse.CertificatePath)
+	if err != nil {
+		return fmt.Errorf("integration %q: reading certificate: %w", c.Name, err)
+	}
+	sum := sha256.Sum256(b)
+	c.certHash = hex.EncodeToString(sum[:])
+	return nil
+}

@@ -1,0 +1,363 @@
+package sidecar
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Registry holds the named integrations and swaps their backends when the
+// configuration changes. Lookups go through Acquire; Reload re-reads the
+// Source, and an integration whose configuration changed is validated
+// (WhoAmI) on a new backend before it replaces the old one. All methods are
+// safe for concurrent use; reloads are serialized.
+type Registry struct {
+	source    Source
+	connector Connector
+	log       *slog.Logger
+	now       func() time.Time
+	metrics   *Metrics
+	// ValidateTimeout bounds a WhoAmI check of new credentials.
+	validateTimeout time.Duration
+
+	integrations atomic.Pointer[map[string]*integration]
+
+	reloadMu sync.Mutex     // serializes Reload, Check and Close
+	closing  sync.WaitGroup // backends being closed after their last request
+	closed   bool
+}
+
+// integration is one named integration and its current backend.
+type integration struct {
+	name string
+	cur  atomic.Pointer[lease]
+
+	// Guarded by Registry.reloadMu (written), read atomically by /readyz.
+	status atomic.Pointer[integrationStatus]
+}
+
+type integrationStatus struct {
+	ready  bool
+	reason string
+}
+
+// lease counts the requests using one backend, so that a replaced backend
+// is closed only after the last of them finished.
+type lease struct {
+	cfg IntegrationConfig
+	fp  string
+	b   Backend
+
+	mu      sync.Mutex
+	refs    int
+	retired bool
+	onIdle  func() // called once, when retired and unused
+}
+
+func (l *lease) acquire() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.retired {
+		return false
+	}
+	l.refs++
+	return true
+}
+
+func (l *lease) release() {
+	l.mu.Lock()
+	l.refs--
+	idle := l.retired && l.refs == 0
+	l.mu.Unlock()
+	if idle {
+		l.onIdle()
+	}
+}
+
+func (l *lease) retire() {
+	l.mu.Lock()
+	l.retired = true
+	idle := l.refs == 0
+	l.mu.Unlock()
+	if idle {
+		l.onIdle()
+	}
+}
+
+// RegistryConfig configures a Registry.
+type RegistryConfig struct {
+	Source    Source
+	Connector Connector
+	Logger    *slog.Logger     // nil = discard
+	Clock     func() time.Time // nil = time.Now
+	Metrics   *Metrics         // nil = none
+	// ValidateTimeout bounds each WhoAmI check; default 30s.
+	ValidateTimeout time.Duration
+}
+
+// NewRegistry loads the configuration and connects every integration. It
+// fails on a configuration error (nothing is sent before the configuration
+// is valid). It does not sign in: call Check (or let Watch do it) to make
+// the integrations ready.
+func NewRegistry(cfg RegistryConfig) (*Registry, error) {
+	r := &Registry{source: cfg.Source, connector: cfg.Connector, log: cfg.Logger, now: cfg.Clock,
+		metrics: cfg.Metrics, validateTimeout: cfg.ValidateTimeout}
+	if r.log == nil {
+		r.log = slog.New(slog.DiscardHandler)
+	}
+	if r.now == nil {
+		r.now = time.Now
+	}
+	if r.validateTimeout <= 0 {
+		r.validateTimeout = 30 * time.Second
+	}
+	cfgs, err := r.source.Load()
+	if err != nil {
+		return nil, err
+	}
+	m := make(map[string]*integration, len(cfgs))
+	for _, c := range cfgs {
+		b, err := r.connector.Connect(c, nil)
+		if err != nil {
+			r.closeAll(m)
+			return nil, fmt.Errorf("integration %q: %w", c.Name, err)
+		}
+		in := &integration{name: c.Name}
+		in.cur.Store(r.newLease(c, b))
+		in.status.Store(&integrationStatus{reason: "not checked yet"})
+		m[c.Name] = in
+	}
+	r.integrations.Store(&m)
+	r.metrics.setIntegrations(slices.Collect(maps.Keys(m)), nil)
+	return r, nil
+}
+
+func (r *Registry) newLease(c IntegrationConfig, b Backend) *lease {
+	l := &lease{cfg: c, fp: c.Fingerprint(), b: b}
+	r.closing.Add(1)
+	l.onIdle = sync.OnceFunc(func() {
+		defer r.closing.Done()
+		b.Close()
+	})
+	return l
+}
+
+// Names returns the integration names, sorted.
+func (r *Registry) Names() []string {
+	return slices.Sorted(maps.Keys(*r.integrations.Load()))
+}
+
+// Acquire returns the current backend of the named integration and a
+// release function the caller must call when done with it. ok is false for
+// an unknown integration.
+func (r *Registry) Acquire(name string) (b Backend, release func(), ok bool) {
+	in := (*r.integrations.Load())[name]
+	if in == nil {
+		return nil, nil, false
+	}
+	for {
+		// A retired lease has already been replaced by Store, so loading
+		// again finds the new one.
+		l := in.cur.Load()
+		if l.acquire() {
+			return l.b, l.release, true
+		}
+	}
+}
+
+// IntegrationState is one integration's readiness.
+type IntegrationState struct {
+	Name           string
+	Ready          bool
+	Reason         string
+	ThrottledUntil time.Time
+}
+
+// Readiness reports, for every integration, whether a token was obtained
+// and WhoAmI succeeded, and whether service protection locks it out now.
+func (r *Registry) Readiness() []IntegrationState {
+	m := *r.integrations.Load()
+	now := r.now()
+	out := make([]IntegrationState, 0, len(m))
+	for _, name := range slices.Sorted(maps.Keys(m)) {
+		in := m[name]
+		st := in.status.Load()
+		s := IntegrationState{Name: name, Ready: st.ready, Reason: st.reason}
+		b, release, ok := r.Acquire(name)
+		if ok {
+			if until := b.ThrottledUntil(); until.After(now) {
+				s.ThrottledUntil = until
+				if s.Ready {
+					s.Ready = false
+					s.Reason = fmt.Sprintf("Dataverse service protection: throttled for %s", until.Sub(now).Round(time.Second))
+				}
+			}
+			release()
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// Check signs in and calls WhoAmI for every integration not yet known to
+// work, recording readiness. It returns the first failure.
+func (r *Registry) Check(ctx context.Context) error {
+	r.reloadMu.Lock()
+	defer r.reloadMu.Unlock()
+	var errs []error
+	for _, in := range *r.integrations.Load() {
+		if in.status.Load().ready {
+			continue
+		}
+		l := in.cur.Load()
+		if err := r.validate(ctx, l.b); err != nil {
+			in.status.Store(&integrationStatus{reason: asAPIError(err).Message})
+			r.log.Warn("integration not ready", "integration", in.name, "error", err)
+			errs = append(errs, fmt.Errorf("integration %q: %w", in.name, err))
+			continue
+		}
+		in.status.Store(&integrationStatus{ready: true})
+		r.log.Info("integration ready", "integration", in.name)
+	}
+	r.metrics.setReady(r)
+	return errors.Join(errs...)
+}
+
+func (r *Registry) validate(ctx context.Context, b Backend) error {
+	ctx, cancel := context.WithTimeout(ctx, r.validateTimeout)
+	defer cancel()
+	_, err := b.Test(ctx)
+	return err
+}
+
+// Reload re-reads the configuration. For every integration whose
+// configuration changed, a new backend is built and validated with WhoAmI;
+// it replaces the old one only if that succeeds, otherwise the old one keeps
+// serving and the error says why. New integrations are added (after
+// validation), removed ones are retired. Requests running on a replaced
+// backend finish on it.
+func (r *Registry) Reload(ctx context.Context) error {
+	r.reloadMu.Lock()
+	defer r.reloadMu.Unlock()
+	if r.closed {
+		return errors.New("registry closed")
+	}
+	cfgs, err := r.source.Load()
+	if err != nil {
+		r.metrics.reload("error")
+		r.log.Error("configuration reload failed; the current configuration keeps serving", "error", err)
+		return err
+	}
+	old := *r.integrations.Load()
+	next := make(map[string]*integration, len(cfgs))
+	var errs []error
+	changed := false
+	for _, c := range cfgs {
+		in := old[c.Name]
+		var cur *lease
+		if in != nil {
+			cur = in.cur.Load()
+			if cur.fp == c.Fingerprint() {
+				next[c.Name] = in
+				continue
+			}
+		}
+		var prev Backend
+		if cur != nil {
+			prev = cur.b
+		}
+		b, err := r.connector.Connect(c, prev)
+		if err == nil {
+			if err = r.validate(ctx, b); err != nil {
+				b.Close()
+			}
+		}
+		if err != nil {
+			r.metrics.rotation(c.Name, "rejected")
+			r.log.Error("new configuration rejected; the old credentials keep serving", "integration", c.Name, "error", err)
+			errs = append(errs, fmt.Errorf("integration %q: %w", c.Name, err))
+			if in != nil {
+				next[c.Name] = in
+			}
+			continue
+		}
+		changed = true
+		l := r.newLease(c, b)
+		if in == nil {
+			in = &integration{name: c.Name}
+			in.cur.Store(l)
+			in.status.Store(&integrationStatus{ready: true})
+			next[c.Name] = in
+			r.log.Info("integration added", "integration", c.Name)
+			continue
+		}
+		in.cur.Store(l)
+		in.status.Store(&integrationStatus{ready: true})
+		cur.retire()
+		next[c.Name] = in
+		r.metrics.rotation(c.Name, "applied")
+		r.log.Info("new configuration applied", "integration", c.Name, "keptCache", c.SameData(cur.cfg))
+	}
+	var removed []string
+	for name, in := range old {
+		if _, ok := next[name]; !ok {
+			removed = append(removed, name)
+			changed = true
+			defer in.cur.Load().retire() // after the map no longer lists it
+			r.log.Info("integration removed", "integration", name)
+		}
+	}
+	if changed {
+		r.integrations.Store(&next)
+		r.metrics.setIntegrations(slices.Collect(maps.Keys(next)), removed)
+	}
+	r.metrics.setReady(r)
+	if len(errs) > 0 {
+		r.metrics.reload("rejected")
+		return errors.Join(errs...)
+	}
+	r.metrics.reload("ok")
+	return nil
+}
+
+// Watch reloads on every tick and every value from hup (SIGHUP), and checks
+// integrations that are not ready yet, until ctx is done. Errors are logged.
+func (r *Registry) Watch(ctx context.Context, ticks <-chan time.Time, hup <-chan struct{}) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticks:
+		case <-hup:
+			r.log.Info("reloading configuration (SIGHUP)")
+		}
+		_ = r.Reload(ctx)
+		_ = r.Check(ctx)
+	}
+}
+
+// Close retires every backend and waits until the last request using one
+// has finished and it is closed.
+func (r *Registry) Close() {
+	r.reloadMu.Lock()
+	if r.closed {
+		r.reloadMu.Unlock()
+		return
+	}
+	r.closed = true
+	r.closeAll(*r.integrations.Load())
+	r.reloadMu.Unlock()
+	r.closing.Wait()
+}
+
+func (r *Registry) closeAll(m map[string]*integration) {
+	for _, in := range m {
+		in.cur.Load().retire()
+	}
+}
