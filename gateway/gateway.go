@@ -1,0 +1,399 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/dvgate/dvgate/csdl"
+	"github.com/dvgate/dvgate/dataverse"
+)
+
+// Mode says which tables a customer lookup searches.
+type Mode int
+
+const (
+	// ModeBoth searches contacts first and falls back to accounts.
+	ModeBoth Mode = iota
+	// ModeContacts searches contacts only.
+	ModeContacts
+	// ModeAccounts searches accounts only.
+	ModeAccounts
+)
+
+// String returns "both", "contacts" or "accounts".
+func (m Mode) String() string {
+	switch m {
+	case ModeContacts:
+		return "contacts"
+	case ModeAccounts:
+		return "accounts"
+	case ModeBoth:
+		return "both"
+	}
+	return fmt.Sprintf("Mode(%d)", int(m))
+}
+
+// ParseMode parses "both" (or ""), "contacts" or "accounts".
+func ParseMode(s string) (Mode, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "", "both":
+		return ModeBoth, nil
+	case "contacts":
+		return ModeContacts, nil
+	case "accounts":
+		return ModeAccounts, nil
+	}
+	return 0, &InputError{Field: "mode", Message: fmt.Sprintf("%q is not one of both, contacts, accounts", s)}
+}
+
+// Config configures a Gateway. Zero durations take the defaults.
+type Config struct {
+	// Name is the integration name, part of cache keys and metrics labels;
+	// "" = "default".
+	Name string
+	// Conn is the Dataverse connection, usually a *dataverse.Conn.
+	Conn Upstream
+	// Mode is the default mode of Customer.
+	Mode Mode
+	// TrackingColumn is an optional salesorder column (e.g.
+	// "contoso_trackingnumber") returned as Order.TrackingNumber. New checks
+	// it against OrderColumns.
+	TrackingColumn string
+	// OrderColumns are the org's salesorder columns (from its $metadata, see
+	// OrderColumnsFromCSDL); nil = DefaultOrderColumns.
+	OrderColumns []string
+	// Cache may be shared by several gateways (one memory budget); nil = New
+	// creates one with the defaults, closed by Close.
+	Cache *Cache
+	// Freshness of customers (5m), orders and recent orders (1m), and "not
+	// found" answers (30s); StaleTTL (1h) is how long past freshness an
+	// answer may still be served when Dataverse fails.
+	CustomerTTL, OrderTTL, NotFoundTTL, StaleTTL time.Duration
+	// UpstreamTimeout bounds each shared Dataverse call (30s), whatever the
+	// callers' own deadlines.
+	UpstreamTimeout time.Duration
+	// Clock decides freshness; nil = time.Now.
+	Clock func() time.Time
+	// Logger; nil = discard.
+	Logger *slog.Logger
+	// Metrics; nil = none.
+	Metrics *Metrics
+}
+
+// Gateway answers lookups for one integration. It is safe for concurrent use.
+type Gateway struct {
+	core
+	up          Upstream
+	baseURL     string
+	mode        Mode
+	tracking    string
+	customerTTL time.Duration
+	orderTTL    time.Duration
+	ownCache    bool
+}
+
+var columnName = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+
+// New validates cfg and returns a Gateway. It makes no network call.
+func New(cfg Config) (*Gateway, error) {
+	if cfg.Conn == nil {
+		return nil, errors.New("gateway: Config.Conn is nil")
+	}
+	if cfg.Name == "" {
+		cfg.Name = "default"
+	}
+	if cfg.Mode < ModeBoth || cfg.Mode > ModeAccounts {
+		return nil, fmt.Errorf("gateway: invalid mode %v", cfg.Mode)
+	}
+	if cfg.TrackingColumn != "" {
+		cols := cfg.OrderColumns
+		if cols == nil {
+			cols = DefaultOrderColumns
+		}
+		if !columnName.MatchString(cfg.TrackingColumn) || !slices.Contains(cols, cfg.TrackingColumn) {
+			return nil, fmt.Errorf("gateway: tracking column %q is not a column of salesorder in this org "+
+				"(use the column's logical name, lowercase, e.g. contoso_trackingnumber, and the org's $metadata)", cfg.TrackingColumn)
+		}
+	}
+	durs := []struct {
+		d   *time.Duration
+		def time.Duration
+		n   string
+	}{
+		{&cfg.CustomerTTL, 5 * time.Minute, "CustomerTTL"},
+		{&cfg.OrderTTL, time.Minute, "OrderTTL"},
+		{&cfg.NotFoundTTL, 30 * time.Second, "NotFoundTTL"},
+		{&cfg.StaleTTL, time.Hour, "StaleTTL"},
+		{&cfg.UpstreamTimeout, 30 * time.Second, "UpstreamTimeout"},
+	}
+	for _, d := range durs {
+		if *d.d < 0 {
+			return nil, fmt.Errorf("gateway: %s %v is negative", d.n, *d.d)
+		}
+		if *d.d == 0 {
+			*d.d = d.def
+		}
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	own := false
+	if cfg.Cache == nil {
+		c, err := NewCache(CacheConfig{})
+		if err != nil {
+			return nil, err
+		}
+		cfg.Cache, own = c, true
+	}
+	g := &Gateway{
+		core: core{
+			name: cfg.Name, cache: cfg.Cache, clock: cfg.Clock,
+			notFoundTTL: cfg.NotFoundTTL, staleTTL: cfg.StaleTTL, timeout: cfg.UpstreamTimeout,
+			metrics: cfg.Metrics, log: cfg.Logger,
+			transient: transient, outcomeLabel: outcomeLabel,
+		},
+		up: cfg.Conn, baseURL: cfg.Conn.BaseURL(), mode: cfg.Mode, tracking: cfg.TrackingColumn,
+		customerTTL: cfg.CustomerTTL, orderTTL: cfg.OrderTTL, ownCache: own,
+	}
+	return g, nil
+}
+
+// Close waits for running Dataverse calls (bounded by UpstreamTimeout) and
+// closes the cache if New created it. Lookups after Close fail.
+func (g *Gateway) Close() {
+	g.core.close()
+	if g.ownCache {
+		g.cache.Close()
+	}
+}
+
+// key builds a cache key. Inputs are validated and contain no control
+// characters, so the unit separator keeps the parts unambiguous.
+func (g *Gateway) key(parts ...string) string {
+	return strings.Join(append([]string{g.name, g.baseURL}, parts...), "\x1f")
+}
+
+// Customer finds a customer by email in the configured mode.
+func (g *Gateway) Customer(ctx context.Context, email string) (*Customer, Meta, error) {
+	return g.CustomerIn(ctx, email, g.mode)
+}
+
+// CustomerIn finds a customer by email in the given mode: one request per
+// table searched (two when ModeBoth falls back to accounts).
+func (g *Gateway) CustomerIn(ctx context.Context, email string, mode Mode) (*Customer, Meta, error) {
+	e, err := normalizeEmail(email)
+	if err != nil {
+		return nil, Meta{}, err
+	}
+	var tables []customerTable
+	switch mode {
+	case ModeBoth:
+		tables = []customerTable{contactTable, accountTable}
+	case ModeContacts:
+		tables = []customerTable{contactTable}
+	case ModeAccounts:
+		tables = []customerTable{accountTable}
+	default:
+		return nil, Meta{}, &InputError{Field: "mode", Message: mode.String() + " is not a mode"}
+	}
+	v, meta, err := g.get(ctx, spec{
+		kind: "customer", key: g.key("customer", mode.String(), e), fresh: g.customerTTL,
+		load: func(ctx context.Context) (any, int64, error) {
+			for _, t := range tables {
+				c, err := findCustomer(ctx, g.up, t, e)
+				if errors.Is(err, ErrNotFound) {
+					continue
+				}
+				if err != nil {
+					return nil, 0, err
+				}
+				return c, c.size(), nil
+			}
+			return nil, 0, ErrNotFound
+		},
+	})
+	if err != nil {
+		return nil, meta, err
+	}
+	return v.(*Customer).clone(), meta, nil
+}
+
+// Order finds an order by GUID (key lookup) or order number, with its lines,
+// in one request.
+func (g *Gateway) Order(ctx context.Context, ref string) (*Order, Meta, error) {
+	r, err := normalizeOrderRef(ref)
+	if err != nil {
+		return nil, Meta{}, err
+	}
+	v, meta, err := g.get(ctx, spec{
+		kind: "order", key: g.key("order", g.tracking, r.key()), fresh: g.orderTTL,
+		load: func(ctx context.Context) (any, int64, error) {
+			o, err := findOrder(ctx, g.up, r, g.tracking)
+			if err != nil {
+				return nil, 0, err
+			}
+			return o, o.size(), nil
+		},
+	})
+	if err != nil {
+		return nil, meta, err
+	}
+	return v.(*Order).clone(), meta, nil
+}
+
+// RecentOrders returns the limit (1..50) most recently created orders of a
+// customer, newest first, in one request. An empty list is an answer, not
+// ErrNotFound.
+func (g *Gateway) RecentOrders(ctx context.Context, customerType, customerID string, limit int) ([]OrderSummary, Meta, error) {
+	typ, id, err := normalizeCustomer(customerType, customerID)
+	if err != nil {
+		return nil, Meta{}, err
+	}
+	if err := checkLimit(limit); err != nil {
+		return nil, Meta{}, err
+	}
+	v, meta, err := g.get(ctx, spec{
+		kind: "recent_orders", key: g.key("recent_orders", typ, id, fmt.Sprint(limit)), fresh: g.orderTTL,
+		load: func(ctx context.Context) (any, int64, error) {
+			s, err := findRecentOrders(ctx, g.up, id, limit)
+			if err != nil {
+				return nil, 0, err
+			}
+			return s, summariesSize(s), nil
+		},
+	})
+	if err != nil {
+		return nil, meta, err
+	}
+	return slices.Clone(v.([]OrderSummary)), meta, nil
+}
+
+// Refunds validates the order reference and returns an empty list:
+// Dataverse (Dynamics 365 Sales) has no refund table, so there is nothing to
+// look up. It makes no request.
+func (g *Gateway) Refunds(ctx context.Context, orderRef string) ([]Refund, error) {
+	if _, err := normalizeOrderRef(orderRef); err != nil {
+		return nil, err
+	}
+	return []Refund{}, nil
+}
+
+// Test calls WhoAmI (not cached) and returns the ids it reports.
+func (g *Gateway) Test(ctx context.Context) (*TestResult, error) {
+	w, err := g.up.WhoAmI(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &TestResult{OrganizationID: w.OrganizationID, UserID: w.UserID, BusinessUnitID: w.BusinessUnitID}, nil
+}
+
+// OrderColumnsFromCSDL lists the salesorder columns of a parsed $metadata
+// document, for Config.OrderColumns.
+func OrderColumnsFromCSDL(m *csdl.Model) ([]string, error) {
+	var t *csdl.EntityType
+	for _, et := range m.EntityTypes {
+		if et.Name == "salesorder" {
+			t = et
+			break
+		}
+	}
+	if t == nil {
+		return nil, errors.New("gateway: the metadata has no salesorder table (is the Sales app installed?)")
+	}
+	var cols []string
+	for _, p := range t.AllProperties() {
+		cols = append(cols, p.Name)
+	}
+	return cols, nil
+}
+
+// transient reports whether err allows serving a stale answer (RFC 5861
+// stale-if-error: what would be a 500, 502, 503 or 504): throttling,
+// Dataverse 5xx or malformed answers, network errors and timeouts. Never
+// sign-in, permission, configuration or bad-request errors: those need an
+// admin, and hiding them behind stale data would delay the fix.
+func transient(err error) bool {
+	switch dataverse.KindOf(err) {
+	case dataverse.KindThrottled, dataverse.KindUnavailable, dataverse.KindNetwork, dataverse.KindTimeout:
+		return true
+	case dataverse.KindUnknown:
+		return errors.Is(err, context.DeadlineExceeded)
+	}
+	return false
+}
+
+func outcomeLabel(err error) string {
+	var pe *PanicError
+	switch k := dataverse.KindOf(err); {
+	case k != dataverse.KindUnknown:
+		return k.String()
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	case errors.As(err, &pe):
+		return "panic"
+	}
+	return "unknown"
+}
+
+// ErrorCode maps an error of this package to the sidecar's error code and
+// HTTP status. It is the one table for that mapping.
+func ErrorCode(err error) (code string, httpStatus int) {
+	var ie *InputError
+	var pe *PanicError
+	switch {
+	case err == nil:
+		return "", 200
+	case errors.As(err, &ie):
+		return "invalid_input", 400
+	case errors.Is(err, ErrNotFound):
+		return "not_found", 404
+	case errors.As(err, &pe):
+		return "internal", 500
+	}
+	switch dataverse.KindOf(err) {
+	case dataverse.KindAuth:
+		return "auth", 502
+	case dataverse.KindPermission:
+		return "permission", 502
+	case dataverse.KindConfig:
+		return "config", 502
+	case dataverse.KindBadRequest:
+		return "bad_request", 502 // our query does not fit this org: an admin/config problem
+	case dataverse.KindNotFound:
+		return "not_found", 404
+	case dataverse.KindThrottled:
+		return "throttled", 503
+	case dataverse.KindUnavailable, dataverse.KindNetwork:
+		return "unavailable", 503
+	case dataverse.KindTimeout:
+		return "timeout", 504
+	case dataverse.KindCanceled:
+		return "canceled", 499
+	}
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timeout", 504
+	case errors.Is(err, context.Canceled):
+		return "canceled", 499
+	}
+	return "internal", 500
+}
+
+// RetryAfter returns how long Dataverse asked us to wait (throttling), or 0;
+// for the sidecar's Retry-After header.
+func RetryAfter(err error) time.Duration {
+	var e *dataverse.Error
+	if errors.As(err, &e) {
+		return e.RetryAfter
+	}
+	return 0
+}
