@@ -38,8 +38,9 @@ func Tables(names ...string) ReadOption {
 // Names in the returned model are qualified with full namespaces; type
 // references are resolved (EntityType.Base and friends) and checked after the
 // pass, so declarations may refer forward. A malformed document, a reference
-// to a type that no schema declares, or a non-abstract entity type without a
-// key is reported as an *Error naming the element and its position.
+// to a type that no schema declares, or an entity type that is neither
+// abstract nor open (like Dataverse's expando) and has no key is reported as
+// an *Error naming the element and its position; several are joined.
 func Read(r io.Reader, opts ...ReadOption) (*Model, error) {
 	var cfg readConfig
 	for _, o := range opts {
@@ -53,6 +54,17 @@ func Read(r io.Reader, opts ...ReadOption) (*Model, error) {
 		return nil, err
 	}
 	if cfg.filtered {
+		// Report unknown names against every declared type, not only
+		// the kept ones, so that suggestions match an unfiltered read.
+		var errs []error
+		for _, t := range cfg.tables {
+			if p.m.EntityType(t) == nil {
+				errs = append(errs, unknownTable(p.typeNames, t))
+			}
+		}
+		if len(errs) > 0 {
+			return nil, errors.Join(errs...)
+		}
 		return Select(p.m, cfg.tables)
 	}
 	return p.m, nil
@@ -92,7 +104,8 @@ type parser struct {
 	aliases map[string]string
 	// declared holds "namespace.name" of every entity type in the document,
 	// kept or not, so that references to skipped types are not dangling.
-	declared map[string]bool
+	declared  map[string]bool
+	typeNames []string // bare names of all entity types, in document order
 	// typeDefs holds "namespace.name" of type definitions.
 	typeDefs map[string]bool
 	// wanted holds the bare names of entity types to keep (filtered reads);
@@ -113,6 +126,7 @@ type parser struct {
 
 	annTarget kind
 	ann       []*anode // open annotation expression elements; ann[0] is the <Annotation>
+	annRoot   anode
 
 	errs []error
 }
@@ -199,7 +213,11 @@ func (p *parser) run() error {
 			p.end()
 		case tokText:
 			if n := len(p.ann); n > 0 && p.stack[len(p.stack)-1] == kAnnotNode {
-				p.ann[n-1].text += string(s.text)
+				if t := p.ann[n-1]; t.text == "" {
+					t.text = p.value(s.text)
+				} else {
+					t.text += string(s.text)
+				}
 			}
 		}
 	}
@@ -228,11 +246,11 @@ func (p *parser) top() kind {
 // start handles a start element and returns the frame kind to push.
 func (p *parser) start() (kind, error) {
 	s := p.s
-	name := string(s.name) // no allocation: compared in the switches only
+	name := s.name
 	switch p.top() {
 	case kNone:
-		if name != "Edmx" {
-			return 0, &Error{Pos: s.tokPos(), Element: name, Msg: "root element is not edmx:Edmx"}
+		if string(name) != "Edmx" {
+			return 0, &Error{Pos: s.tokPos(), Element: string(name), Msg: "root element is not edmx:Edmx"}
 		}
 		for _, a := range s.attrs {
 			if string(a.name) == "Version" {
@@ -243,14 +261,14 @@ func (p *parser) start() (kind, error) {
 	case kSkip:
 		return kSkip, nil
 	case kEdmx:
-		switch name {
+		switch string(name) {
 		case "Reference":
 			return kReference, nil
 		case "DataServices":
 			return kDataServices, nil
 		}
 	case kReference:
-		if name == "Include" {
+		if string(name) == "Include" {
 			var ns, alias string
 			for _, a := range s.attrs {
 				switch string(a.name) {
@@ -265,7 +283,7 @@ func (p *parser) start() (kind, error) {
 			}
 		}
 	case kDataServices:
-		if name == "Schema" {
+		if string(name) == "Schema" {
 			var sc Schema
 			for _, a := range s.attrs {
 				switch string(a.name) {
@@ -288,7 +306,7 @@ func (p *parser) start() (kind, error) {
 	case kSchema:
 		return p.schemaChild(name), nil
 	case kEntityType:
-		switch name {
+		switch string(name) {
 		case "Key":
 			return kKey, nil
 		case "Property":
@@ -303,7 +321,7 @@ func (p *parser) start() (kind, error) {
 			return p.startAnnotation(kEntityType), nil
 		}
 	case kKey:
-		if name == "PropertyRef" {
+		if string(name) == "PropertyRef" {
 			for _, a := range s.attrs {
 				if string(a.name) == "Name" {
 					p.et.Key = append(p.et.Key, p.intern(a.value))
@@ -311,7 +329,7 @@ func (p *parser) start() (kind, error) {
 			}
 		}
 	case kComplexType:
-		switch name {
+		switch string(name) {
 		case "Property":
 			p.prop = p.property()
 			p.ct.Properties = append(p.ct.Properties, p.prop)
@@ -324,11 +342,11 @@ func (p *parser) start() (kind, error) {
 			return p.startAnnotation(kComplexType), nil
 		}
 	case kProperty:
-		if name == "Annotation" {
+		if string(name) == "Annotation" {
 			return p.startAnnotation(kProperty), nil
 		}
 	case kNav:
-		switch name {
+		switch string(name) {
 		case "ReferentialConstraint":
 			var rc ReferentialConstraint
 			for _, a := range s.attrs {
@@ -344,11 +362,11 @@ func (p *parser) start() (kind, error) {
 			return p.startAnnotation(kNav), nil
 		}
 	case kEnumType:
-		if name == "Member" {
+		if string(name) == "Member" {
 			p.member()
 		}
 	case kOperation:
-		switch name {
+		switch string(name) {
 		case "Parameter":
 			var pa Parameter
 			pa.Nullable = true
@@ -376,16 +394,16 @@ func (p *parser) start() (kind, error) {
 			p.op.ReturnType = rt
 		}
 	case kContainer:
-		switch name {
+		switch string(name) {
 		case "EntitySet":
 			return p.entitySet(), nil
 		case "FunctionImport", "ActionImport":
-			p.operationImport(name == "FunctionImport")
+			p.operationImport(string(name) == "FunctionImport")
 		case "Annotation":
 			return p.startAnnotation(kContainer), nil
 		}
 	case kEntitySet:
-		switch name {
+		switch string(name) {
 		case "NavigationPropertyBinding":
 			var b NavigationPropertyBinding
 			for _, a := range s.attrs {
@@ -403,7 +421,7 @@ func (p *parser) start() (kind, error) {
 	case kAnnotation, kAnnotNode:
 		n := &anode{name: p.intern(s.name)}
 		for _, a := range s.attrs {
-			n.attrs = append(n.attrs, aattr{p.intern(a.name), string(a.value)})
+			n.attrs = append(n.attrs, aattr{p.intern(a.name), p.value(a.value)})
 		}
 		parent := p.ann[len(p.ann)-1]
 		parent.kids = append(parent.kids, n)
@@ -413,9 +431,9 @@ func (p *parser) start() (kind, error) {
 	return kSkip, nil
 }
 
-func (p *parser) schemaChild(name string) kind {
+func (p *parser) schemaChild(name []byte) kind {
 	s := p.s
-	switch name {
+	switch string(name) {
 	case "EntityType":
 		et := &EntityType{Namespace: p.ns, Pos: s.tokPos()}
 		for _, a := range s.attrs {
@@ -434,6 +452,7 @@ func (p *parser) schemaChild(name string) kind {
 			p.errorf("missing Name")
 		}
 		p.declared[et.Namespace+"."+et.Name] = true
+		p.typeNames = append(p.typeNames, et.Name)
 		if p.cfg.filtered && !et.Abstract && !p.wanted[et.Name] {
 			p.dropped[et.Name] = true
 			return kSkip
@@ -503,7 +522,7 @@ func (p *parser) schemaChild(name string) kind {
 			return kSkip
 		}
 		p.op = op
-		if name == "Function" {
+		if string(name) == "Function" {
 			p.m.Functions = append(p.m.Functions, op)
 		} else {
 			p.m.Actions = append(p.m.Actions, op)
@@ -685,13 +704,25 @@ func (p *parser) intAttr(a attr) int {
 }
 
 func (p *parser) startAnnotation(target kind) kind {
-	n := &anode{name: "Annotation"}
+	// The <Annotation> node is reused: most annotations are one element,
+	// and the model keeps only strings taken from it.
+	n := &p.annRoot
+	n.attrs, n.kids, n.text = n.attrs[:0], nil, ""
 	for _, a := range p.s.attrs {
-		n.attrs = append(n.attrs, aattr{p.intern(a.name), string(a.value)})
+		n.attrs = append(n.attrs, aattr{p.intern(a.name), p.value(a.value)})
 	}
 	p.annTarget = target
 	p.ann = append(p.ann[:0], n)
 	return kAnnotation
+}
+
+// value returns v as a string, interned when short: short annotation values
+// ("true", enum members) repeat, long ones (descriptions) rarely do.
+func (p *parser) value(v []byte) string {
+	if len(v) <= 40 {
+		return p.intern(v)
+	}
+	return string(v)
 }
 
 // end handles an end element (or the end of an empty element).

@@ -19,7 +19,6 @@ func openReal(tb testing.TB) *os.File {
 	return f
 }
 
-
 func TestRealMetadataCounts(t *testing.T) {
 	t.Parallel()
 	m, err := Read(openReal(t))

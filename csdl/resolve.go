@@ -224,7 +224,10 @@ func (p *parser) finish() error {
 	}
 	if len(errs) == 0 {
 		for _, t := range m.EntityTypes {
-			if !t.Abstract && len(t.EffectiveKey()) == 0 {
+			// Dataverse declares the open type expando without a key (it
+			// is only used for operation parameters), so open types are
+			// allowed to be keyless.
+			if !t.Abstract && !t.OpenType && len(t.EffectiveKey()) == 0 {
 				fail(t.Pos, "EntityType", "entity type %s has no key: it is not abstract and neither it nor a base type declares one", t.Name)
 			}
 		}

@@ -264,12 +264,31 @@ func (s *scanner) bang(b []byte) error {
 
 func isSpace(c byte) bool { return c == ' ' || c == '\n' || c == '\t' || c == '\r' }
 
-// nameEnd returns the length of the XML name at the start of b, or -1 when
+// Byte classes for the scanning loops.
+const (
+	clNameEnd  = 1 << iota // ends an XML name
+	clAttrSpec             // needs attention in an attribute value
+	clTextSpec             // needs attention in character data
+)
+
+var class = func() (t [256]uint8) {
+	for _, c := range []byte(" \n\t\r/>=<\"'") {
+		t[c] |= clNameEnd
+	}
+	for _, c := range []byte("&<\n\r\t") {
+		t[c] |= clAttrSpec
+	}
+	for _, c := range []byte("&<") {
+		t[c] |= clTextSpec
+	}
+	return t
+}()
+
+// scanName returns the length of the XML name at the start of b, or -1 when
 // b ends before the name does.
 func scanName(b []byte) int {
 	for i, c := range b {
-		switch c {
-		case ' ', '\n', '\t', '\r', '/', '>', '=', '<', '"', '\'':
+		if class[c]&clNameEnd != 0 {
 			return i
 		}
 	}
@@ -429,9 +448,13 @@ func (s *scanner) endTag(b []byte) error {
 // values, normalizes white space characters to spaces. It returns raw itself
 // when nothing needs changing, else a slice of s.scratch.
 func (s *scanner) decode(raw []byte, attrValue bool) ([]byte, error) {
+	mask := uint8(clTextSpec)
+	if attrValue {
+		mask = clAttrSpec
+	}
 	clean := true
 	for _, c := range raw {
-		if c == '&' || c == '<' || attrValue && (c == '\n' || c == '\r' || c == '\t') {
+		if class[c]&mask != 0 {
 			clean = false
 			break
 		}

@@ -3,6 +3,7 @@ package csdl
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -24,7 +25,11 @@ func Select(m *Model, tables []string) (*Model, error) {
 	for _, name := range tables {
 		t := m.EntityType(name)
 		if t == nil {
-			errs = append(errs, unknownTable(m, name))
+			var names []string
+			for _, t := range m.EntityTypes {
+				names = append(names, t.Name)
+			}
+			errs = append(errs, unknownTable(names, name))
 			continue
 		}
 		chosen[t] = true
@@ -150,15 +155,17 @@ func bindingKept(t *EntityType, path string) bool {
 	return t.NavigationProperty(nav) != nil
 }
 
-func unknownTable(m *Model, name string) error {
+// unknownTable reports an unknown table name with the closest of names
+// (entity type names in document order) as suggestions.
+func unknownTable(names []string, name string) error {
 	best, bestD := []string(nil), len(name)/2+2
-	for _, t := range m.EntityTypes {
-		d := editDistance(bareName(name), t.Name)
+	for _, n := range names {
+		d := editDistance(bareName(name), n)
 		switch {
 		case d < bestD:
-			best, bestD = []string{t.Name}, d
-		case d == bestD && len(best) < 3:
-			best = append(best, t.Name)
+			best, bestD = []string{n}, d
+		case d == bestD && len(best) < 3 && !slices.Contains(best, n):
+			best = append(best, n)
 		}
 	}
 	if len(best) == 0 {
