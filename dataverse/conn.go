@@ -196,10 +196,18 @@ func (c *Conn) Close() {
 // Get sends a GET for pathAndQuery, relative to BaseURL (an absolute
 // @odata.nextLink on the org is accepted too), with the given Prefer values
 // (e.g. `odata.include-annotations="*"`, `odata.maxpagesize=50`).
+//
+// The query may be written readably ("$filter=ordernumber eq 'ORD-1'"):
+// spaces, quotes and other bytes that cannot appear in a URL are
+// percent-encoded here. '&', '#', '+' and '%' inside literal values must be
+// escaped by the caller (url.QueryEscape), since they have a meaning in URLs.
 func (c *Conn) Get(ctx context.Context, pathAndQuery string, prefer ...string) (*Response, error) {
 	u := pathAndQuery
 	if !strings.HasPrefix(u, "https://") {
 		u = c.baseURL + strings.TrimPrefix(pathAndQuery, "/")
+	}
+	if i := strings.IndexByte(u, '?'); i >= 0 {
+		u = u[:i+1] + escapeQuery(u[i+1:])
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
@@ -231,8 +239,13 @@ func (c *Conn) WhoAmI(ctx context.Context) (WhoAmIResult, error) {
 		OrganizationID string `json:"OrganizationId"`
 	}
 	if err := json.Unmarshal(r.Body, &w); err != nil || w.OrganizationID == "" {
-		msg := "the WhoAmI answer is not the Dataverse WhoAmIResponse JSON"
-		return WhoAmIResult{}, &Error{Kind: KindConfig, Op: "GET WhoAmI", Status: r.Status, Message: msg, Err: err, Remedy: RemedyOrgURL}
+		e := &Error{Kind: KindConfig, Op: "GET WhoAmI", Status: r.Status, Err: err,
+			Message: "the WhoAmI answer is not the Dataverse WhoAmIResponse JSON", Remedy: RemedyOrgURL}
+		if err != nil && strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
+			// JSON was promised but arrived damaged: a transient fault, not a wrong URL.
+			e.Kind, e.Message, e.Remedy = KindUnavailable, "the WhoAmI answer is truncated or malformed JSON", RemedyUnavailable
+		}
+		return WhoAmIResult{}, e
 	}
 	return WhoAmIResult{OrganizationID: w.OrganizationID, UserID: w.UserID, BusinessUnitID: w.BusinessUnitID}, nil
 }
@@ -550,4 +563,31 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 		}
 	}
 	return 0
+}
+
+// escapeQuery percent-encodes the bytes that may not appear raw in a URL
+// query, leaving existing escapes and the query syntax alone.
+func escapeQuery(q string) string {
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	for i := 0; i < len(q); i++ {
+		ch := q[i]
+		if ch <= ' ' || ch >= 0x7f || strings.IndexByte("\"<>\\^`{|}", ch) >= 0 {
+			if b.Len() == 0 {
+				b.Grow(len(q) + 16)
+				b.WriteString(q[:i])
+			}
+			b.WriteByte('%')
+			b.WriteByte(hex[ch>>4])
+			b.WriteByte(hex[ch&15])
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte(ch)
+		}
+	}
+	if b.Len() == 0 {
+		return q
+	}
+	return b.String()
 }

@@ -148,3 +148,5 @@ func TestFederatedTokenFileChecked(t *testing.T) {
 		t.Errorf("empty file: %v", err)
 	}
 }
+
+func writeFileAt(path string, data []byte) error { return os.WriteFile(path, data, 0o600) }

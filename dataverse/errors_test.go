@@ -111,3 +111,18 @@ func TestErrorFormatAndKindOf(t *testing.T) {
 
 // asError is errors.As for *Error, keeping tests short.
 func asError(err error, e **Error) bool { return errors.As(err, e) }
+
+func TestEscapeQuery(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"$select=name":                            "$select=name",
+		"$filter=ordernumber eq 'ORD-1'&$top=1":   "$filter=ordernumber%20eq%20'ORD-1'&$top=1",
+		`$filter=contains(name,"x")`:              "$filter=contains(name,%22x%22)",
+		"$filter=name eq 'Müller'":                "$filter=name%20eq%20'M%C3%BCller'",
+		"$filter=emailaddress1 eq 'a%2Bb@x.test'": "$filter=emailaddress1%20eq%20'a%2Bb@x.test'",
+	} {
+		if got := escapeQuery(in); got != want {
+			t.Errorf("escapeQuery(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -1,0 +1,235 @@
+package dataverse
+
+import (
+	"context"
+	"crypto/tls"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dvgate/dvgate/dataversetest"
+)
+
+// TestDataverseErrors checks each Web API failure row against the simulator.
+func TestDataverseErrors(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		setup  func(*env)
+		path   string
+		kind   Kind
+		status int
+		code   string
+		remedy string
+	}{
+		{"token rejected (401)", func(e *env) { e.clock.Advance(2 * time.Hour) }, "WhoAmI", KindAuth, 401, "", RemedyNoAppUser401},
+		{"no application user", func(e *env) { e.sim.SetApplicationUser(false) }, "WhoAmI", KindPermission, 403, "0x80072560", RemedyNoAppUser403},
+		{"WhoAmI 404", func(e *env) {
+			e.sim.InjectFault(dataversetest.Fault{Path: "/api/data/v9.2/WhoAmI", Status: 404})
+		}, "WhoAmI", KindConfig, 404, "0x80040216", RemedyOrgURL},
+		{"bad request", func(e *env) { e.sim.InjectFault(dataversetest.Fault{Status: 400}) }, "WhoAmI", KindBadRequest, 400, "0x80040216", RemedyBadRequest},
+		{"server error not retried", func(e *env) { e.sim.InjectFault(dataversetest.Fault{Status: 500}) }, "WhoAmI", KindUnavailable, 500, "0x80040216", RemedyUnavailable},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, dataversetest.Options{}, nil)
+			// Sign in first (at the fake clock's start), then break things.
+			if _, err := e.conn.Token(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			tt.setup(e)
+			_, err := e.conn.WhoAmI(t.Context())
+			var de *Error
+			if !asError(err, &de) {
+				t.Fatalf("WhoAmI = %v, want *Error", err)
+			}
+			if de.Kind != tt.kind || de.Status != tt.status || de.Code != tt.code || de.Remedy != tt.remedy || de.Op != "GET WhoAmI" {
+				t.Errorf("got kind %v status %d code %q op %q remedy %q\nwant %v %d %q %q", de.Kind, de.Status, de.Code, de.Op, de.Remedy, tt.kind, tt.status, tt.code, tt.remedy)
+			}
+			if n := e.sim.WebAPIRequests(); n != 1 {
+				t.Errorf("%d requests, want 1 (no retry)", n)
+			}
+		})
+	}
+}
+
+func TestPrivilegeDenied(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, dataversetest.Options{}, nil)
+	needQueryEngine(t, e)
+	e.sim.DenyRead("salesorder")
+	_, err := e.conn.Get(t.Context(), "salesorders?$select=ordernumber&$filter=ordernumber eq 'ORD-1'")
+	var de *Error
+	if !asError(err, &de) || de.Status == 200 {
+		t.Fatalf("Get = %v", err)
+	}
+	if de.Status != 403 || de.Code != "0x80040220" || de.Kind != KindPermission || de.Remedy != remedyPrivilege("salesorder") {
+		t.Errorf("got %v", de)
+	}
+	if !strings.Contains(de.Remedy, "read on salesorder: assign Salesperson") {
+		t.Errorf("remedy %q does not name the table", de.Remedy)
+	}
+}
+
+func TestRecordNotFound(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, dataversetest.Options{}, nil)
+	needQueryEngine(t, e)
+	_, err := e.conn.Get(t.Context(), "contacts(00000000-0000-0000-0000-00000000beef)?$select=fullname")
+	var de *Error
+	if !asError(err, &de) || de.Kind != KindNotFound || de.Status != 404 || de.Code != "0x80040217" || de.Remedy != RemedyNoRecord {
+		t.Fatalf("Get = %v", err)
+	}
+}
+
+func TestBadQuery(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, dataversetest.Options{}, nil)
+	needQueryEngine(t, e)
+	_, err := e.conn.Get(t.Context(), "contacts?$select=nosuchcolumn")
+	if KindOf(err) != KindBadRequest {
+		t.Fatalf("Get = %v, want bad_request", err)
+	}
+}
+
+// resolveOrg makes the Conn sign in to the simulator while sending Web API
+// requests to another URL: real Entra would refuse the scope, and the tests
+// using this are about what happens after sign-in.
+func resolveOrg(c *Conn, sim *dataversetest.Server) {
+	c.tokens.scopes = []string{sim.URL() + "/.default"}
+}
+
+func TestHostDoesNotResolve(t *testing.T) {
+	t.Parallel()
+	sim := newSim(t, dataversetest.Options{})
+	cfg := simConfig(sim)
+	cfg.URL = "https://nosuchorg.invalid" // the .invalid TLD never resolves
+	c, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	resolveOrg(c, sim)
+	_, err = c.WhoAmI(t.Context())
+	var de *Error
+	if !asError(err, &de) || de.Kind != KindNetwork || de.Remedy != RemedyOrgURL {
+		t.Fatalf("WhoAmI = %v, want network error with the org URL remedy", err)
+	}
+	if c.Stats().Requests != 1 {
+		t.Errorf("a DNS failure was retried: %+v", c.Stats())
+	}
+}
+
+func TestUntrustedCertificate(t *testing.T) {
+	t.Parallel()
+	sim := newSim(t, dataversetest.Options{})
+	// A server with its own self-signed certificate, which nothing trusts.
+	key := rsaKey(t)
+	other := httptest.NewUnstartedServer(http.NotFoundHandler())
+	other.TLS = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{testCert(t, key).Raw}, PrivateKey: key}}}
+	other.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshake is expected
+	other.StartTLS()
+	defer other.Close()
+	cfg := simConfig(sim)
+	cfg.URL = other.URL
+	c, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	resolveOrg(c, sim)
+	_, err = c.Get(t.Context(), "WhoAmI")
+	if de := (*Error)(nil); !asError(err, &de) || de.Kind != KindNetwork || de.Remedy != RemedyTLS {
+		t.Fatalf("Get = %v, want TLS remedy", err)
+	}
+	if c.Stats().Requests != 1 {
+		t.Errorf("a TLS trust failure was retried: %+v", c.Stats())
+	}
+}
+
+func TestConcurrencyCap(t *testing.T) {
+	t.Parallel()
+	const limit = 3
+	sim := newSim(t, dataversetest.Options{})
+	// A strict Dataverse: 429 0x80072326 whenever more than limit requests
+	// overlap. Each request waits (bounded) until limit requests are in
+	// flight, so that overlaps happen if the client lets them.
+	var (
+		mu             sync.Mutex
+		inflight, peak int
+		full           = make(chan struct{})
+	)
+	strict := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		inflight++
+		peak = max(peak, inflight)
+		over := inflight > limit
+		if inflight == limit {
+			close(full)
+			full = make(chan struct{})
+		}
+		wait := full
+		mu.Unlock()
+		defer func() { mu.Lock(); inflight--; mu.Unlock() }()
+		if over {
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, `{"error":{"code":"0x80072326","message":"Number of concurrent requests exceeded the limit of 3."}}`, http.StatusTooManyRequests)
+			return
+		}
+		select {
+		case <-wait:
+		case <-time.After(time.Second): // a last, partial group
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"BusinessUnitId":"b","UserId":"u","OrganizationId":"o"}`))
+	}))
+	defer strict.Close()
+
+	cfg := simConfig(sim) // httptest servers share one certificate, so sim.Client() trusts both
+	cfg.URL = strict.URL
+	cfg.MaxConcurrent = limit
+	c, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	resolveOrg(c, sim)
+
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for range 4 * limit {
+		wg.Go(func() {
+			if _, err := c.WhoAmI(ctx); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if peak != limit {
+		t.Errorf("peak concurrency %d, want MaxConcurrent %d", peak, limit)
+	}
+	if c.Stats().Throttled != 0 {
+		t.Errorf("throttled: %+v", c.Stats())
+	}
+}
+
+func TestRefusesOtherHosts(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, dataversetest.Options{}, nil)
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, "https://attacker.example/api/data/v9.2/WhoAmI", nil)
+	if _, err := e.conn.Do(req); KindOf(err) != KindBadRequest {
+		t.Fatalf("Do to another host = %v", err)
+	}
+	if e.sim.TokenRequests() != 0 {
+		t.Error("signed in for a request that was refused")
+	}
+}

@@ -1,0 +1,135 @@
+package dataverse
+
+import (
+	"bytes"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dvgate/dvgate/dataversetest"
+)
+
+// fakeClock's waits complete at once: After(d) moves the clock to the end
+// of the wait and records d. Shared with the simulator (Options.Clock), it
+// makes the simulator's request log show when each request would have been
+// sent, so tests assert on timing without sleeping.
+type fakeClock struct {
+	mu    sync.Mutex
+	now   time.Time
+	waits []time.Duration
+}
+
+func newFakeClock() *fakeClock {
+	return &fakeClock{now: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) After(d time.Duration) <-chan time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.waits = append(c.waits, d)
+	// Concurrent waiters for the same instant (the gate) all end there.
+	if end := c.now.Add(d); end.After(c.now) {
+		c.now = end
+	}
+	ch := make(chan time.Time, 1)
+	ch <- c.now
+	return ch
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+func (c *fakeClock) Waits() []time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]time.Duration(nil), c.waits...)
+}
+
+// syncBuffer collects log output from concurrent goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// env is a simulator plus a Conn signed in to it, sharing a fake clock.
+type env struct {
+	sim   *dataversetest.Server
+	conn  *Conn
+	clock *fakeClock
+	logs  *syncBuffer
+}
+
+func newSim(t testing.TB, opts dataversetest.Options) *dataversetest.Server {
+	t.Helper()
+	sim, err := dataversetest.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sim.Close)
+	return sim
+}
+
+// simConfig is the Config that signs in to sim with its client secret.
+func simConfig(sim *dataversetest.Server) Config {
+	return Config{
+		URL: sim.URL(), TenantID: sim.TenantID(), ClientID: sim.ClientID(), ClientSecret: sim.ClientSecret(),
+		AuthorityHost: sim.AuthorityHost(), HTTPClient: sim.Client(),
+	}
+}
+
+// newEnv starts a simulator on a fake clock (unless opts.Clock is set) and
+// connects to it with the same clock; mod may adjust the Config.
+func newEnv(t testing.TB, opts dataversetest.Options, mod func(*Config)) *env {
+	t.Helper()
+	clk := newFakeClock()
+	if opts.Clock == nil {
+		opts.Clock = clk.Now
+	}
+	sim := newSim(t, opts)
+	logs := &syncBuffer{}
+	cfg := simConfig(sim)
+	cfg.Clock = clk
+	cfg.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	if mod != nil {
+		mod(&cfg)
+	}
+	c, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return &env{sim: sim, conn: c, clock: clk, logs: logs}
+}
+
+// needQueryEngine skips a test while the simulator's query engine is not
+// there yet (it answers every entity set with "Resource not found").
+func needQueryEngine(t *testing.T, e *env) {
+	t.Helper()
+	_, err := e.conn.Get(t.Context(), "accounts?$select=name&$top=1")
+	if de := (*Error)(nil); asError(err, &de) && de.Code == "0x80060888" && de.Status == 404 {
+		t.Skip("the simulator does not serve entity sets yet (query engine not committed)")
+	}
+	e.sim.ResetCounters()
+}
