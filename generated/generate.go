@@ -1,0 +1,14 @@
+// Package generated is the typed Dataverse client for the tables dvgate
+// uses (account, contact, salesorder, salesorderdetail, product), generated
+// by dvgen from testdata/csdl/org.xml and testdata/entitydefs/org.json.
+//
+// Models (one struct per table, every column an optional pointer, formatted
+// values and lookup annotations as extra fields) and the low-level client
+// come from oapi-codegen (client.gen.go); column identifiers, navigation
+// properties, option-set constants and the typed Service come from dvgen's
+// own templates (tables.gen.go). openapi.json is the intermediate document.
+//
+// Do not edit the generated files; change the inputs and run go generate.
+package generated
+
+//go:generate go run ../cmd/dvgen --metadata ../testdata/csdl/org.xml --entity-definitions ../testdata/entitydefs/org.json --tables account,contact,salesorder,salesorderdetail,product --out . --package generated
