@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -41,10 +40,11 @@ type Upstream interface {
 // query is an ordered list of OData system query options.
 type query [][2]string
 
-// encode writes the options as a query string. Values are percent-encoded
-// byte by byte outside the unreserved set, so a '+' in an email becomes %2B
-// (Dataverse would read a raw '+' as a space), a space %20, and '&', '#',
-// ';' or '=' inside a literal cannot end or split an option.
+// encode writes the options as a query string. Every byte outside the
+// unreserved set and the OData punctuation , ( ) / : ' $ @ = is
+// percent-encoded, so a '+' in an email becomes %2B (Dataverse would read a
+// raw '+' as a space), a space %20, and '&', '#', '%' or ';' inside a
+// literal cannot end or split an option (Go servers reject a raw ';').
 func (q query) encode() string {
 	var b strings.Builder
 	for i, kv := range q {
@@ -53,9 +53,23 @@ func (q query) encode() string {
 		}
 		b.WriteString(kv[0]) // "$select": option names stay literal
 		b.WriteByte('=')
-		b.WriteString(strings.ReplaceAll(url.QueryEscape(kv[1]), "+", "%20"))
+		for _, c := range []byte(kv[1]) {
+			if isLiteralByte(c) {
+				b.WriteByte(c)
+			} else {
+				fmt.Fprintf(&b, "%%%02X", c)
+			}
+		}
 	}
 	return b.String()
+}
+
+func isLiteralByte(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	return strings.IndexByte("-._~,()/:'$@=", c) >= 0
 }
 
 // fetch GETs path?query with the annotation Prefer header and returns the

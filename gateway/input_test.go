@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"errors"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -114,6 +115,20 @@ func TestODataString(t *testing.T) {
 	} {
 		if got := odataString(in); got != want {
 			t.Errorf("odataString(%q) = %s, want %s", in, got, want)
+		}
+	}
+}
+
+func TestQueryEncodingRoundTrips(t *testing.T) {
+	t.Parallel()
+	for _, v := range []string{"x eq 'a&b#c%d;e+f g'", "ordernumber eq 'O''Hara=1/2?'", "é ü"} {
+		raw := query{{"$filter", v}}.encode()
+		got, err := url.ParseQuery(raw)
+		if err != nil || got.Get("$filter") != v {
+			t.Errorf("encode(%q) = %q, decodes to %q, %v", v, raw, got.Get("$filter"), err)
+		}
+		if strings.ContainsAny(strings.TrimPrefix(raw, "$filter="), "&#+; ") {
+			t.Errorf("encode(%q) = %q leaves a separator unescaped", v, raw)
 		}
 	}
 }
