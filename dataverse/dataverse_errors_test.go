@@ -153,54 +153,76 @@ func TestUntrustedCertificate(t *testing.T) {
 	}
 }
 
-func TestConcurrencyCap(t *testing.T) {
-	t.Parallel()
-	const limit = 3
-	sim := newSim(t, dataversetest.Options{})
-	// A strict Dataverse: 429 0x80072326 whenever more than limit requests
-	// overlap. Each request waits (bounded) until limit requests are in
-	// flight, so that overlaps happen if the client lets them.
-	var (
-		mu             sync.Mutex
-		inflight, peak int
-		full           = make(chan struct{})
-	)
-	strict := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		inflight++
-		peak = max(peak, inflight)
-		over := inflight > limit
-		if inflight == limit {
-			close(full)
-			full = make(chan struct{})
+// strictServer is a strict Dataverse for WhoAmI: 429 0x80072326 whenever
+// more than limit requests overlap. Each request waits (bounded) until
+// releaseAt requests are in flight, so that overlaps happen if the client
+// allows them.
+type strictServer struct {
+	*httptest.Server
+	mu             sync.Mutex
+	inflight, peak int
+	full           chan struct{}
+}
+
+func newStrictServer(t *testing.T, limit, releaseAt int) *strictServer {
+	s := &strictServer{full: make(chan struct{})}
+	s.Server = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		s.inflight++
+		s.peak = max(s.peak, s.inflight)
+		over := s.inflight > limit
+		if s.inflight == releaseAt {
+			close(s.full)
+			s.full = make(chan struct{})
 		}
-		wait := full
-		mu.Unlock()
-		defer func() { mu.Lock(); inflight--; mu.Unlock() }()
+		wait := s.full
+		s.mu.Unlock()
+		defer func() { s.mu.Lock(); s.inflight--; s.mu.Unlock() }()
 		if over {
 			w.Header().Set("Retry-After", "1")
-			http.Error(w, `{"error":{"code":"0x80072326","message":"Number of concurrent requests exceeded the limit of 3."}}`, http.StatusTooManyRequests)
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusTooManyRequests)
+			_, _ = w.Write([]byte(`{"error":{"code":"0x80072326","message":"Number of concurrent requests exceeded the limit of 3."}}`))
 			return
 		}
 		select {
 		case <-wait:
 		case <-time.After(time.Second): // a last, partial group
+		case <-r.Context().Done():
 		}
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"BusinessUnitId":"b","UserId":"u","OrganizationId":"o"}`))
 	}))
-	defer strict.Close()
+	t.Cleanup(s.Close)
+	return s
+}
 
+func (s *strictServer) Peak() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.peak
+}
+
+// strictConn signs in to sim and sends Web API requests to srv.
+func strictConn(t *testing.T, sim *dataversetest.Server, srv *strictServer, mod func(*Config)) *Conn {
 	cfg := simConfig(sim) // httptest servers share one certificate, so sim.Client() trusts both
-	cfg.URL = strict.URL
-	cfg.MaxConcurrent = limit
+	cfg.URL = srv.URL
+	mod(&cfg)
 	c, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(c.Close)
 	resolveOrg(c, sim)
+	return c
+}
 
+func TestConcurrencyCap(t *testing.T) {
+	t.Parallel()
+	const limit = 3
+	sim := newSim(t, dataversetest.Options{})
+	srv := newStrictServer(t, limit, limit)
+	c := strictConn(t, sim, srv, func(c *Config) { c.MaxConcurrent = limit })
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -212,13 +234,46 @@ func TestConcurrencyCap(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	mu.Lock()
-	defer mu.Unlock()
-	if peak != limit {
-		t.Errorf("peak concurrency %d, want MaxConcurrent %d", peak, limit)
+	if p := srv.Peak(); p != limit {
+		t.Errorf("peak concurrency %d, want MaxConcurrent %d", p, limit)
 	}
 	if c.Stats().Throttled != 0 {
 		t.Errorf("throttled: %+v", c.Stats())
+	}
+}
+
+// TestConcurrencyLimitRemedy lets the client exceed the server's limit and
+// checks the 429 names the concurrency limit.
+func TestConcurrencyLimitRemedy(t *testing.T) {
+	t.Parallel()
+	const limit = 3
+	sim := newSim(t, dataversetest.Options{})
+	srv := newStrictServer(t, limit, limit+1)
+	c := strictConn(t, sim, srv, func(c *Config) { c.MaxConcurrent = 2 * limit; c.MaxAttempts = 1 })
+	if _, err := c.Token(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		remedies = map[string]int{}
+	)
+	for range 2 * limit {
+		wg.Go(func() {
+			_, err := c.WhoAmI(ctx)
+			if de := (*Error)(nil); asError(err, &de) && de.Kind == KindThrottled && de.Status == 429 {
+				mu.Lock()
+				remedies[de.Code+" "+de.Remedy]++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	want := "0x80072326 Dataverse service protection limit reached (concurrent requests); retry after 1 seconds."
+	if remedies[want] == 0 || len(remedies) != 1 {
+		t.Errorf("throttling errors %v, want %q", remedies, want)
 	}
 }
 

@@ -223,3 +223,18 @@ func TestTokenCallerCancelDoesNotBreakOthers(t *testing.T) {
 		t.Errorf("next caller: %v", err)
 	}
 }
+
+func TestAuthorityUnreachable(t *testing.T) {
+	t.Parallel()
+	cfg := validConfig()
+	cfg.AuthorityHost = "https://login.invalid/" // the .invalid TLD never resolves
+	c, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, err = c.WhoAmI(t.Context())
+	if de := (*Error)(nil); !asError(err, &de) || de.Kind != KindNetwork || de.Op != "sign in" || de.Remedy != RemedyEntraNetwork {
+		t.Fatalf("WhoAmI = %v", err)
+	}
+}
