@@ -35,3 +35,7 @@ generate: ## Regenerate the committed generated/ client from testdata
 .PHONY: bench
 bench: ## Run the benchmarks (benchstat-readable output)
 	$(GO) test -run='^$$' -bench=. -benchmem -count=1 $(PKGS)
+
+.PHONY: demo
+demo: ## Run the gateway on the in-process Dataverse simulator with demo data (LISTEN=addr)
+	$(GO) run ./cmd/dvgate --demo --listen $(LISTEN)

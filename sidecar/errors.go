@@ -31,8 +31,8 @@ func (e *APIError) Error() string {
 
 func (e *APIError) Unwrap() error { return e.Err }
 
-// body renders e as the API's error document.
-func (e *APIError) body() ErrorResponse {
+// Body renders e as the API's error document.
+func (e *APIError) Body() ErrorResponse {
 	out := ErrorResponse{Error: Error{Code: e.Code, Message: e.Message}}
 	if e.DataverseCode != "" {
 		c := e.DataverseCode
@@ -79,5 +79,5 @@ func writeError(w http.ResponseWriter, e *APIError) {
 	if e.Status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="dvgate"`)
 	}
-	writeJSON(w, e.Status, e.body())
+	writeJSON(w, e.Status, e.Body())
 }
