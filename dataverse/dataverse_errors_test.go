@@ -109,7 +109,8 @@ func TestHostDoesNotResolve(t *testing.T) {
 	t.Parallel()
 	sim := newSim(t, dataversetest.Options{})
 	cfg := simConfig(sim)
-	cfg.URL = "https://nosuchorg.invalid" // the .invalid TLD never resolves
+	cfg.URL = "https://nosuchorg.invalid"
+	cfg.HTTPClient = noDNSClient(sim)
 	c, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)

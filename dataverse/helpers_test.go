@@ -2,7 +2,11 @@ package dataverse
 
 import (
 	"bytes"
+	"context"
+	"crypto/tls"
 	"log/slog"
+	"net"
+	"net/http"
 	"sync"
 	"testing"
 	"time"
@@ -132,4 +136,26 @@ func needQueryEngine(t *testing.T, e *env) {
 		t.Skip("the simulator does not serve entity sets yet (query engine not committed)")
 	}
 	e.sim.ResetCounters()
+}
+
+// noDNSClient is an HTTP client trusting sim (nil: the system roots) whose
+// dialer fails every host name with the resolver's "no such host" error, as
+// on a machine where the name does not resolve, without sending any DNS
+// query. IP literals (the simulator) are dialed normally.
+func noDNSClient(sim *dataversetest.Server) *http.Client {
+	t := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		host, _, _ := net.SplitHostPort(addr)
+		if net.ParseIP(host) == nil {
+			return nil, &net.OpError{Op: "dial", Net: network,
+				Err: &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}}
+		}
+		var d net.Dialer
+		return d.DialContext(ctx, network, addr)
+	}}
+	if sim != nil {
+		t.TLSClientConfig = sim.TLSConfig()
+	} else {
+		t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	return &http.Client{Transport: t}
 }

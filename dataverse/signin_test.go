@@ -227,7 +227,8 @@ func TestTokenCallerCancelDoesNotBreakOthers(t *testing.T) {
 func TestAuthorityUnreachable(t *testing.T) {
 	t.Parallel()
 	cfg := validConfig()
-	cfg.AuthorityHost = "https://login.invalid/" // the .invalid TLD never resolves
+	cfg.AuthorityHost = "https://login.invalid/"
+	cfg.HTTPClient = noDNSClient(nil)
 	c, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
