@@ -1,0 +1,287 @@
+package dataversetest
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/google/uuid"
+)
+
+// serveResource serves entity-set queries, retrieves by key or alternate key,
+// and navigations from one record ("accounts(<id>)/contact_customer_accounts").
+func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, rc *reqCtx, path string) {
+	d := s.data
+	seg, navName, _ := strings.Cut(path, "/")
+	setName, keyPart, hasKey := strings.Cut(seg, "(")
+	t := d.sets[setName]
+	if t == nil {
+		writeError(w, http.StatusNotFound, "0x80060888", fmt.Sprintf("Resource not found for the segment '%s'.", setName))
+		return
+	}
+	pairs, err := queryPairs(r.URL.RawQuery)
+	if err != nil {
+		writeAPIError(w, err)
+		return
+	}
+	// Parse against the table the response is about.
+	target := t
+	var nav *navInfo
+	if navName != "" {
+		if !hasKey {
+			writeError(w, http.StatusBadRequest, "0x80060888", fmt.Sprintf("Resource not found for the segment '%s'.", navName))
+			return
+		}
+		nav = t.navs[navName]
+		if nav == nil || nav.target == nil {
+			writeError(w, http.StatusNotFound, "0x80060888", fmt.Sprintf("Resource not found for the segment '%s'.", navName))
+			return
+		}
+		target = nav.target
+	}
+	count := 0
+	q, err := d.parseOptions(target, pairs, 0, &count)
+	if q != nil {
+		rc.parsed = q.filter
+	} else if f, ferr := ParseFilter(rc.req.Filter); ferr == nil && rc.req.Filter != "" {
+		rc.parsed = f
+	}
+	if err != nil {
+		writeAPIError(w, err)
+		return
+	}
+	if denied := s.deniedTable(t, q); denied != nil {
+		writeError(w, http.StatusForbidden, "0x80040220", s.privilegeMessage(denied))
+		return
+	}
+	ann, pageSize := parsePrefer(r.Header)
+	var applied []string
+	if ann.raw != "" {
+		applied = append(applied, `odata.include-annotations="`+ann.raw+`"`)
+	}
+	rn := &render{d: d, base: s.url + webAPIPrefix, ann: ann}
+
+	if !hasKey {
+		rn.navURL = true
+		s.serveCollection(w, r, t, nil, q, rn, pageSize, applied, pairs)
+		return
+	}
+	keyPart, ok := strings.CutSuffix(keyPart, ")")
+	if !ok {
+		writeError(w, http.StatusBadRequest, "0x80060888", fmt.Sprintf("Bad Request - Error in query syntax: '%s'.", seg))
+		return
+	}
+	rec, err := d.lookupKey(t, keyPart)
+	if err != nil {
+		writeAPIError(w, err)
+		return
+	}
+	if nav != nil {
+		if nav.collection {
+			rn.navURL = true
+			base := d.children(t, rec, nav)
+			if base == nil {
+				base = []*row{}
+			}
+			s.serveCollection(w, r, target, base, q, rn, pageSize, applied, pairs)
+			return
+		}
+		tt, rr := d.follow(t, rec, nav)
+		if rr == nil {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		t, rec = tt, rr
+	}
+	body := object{{"@odata.context", rn.base + "$metadata#" + t.set + contextProjection(q) + "/$entity"}}
+	body = append(body, rn.renderRow(t, rec, q)...)
+	if len(applied) > 0 {
+		w.Header().Set("Preference-Applied", strings.Join(applied, ","))
+	}
+	w.Header().Set("ETag", fmt.Sprintf(`W/"%d"`, rec.version))
+	writeOData(w, http.StatusOK, body)
+}
+
+func (s *Server) serveCollection(w http.ResponseWriter, r *http.Request, t *table, base []*row, q *queryOpts, rn *render, pageSize int, applied []string, pairs [][2]string) {
+	rows := s.data.selectRows(t, base, q)
+	page := 1
+	for _, kv := range pairs {
+		if kv[0] == "$skiptoken" {
+			if m := pageNumberRE.FindStringSubmatch(kv[1]); m != nil {
+				page, _ = strconv.Atoi(m[1])
+			}
+		}
+	}
+	size := pageSize
+	if size == 0 {
+		size = maxPageSize
+		if q.top >= 0 && q.top < len(rows) {
+			rows = rows[:q.top] // $top is ignored with odata.maxpagesize
+		}
+	} else {
+		applied = append(applied, "odata.maxpagesize="+strconv.Itoa(pageSize))
+	}
+	start := min((page-1)*size, len(rows))
+	end := min(start+size, len(rows))
+	pageRows := rows[start:end]
+
+	body := object{{"@odata.context", rn.base + "$metadata#" + t.set + contextProjection(q)}}
+	if rn.ann.want(annCount) {
+		body = append(body, member{"@" + annCount, -1})
+	}
+	if rn.ann.want(annCountMax) {
+		body = append(body, member{"@" + annCountMax, false})
+	}
+	if rn.ann.want(annMetaVer) {
+		body = append(body, member{"@" + annMetaVer, "1144249"})
+	}
+	arr := make([]object, len(pageRows))
+	for i, row := range pageRows {
+		arr[i] = rn.renderRow(t, row, q)
+	}
+	body = append(body, member{"value", arr})
+	if end < len(rows) {
+		var parts []string
+		for _, p := range strings.Split(r.URL.RawQuery, "&") {
+			if p != "" && !strings.HasPrefix(p, "$skiptoken=") && !strings.HasPrefix(p, "%24skiptoken=") {
+				parts = append(parts, p)
+			}
+		}
+		first, last := pageRows[0].vals[t.key].(string), pageRows[len(pageRows)-1].vals[t.key].(string)
+		parts = append(parts, "$skiptoken="+escapeSkiptoken(pagingCookie(t.key, page, first, last)))
+		body = append(body, member{"@odata.nextLink", rn.base + strings.TrimPrefix(r.URL.Path, "/api/data/v9.2/") + "?" + strings.Join(parts, "&")})
+	}
+	if len(applied) > 0 {
+		w.Header().Set("Preference-Applied", strings.Join(applied, ","))
+	}
+	writeOData(w, http.StatusOK, body)
+}
+
+// lookupKey finds a record by "<guid>", "key=<guid>" or an alternate key
+// "col='v',col2=..." that the CSDL declares.
+func (d *dataset) lookupKey(t *table, k string) (*row, error) {
+	if isGUID(k) {
+		id := strings.ToLower(k)
+		if r := t.byKey[id]; r != nil {
+			return r, nil
+		}
+		return nil, &apiError{http.StatusNotFound, "0x80040217", fmt.Sprintf("%s With Id = %s Does Not Exist", t.name, id)}
+	}
+	parts, err := splitTop(k, ',')
+	if err != nil {
+		return nil, err
+	}
+	vals := map[string]string{}
+	var cols []string
+	for _, p := range parts {
+		c, v, ok := strings.Cut(p, "=")
+		if !ok {
+			return nil, filterError(fmt.Sprintf("Bad Request - Error in query syntax: key '%s'.", k))
+		}
+		c = strings.TrimSpace(c)
+		v = strings.TrimSpace(v)
+		if strings.HasPrefix(v, "'") {
+			if len(v) < 2 || !strings.HasSuffix(v, "'") {
+				return nil, filterError(fmt.Sprintf("There is an unterminated literal at position %d in '%s'.", len(k), k))
+			}
+			v = strings.ReplaceAll(v[1:len(v)-1], "''", "'")
+		}
+		if t.colByName[c] == nil {
+			return nil, notFoundProperty(t, c)
+		}
+		vals[c] = v
+		cols = append(cols, c)
+	}
+	if len(cols) == 1 && cols[0] == t.key {
+		return d.lookupKey(t, vals[t.key])
+	}
+	declared := false
+	for _, ak := range t.altKeys {
+		if sameSet(ak, cols) {
+			declared = true
+		}
+	}
+	if !declared {
+		return nil, &apiError{http.StatusBadRequest, "0x80060888", fmt.Sprintf(
+			"The key %s is not defined as an alternate key for entity %s.", strings.Join(cols, ","), t.name)}
+	}
+	var cands []*row
+	if idx, ok := t.strIdx[cols[0]]; ok {
+		cands = idx[strings.ToLower(vals[cols[0]])]
+	} else {
+		cands = t.rows
+	}
+	for _, r := range cands {
+		match := true
+		for _, c := range cols {
+			if !strings.EqualFold(fmt.Sprint(r.vals[c]), vals[c]) {
+				match = false
+			}
+		}
+		if match {
+			return r, nil
+		}
+	}
+	return nil, &apiError{http.StatusNotFound, "0x80040217", fmt.Sprintf("A record with the specified key values does not exist in %s entity", t.name)}
+}
+
+func sameSet(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for _, x := range a {
+		found := false
+		for _, y := range b {
+			found = found || x == y
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+// deniedTable returns the first table of the query whose read is denied.
+func (s *Server) deniedTable(t *table, q *queryOpts) *table {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.denied) == 0 {
+		return nil
+	}
+	var walk func(t *table, q *queryOpts) *table
+	walk = func(t *table, q *queryOpts) *table {
+		if s.denied[t.name] {
+			return t
+		}
+		for _, e := range q.expands {
+			if e.target != nil {
+				if d := walk(e.target, e.q); d != nil {
+					return d
+				}
+			}
+		}
+		return nil
+	}
+	return walk(t, q)
+}
+
+func (s *Server) privilegeMessage(t *table) string {
+	priv := uuid.NewSHA1(uuid.NameSpaceOID, []byte("prvRead"+t.schemaName)).String()
+	return fmt.Sprintf("Principal user (Id=%s, type=8, roleCount=1, privilegeCount=%d, accessMode=0), is missing prvRead%s privilege (Id=%s) on OTC=%d for entity '%s'. context.Caller=%s",
+		DefaultUserID, 431, t.schemaName, priv, t.otc, t.name, DefaultUserID)
+}
+
+// serveServiceDocument lists the entity sets and function imports.
+func (s *Server) serveServiceDocument(w http.ResponseWriter) {
+	var vals []object
+	for _, t := range s.data.order {
+		vals = append(vals, object{{"name", t.set}, {"kind", "EntitySet"}, {"url", t.set}})
+	}
+	if c := s.data.model.Container; c != nil {
+		for _, f := range c.FunctionImports {
+			vals = append(vals, object{{"name", f.Name}, {"kind", "FunctionImport"}, {"url", f.Name}})
+		}
+	}
+	writeOData(w, http.StatusOK, object{{"@odata.context", s.url + webAPIPrefix + "$metadata"}, {"value", vals}})
+}
