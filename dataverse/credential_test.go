@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -45,9 +46,13 @@ func testCert(t testing.TB, key any) *x509.Certificate {
 	return cert
 }
 
+// testRSAKey is generated once: 2048-bit key generation costs seconds under
+// -race, and the tests only need a key, not distinct ones.
+var testRSAKey = sync.OnceValues(func() (*rsa.PrivateKey, error) { return rsa.GenerateKey(rand.Reader, 2048) })
+
 func rsaKey(t testing.TB) *rsa.PrivateKey {
 	t.Helper()
-	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	k, err := testRSAKey()
 	if err != nil {
 		t.Fatal(err)
 	}

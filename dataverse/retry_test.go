@@ -270,3 +270,22 @@ func TestDoBuffersBody(t *testing.T) {
 		t.Errorf("body %q, %v, length %d", b, err, resp.ContentLength)
 	}
 }
+
+func TestSignInRetriedOnEntraOutage(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, dataversetest.Options{}, nil)
+	e.sim.InjectFault(dataversetest.Fault{Path: "token", Status: 503, RetryAfter: 2 * time.Second, Count: 1})
+	if _, err := e.conn.WhoAmI(t.Context()); err != nil {
+		t.Fatalf("WhoAmI after one Entra 503: %v", err)
+	}
+	if n := e.sim.TokenRequests(); n != 2 {
+		t.Errorf("token requests %d, want 2", n)
+	}
+	if w := e.clock.Waits(); len(w) != 1 || w[0] != 2*time.Second {
+		t.Errorf("waits %v, want [2s] (Entra's Retry-After)", w)
+	}
+	// Entra's throttling must not close the Dataverse gate.
+	if !e.conn.ThrottledUntil().IsZero() {
+		t.Errorf("gate closed by an Entra failure: %v", e.conn.ThrottledUntil())
+	}
+}
