@@ -216,3 +216,14 @@ func TestMaskEmail(t *testing.T) {
 		}
 	}
 }
+
+func TestOpenAPIDocumentValid(t *testing.T) {
+	t.Parallel()
+	doc, err := GetSpec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := doc.Validate(t.Context()); err != nil {
+		t.Fatalf("openapi.yaml is not a valid OpenAPI document: %v", err)
+	}
+}
