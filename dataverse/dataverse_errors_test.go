@@ -62,7 +62,6 @@ func TestDataverseErrors(t *testing.T) {
 func TestPrivilegeDenied(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, dataversetest.Options{}, nil)
-	needQueryEngine(t, e)
 	e.sim.DenyRead("salesorder")
 	_, err := e.conn.Get(t.Context(), "salesorders?$select=ordernumber&$filter=ordernumber eq 'ORD-1'")
 	var de *Error
@@ -80,7 +79,6 @@ func TestPrivilegeDenied(t *testing.T) {
 func TestRecordNotFound(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, dataversetest.Options{}, nil)
-	needQueryEngine(t, e)
 	_, err := e.conn.Get(t.Context(), "contacts(00000000-0000-0000-0000-00000000beef)?$select=fullname")
 	var de *Error
 	if !asError(err, &de) || de.Kind != KindNotFound || de.Status != 404 || de.Code != "0x80040217" || de.Remedy != RemedyNoRecord {
@@ -91,7 +89,6 @@ func TestRecordNotFound(t *testing.T) {
 func TestBadQuery(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, dataversetest.Options{}, nil)
-	needQueryEngine(t, e)
 	_, err := e.conn.Get(t.Context(), "contacts?$select=nosuchcolumn")
 	if KindOf(err) != KindBadRequest {
 		t.Fatalf("Get = %v, want bad_request", err)

@@ -127,17 +127,6 @@ func newEnv(t testing.TB, opts dataversetest.Options, mod func(*Config)) *env {
 	return &env{sim: sim, conn: c, clock: clk, logs: logs}
 }
 
-// needQueryEngine skips a test while the simulator's query engine is not
-// there yet (it answers every entity set with "Resource not found").
-func needQueryEngine(t *testing.T, e *env) {
-	t.Helper()
-	_, err := e.conn.Get(t.Context(), "accounts?$select=name&$top=1")
-	if de := (*Error)(nil); asError(err, &de) && de.Code == "0x80060888" && de.Status == 404 {
-		t.Skip("the simulator does not serve entity sets yet (query engine not committed)")
-	}
-	e.sim.ResetCounters()
-}
-
 // noDNSClient is an HTTP client trusting sim (nil: the system roots) whose
 // dialer fails every host name with the resolver's "no such host" error, as
 // on a machine where the name does not resolve, without sending any DNS
