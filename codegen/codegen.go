@@ -92,13 +92,17 @@ func Generate(cfg Config) (map[string][]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	clientSrc, err := tidy(FileClient, []byte(client))
+	if err != nil {
+		return nil, err
+	}
 	tablesSrc, err := render(p)
 	if err != nil {
 		return nil, err
 	}
 	return map[string][]byte{
 		FileOpenAPI: docJSON,
-		FileClient:  []byte(client),
+		FileClient:  clientSrc,
 		FileTables:  tablesSrc,
 	}, nil
 }

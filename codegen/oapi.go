@@ -1,9 +1,18 @@
 package codegen
 
 import (
+	"bytes"
 	"fmt"
+	"go/ast"
+	"go/format"
+	"go/parser"
+	"go/token"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
+
+	"golang.org/x/tools/go/ast/astutil"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	oapi "github.com/oapi-codegen/oapi-codegen/v2/pkg/codegen"
@@ -15,8 +24,9 @@ import (
 var oapiMu sync.Mutex
 
 // importsTemplate replaces oapi-codegen's header, which names the tool
-// version (churn on every upgrade), with ours. goimports, which
-// oapi-codegen runs on its output, drops the imports the code does not use.
+// version (churn on every upgrade), with ours. It lists every import the
+// output may need (oapi-codegen does not list type-mapping imports itself);
+// tidy drops the unused ones.
 const importsTemplate = `{{.Header}}
 package {{.PackageName}}
 
@@ -33,6 +43,7 @@ import (
 
 	"github.com/oapi-codegen/runtime"
 	openapi_types "github.com/oapi-codegen/runtime/types"
+	"github.com/shopspring/decimal"
 	{{- range .ExternalImports}}
 	{{ . }}
 	{{- end}}
@@ -53,6 +64,10 @@ func runOAPI(docJSON []byte, pkg, header string) (string, error) {
 		Generate:    oapi.GenerateOptions{Models: true, Client: true},
 		OutputOptions: oapi.OutputOptions{
 			UserTemplates: map[string]string{"imports.tmpl": tmpl},
+			// oapi-codegen formats with goimports, which scans GOPATH and
+			// the module cache to learn package names: slow, and output
+			// would depend on the machine. We prune imports ourselves.
+			SkipFmt: true,
 			TypeMapping: &oapi.TypeMapping{
 				Number: oapi.FormatMapping{
 					// No float32 anywhere: a number without a known format
@@ -74,4 +89,35 @@ func runOAPI(docJSON []byte, pkg, header string) (string, error) {
 		return "", fmt.Errorf("codegen: oapi-codegen: %w", err)
 	}
 	return out, nil
+}
+
+// tidy removes the imports that src does not use and formats it, without
+// looking at any file: every import in importsTemplate (and the type-mapping
+// imports) has a package name equal to its last path element or an explicit
+// name.
+func tidy(name string, src []byte) ([]byte, error) {
+	fset := token.NewFileSet()
+	f, err := parser.ParseFile(fset, name, src, parser.ParseComments)
+	if err != nil {
+		return nil, fmt.Errorf("codegen: %s does not parse: %w\n%s", name, err, numbered(src))
+	}
+	for _, imp := range slices.Clone(f.Imports) {
+		path, _ := strconv.Unquote(imp.Path.Value)
+		if !astutil.UsesImport(f, path) {
+			astutil.DeleteNamedImport(fset, f, nameOf(imp), path)
+		}
+	}
+	ast.SortImports(fset, f)
+	var b bytes.Buffer
+	if err := format.Node(&b, fset, f); err != nil {
+		return nil, fmt.Errorf("codegen: formatting %s: %w", name, err)
+	}
+	return b.Bytes(), nil
+}
+
+func nameOf(imp *ast.ImportSpec) string {
+	if imp.Name != nil {
+		return imp.Name.Name
+	}
+	return ""
 }

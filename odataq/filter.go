@@ -42,7 +42,9 @@ func Not[T any](f Filter[T]) Filter[T] {
 	if f.IsZero() || f.err != nil {
 		return f
 	}
-	return Filter[T]{expr: "not " + paren(f, precUnary), prec: precUnary}
+	// not binds tighter than eq in OData, so the operand is always
+	// parenthesized: "not (name eq null)".
+	return Filter[T]{expr: "not (" + f.expr + ")", prec: precUnary}
 }
 
 // And returns f and g.
