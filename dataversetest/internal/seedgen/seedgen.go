@@ -134,7 +134,7 @@ func Generate() ([]byte, error) {
 		}
 		c := rec{
 			"contactid": id, "firstname": first, "lastname": last, "fullname": first + " " + last,
-			"jobtitle": []string{"Purchasing Manager", "Buyer", "Operations Lead", "Owner", "Accountant"}[i%5],
+			"jobtitle":      []string{"Purchasing Manager", "Buyer", "Operations Lead", "Owner", "Accountant"}[i%5],
 			"emailaddress1": email, "telephone1": fmt.Sprintf("+1-206-555-%04d", 200+i*13), "mobilephone": fmt.Sprintf("+1-206-555-%04d", 5000+i*17),
 			"preferredcontactmethodcode": 1 + i%5, "donotemail": i%11 == 5, "birthdate": fmt.Sprintf("19%02d-%02d-%02d", 60+i%35, 1+i%12, 1+i%28),
 			"_transactioncurrencyid_value": currencies[0].id, "exchangerate": "1.0000000000",
@@ -188,7 +188,7 @@ func Generate() ([]byte, error) {
 		products = append(products, rec{
 			"productid": id, "name": productKinds[i%3] + " " + productWords[i/3], "productnumber": fmt.Sprintf("SKU-%s-%03d", strings.ToUpper(productWords[i/3][:3]), 100+i),
 			"description": "A " + strings.ToLower(productKinds[i%3]) + " " + strings.ToLower(productWords[i/3]) + ".",
-			"price": price.StringFixed(2), "_defaultuomid_value": uom, "quantitydecimal": 0, "productstructure": 1, "producttypecode": 1 + i%3,
+			"price":       price.StringFixed(2), "_defaultuomid_value": uom, "quantitydecimal": 0, "productstructure": 1, "producttypecode": 1 + i%3,
 			"validfromdate": "2025-01-01", "_transactioncurrencyid_value": currencies[0].id, "exchangerate": "1.0000000000",
 			"statecode": state, "statuscode": status, "createdon": stamp(i), "modifiedon": stamp(i + 5),
 		})
@@ -263,7 +263,7 @@ func Generate() ([]byte, error) {
 		o := rec{
 			"salesorderid": id, "ordernumber": number, "name": "Order " + number + " for " + custName,
 			"_customerid_value": custID, "_customerid_value" + lookupLogical: custTable,
-			"requestdeliveryby": delivery.Format(time.RFC3339),
+			"requestdeliveryby":   delivery.Format(time.RFC3339),
 			"totallineitemamount": total.StringFixed(2), "totaldiscountamount": "0.00", "totaltax": "0.00", "freightamount": "0.00",
 			"discountamount": "0.00", "totalamountlessfreight": total.StringFixed(2), "totalamount": total.StringFixed(2),
 			"_transactioncurrencyid_value": cur.id, "exchangerate": cur.rate.StringFixed(10),
