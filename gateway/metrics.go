@@ -32,7 +32,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"integration", "kind"}),
 		upstreamTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "dvgate_upstream_calls_total",
-			Help: "Dataverse calls made by lookups, by outcome (ok, not_found, or the error kind).",
+			Help: "Shared Dataverse calls made for lookup misses, by outcome (ok, not_found, or the error kind). One call is one HTTP request, except a customer lookup in mode both that falls back to accounts (two).",
 		}, []string{"integration", "kind", "outcome"}),
 		upstreamLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "dvgate_upstream_call_duration_seconds",
