@@ -28,10 +28,25 @@ type Registry struct {
 
 	integrations atomic.Pointer[map[string]*integration]
 
+	// rejected remembers configurations that failed validation, so that a
+	// poll does not sign in with the same wrong secret every few seconds.
+	// Guarded by reloadMu.
+	rejected map[string]rejection
+
 	reloadMu sync.Mutex     // serializes Reload, Check and Close
 	closing  sync.WaitGroup // backends being closed after their last request
 	closed   bool
 }
+
+type rejection struct {
+	fp string
+	at time.Time
+}
+
+// RetryRejectedAfter is how long a poll waits before validating a rejected
+// configuration again (a new secret can take a while to propagate in
+// Entra). Reload (SIGHUP) always retries.
+const RetryRejectedAfter = time.Minute
 
 // integration is one named integration and its current backend.
 type integration struct {
@@ -106,7 +121,7 @@ type RegistryConfig struct {
 // is valid). It does not sign in: call Check (or let Watch do it) to make
 // the integrations ready.
 func NewRegistry(cfg RegistryConfig) (*Registry, error) {
-	r := &Registry{source: cfg.Source, connector: cfg.Connector, log: cfg.Logger, now: cfg.Clock,
+	r := &Registry{rejected: map[string]rejection{}, source: cfg.Source, connector: cfg.Connector, log: cfg.Logger, now: cfg.Clock,
 		metrics: cfg.Metrics, validateTimeout: cfg.ValidateTimeout}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
@@ -236,13 +251,19 @@ func (r *Registry) validate(ctx context.Context, b Backend) error {
 	return err
 }
 
-// Reload re-reads the configuration. For every integration whose
+// Reload re-reads the configuration (as on SIGHUP). For every integration whose
 // configuration changed, a new backend is built and validated with WhoAmI;
 // it replaces the old one only if that succeeds, otherwise the old one keeps
 // serving and the error says why. New integrations are added (after
 // validation), removed ones are retired. Requests running on a replaced
 // backend finish on it.
-func (r *Registry) Reload(ctx context.Context) error {
+func (r *Registry) Reload(ctx context.Context) error { return r.reload(ctx, true) }
+
+// Poll is Reload for a periodic check: a configuration that was rejected
+// less than RetryRejectedAfter ago is not validated again.
+func (r *Registry) Poll(ctx context.Context) error { return r.reload(ctx, false) }
+
+func (r *Registry) reload(ctx context.Context, force bool) error {
 	r.reloadMu.Lock()
 	defer r.reloadMu.Unlock()
 	if r.closed {
@@ -268,6 +289,14 @@ func (r *Registry) Reload(ctx context.Context) error {
 				continue
 			}
 		}
+		fp := c.Fingerprint()
+		if rj, ok := r.rejected[c.Name]; ok && rj.fp == fp && !force && r.now().Sub(rj.at) < RetryRejectedAfter {
+			if in != nil {
+				next[c.Name] = in
+			}
+			errs = append(errs, fmt.Errorf("integration %q: configuration rejected %s ago; not retried yet", c.Name, r.now().Sub(rj.at).Round(time.Second)))
+			continue
+		}
 		var prev Backend
 		if cur != nil {
 			prev = cur.b
@@ -279,6 +308,7 @@ func (r *Registry) Reload(ctx context.Context) error {
 			}
 		}
 		if err != nil {
+			r.rejected[c.Name] = rejection{fp: fp, at: r.now()}
 			r.metrics.rotation(c.Name, "rejected")
 			r.log.Error("new configuration rejected; the old credentials keep serving", "integration", c.Name, "error", err)
 			errs = append(errs, fmt.Errorf("integration %q: %w", c.Name, err))
@@ -287,6 +317,7 @@ func (r *Registry) Reload(ctx context.Context) error {
 			}
 			continue
 		}
+		delete(r.rejected, c.Name)
 		changed = true
 		l := r.newLease(c, b)
 		if in == nil {
@@ -334,10 +365,11 @@ func (r *Registry) Watch(ctx context.Context, ticks <-chan time.Time, hup <-chan
 		case <-ctx.Done():
 			return
 		case <-ticks:
+			_ = r.Poll(ctx)
 		case <-hup:
 			r.log.Info("reloading configuration (SIGHUP)")
+			_ = r.Reload(ctx)
 		}
-		_ = r.Reload(ctx)
 		_ = r.Check(ctx)
 	}
 }

@@ -58,7 +58,7 @@ func (s *syncBuffer) String() string {
 }
 
 type integ struct {
-	name, secretFile, secretEnv, clientID, mode string
+	name, secretEnv, clientID, mode string
 }
 
 // newEnv starts a simulator and writes a config file naming the given

@@ -1,0 +1,258 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// TestRotation rewrites the secret file the config file references: a
+// wrong secret is rejected and the old one keeps serving; a right one
+// replaces it without a failed request, keeping the cache.
+func TestRotation(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, integ{name: "default"}, integ{name: "eu"})
+	e.start()
+	must(t, e.do("GET", "/v1/customers?email="+alex), 200)
+	tokens := e.sim.TokenRequests()
+
+	// Requests keep flowing during every reload below.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var failures []string
+	var mu sync.Mutex
+	for range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				r := doReq(t, e.client, "POST", e.base+"/v1/test")
+				if r.status != 200 {
+					mu.Lock()
+					failures = append(failures, string(r.body))
+					mu.Unlock()
+				}
+			}
+		})
+	}
+
+	// A wrong secret: validated, rejected, the old credentials keep serving.
+	e.writeFile("default.secret", "not-the-secret")
+	e.tick()
+	if e.sim.TokenRequests() == tokens {
+		t.Error("the new secret was not validated")
+	}
+	logs := e.stderr.String()
+	if !strings.Contains(logs, "new configuration rejected") || !strings.Contains(logs, "AADSTS7000215") {
+		t.Errorf("log does not say why the secret was rejected:\n%s", logs)
+	}
+	must(t, e.do("POST", "/v1/test"), 200)
+
+	// The secret is rotated at Entra, then in the file: applied.
+	e.sim.SetClientSecret("rotated~Secret.2")
+	e.writeFile("default.secret", "rotated~Secret.2\n")
+	e.tick()
+	if logs := e.stderr.String(); !strings.Contains(logs, "new configuration applied") {
+		t.Errorf("rotation not applied:\n%s", logs)
+	}
+	// The cache survived the credential-only swap.
+	if r := must(t, e.do("GET", "/v1/customers?email="+alex), 200); r.header.Get("X-Cache") != "hit" {
+		t.Errorf("after rotation X-Cache %q, want hit (cache kept)", r.header.Get("X-Cache"))
+	}
+
+	// SIGHUP reloads too: another wrong secret, rejected.
+	e.writeFile("default.secret", "wrong-again")
+	e.reload <- struct{}{}
+	e.tick() // returns once the SIGHUP reload finished
+	close(stop)
+	wg.Wait()
+	if len(failures) > 0 {
+		t.Errorf("%d requests failed during rotation, first: %s", len(failures), failures[0])
+	}
+	must(t, e.do("POST", "/v1/test"), 200)
+	if rd := must(t, e.do("GET", "/readyz"), 200).json(t); rd["ready"] != true {
+		t.Errorf("readyz after rejected rotation: %v", rd)
+	}
+	metrics := string(must(t, e.do("GET", "/metrics"), 200).body)
+	for _, want := range []string{
+		`dvgate_integration_updates_total{integration="default",result="applied"} 1`,
+		`dvgate_integration_updates_total{integration="default",result="rejected"} 2`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if logs := e.stderr.String(); strings.Contains(logs, "rotated~Secret.2") || strings.Contains(logs, "not-the-secret") {
+		t.Error("a secret appears in the log")
+	}
+}
+
+// blockingTransport holds Web API requests for sales orders until release
+// is closed, and reports each arrival.
+type blockingTransport struct {
+	base    http.RoundTripper
+	arrived chan struct{}
+	release chan struct{}
+}
+
+func (b *blockingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if strings.Contains(r.URL.Path, "/salesorders") {
+		b.arrived <- struct{}{}
+		<-b.release
+	}
+	return b.base.RoundTrip(r)
+}
+
+// TestShutdown: a request in flight when shutdown starts completes; new
+// connections are refused; Close returns once it is done.
+func TestShutdown(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	bt := &blockingTransport{base: e.sim.Client().Transport, arrived: make(chan struct{}, 1), release: make(chan struct{})}
+	e.httpc = &http.Client{Transport: bt}
+	e.start()
+
+	got := make(chan result, 1)
+	go func() {
+		got <- doReq(t, e.client, "GET", e.base+"/v1/orders/"+orderNum)
+	}()
+	<-bt.arrived // the request is now waiting on Dataverse
+
+	shutdownStarted := make(chan struct{})
+	e.m.httpSrv.RegisterOnShutdown(func() { close(shutdownStarted) })
+	closed := make(chan error, 1)
+	go func() { closed <- e.m.Close() }()
+	<-shutdownStarted
+
+	if _, err := e.client.Get(e.base + "/healthz"); err == nil {
+		t.Error("a new request was accepted during shutdown")
+	}
+	close(bt.release)
+	if r := <-got; r.status != 200 || !strings.Contains(string(r.body), orderNum) {
+		t.Errorf("in-flight request: %d %s", r.status, r.body)
+	}
+	if err := <-closed; err != nil {
+		t.Errorf("Close: %v", err)
+	}
+}
+
+// TestCommands covers the one-shot commands with the real wiring.
+func TestCommands(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, integ{name: "default"}, integ{name: "bad", secretEnv: "BAD"})
+	e.vars["BAD"] = "wrong"
+	orgID, _, _ := e.sim.WhoAmI()
+	run := func(args ...string) (string, error) {
+		t.Helper()
+		e.stdout.mu.Lock()
+		e.stdout.b.Reset()
+		e.stdout.mu.Unlock()
+		m := e.main(args...)
+		err := m.Run(context.Background())
+		if cerr := m.Close(); cerr != nil {
+			t.Error(cerr)
+		}
+		return e.stdout.String(), err
+	}
+	out, err := run("test")
+	if err != nil || !strings.Contains(out, "OK: organization "+orgID) {
+		t.Errorf("dvgate test: %v %q", err, out)
+	}
+	out, err = run("test", "--integration", "bad")
+	var ee exitError
+	if !errors.As(err, &ee) || !strings.Contains(out, "FAILED (auth)") || !strings.Contains(out, "AADSTS7000215") {
+		t.Errorf("dvgate test --integration bad: %v %q", err, out)
+	}
+	out, err = run("lookup", "customer", alex)
+	if err != nil || !strings.Contains(out, `"name": "Alex Wu"`) {
+		t.Errorf("lookup customer: %v %q", err, out)
+	}
+	out, err = run("lookup", "order", orderNum)
+	if err != nil || !strings.Contains(out, `"status": "Submitted / In Progress"`) {
+		t.Errorf("lookup order: %v %q", err, out)
+	}
+	out, err = run("lookup", "order", "ORD-99999-XXXXXX")
+	if !errors.As(err, &ee) || !strings.Contains(out, `"code": "not_found"`) {
+		t.Errorf("lookup missing order: %v %q", err, out)
+	}
+	out, err = run("version")
+	if err != nil || !strings.HasPrefix(out, "dvgate ") {
+		t.Errorf("version: %v %q", err, out)
+	}
+	for _, args := range [][]string{{"frobnicate"}, {"lookup", "invoice", "1"}, {"serve", "extra"}} {
+		m := &Main{Stdout: e.stdout, Stderr: e.stderr, Getenv: func(string) string { return "" }}
+		if err := m.ParseFlags(args); err == nil {
+			t.Errorf("ParseFlags(%q) accepted", args)
+		}
+	}
+}
+
+func TestAPIToken(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	// No token: a non-loopback address is refused before anything listens.
+	m := e.main("serve", "--listen", "0.0.0.0:0")
+	err := m.Run(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "DVGATE_API_TOKEN") {
+		t.Fatalf("non-loopback without a token: %v", err)
+	}
+	_ = m.Close()
+
+	e.vars["DVGATE_API_TOKEN"] = "s3cret-token"
+	e.start()
+	if code, _, _ := errorOf(t, must(t, e.do("POST", "/v1/test"), 401)); code != "auth" {
+		t.Errorf("no token: %s", code)
+	}
+	must(t, e.do("POST", "/v1/test", "Authorization", "Bearer nope"), 401)
+	must(t, e.do("POST", "/v1/test", "Authorization", "Bearer s3cret-token"), 200)
+	must(t, e.do("GET", "/readyz"), 200) // probes need no token
+	if strings.Contains(e.stderr.String(), "s3cret-token") {
+		t.Error("the API token appears in the log")
+	}
+}
+
+// TestDemo runs what make demo runs and follows its printed commands.
+func TestDemo(t *testing.T) {
+	t.Parallel()
+	out := &syncBuffer{}
+	m := &Main{Stdout: out, Stderr: &syncBuffer{}, Getenv: func(string) string { return "" }}
+	if err := m.ParseFlags([]string{"--demo", "--listen", "127.0.0.1:0"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	tr := &http.Transport{}
+	c := &http.Client{Transport: tr}
+	defer func() {
+		if err := m.Close(); err != nil {
+			t.Error(err)
+		}
+		tr.CloseIdleConnections()
+	}()
+	printed := out.String()
+	for _, want := range []string{alex, fabrikam, orderNum} {
+		var url string
+		for _, line := range strings.Split(printed, "\n") {
+			if strings.Contains(line, want) {
+				url = strings.Trim(strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(line), "curl -s")), "'")
+			}
+		}
+		if url == "" {
+			t.Errorf("no curl command for %s in:\n%s", want, printed)
+			continue
+		}
+		if r := doReq(t, c, "GET", url); r.status != 200 {
+			t.Errorf("%s: %d %s", url, r.status, r.body)
+		}
+	}
+	if r := doReq(t, c, "GET", "http://"+m.Addr()+"/readyz"); r.status != 200 {
+		t.Errorf("demo not ready: %s", r.body)
+	}
+}
