@@ -85,8 +85,13 @@ type env struct {
 	logs  *syncBuffer
 }
 
+// newSim starts a simulator; without a Seed it has no rows (loading the demo
+// data costs half a second under -race, and most tests need none).
 func newSim(t testing.TB, opts dataversetest.Options) *dataversetest.Server {
 	t.Helper()
+	if opts.Seed == nil {
+		opts.Seed = dataversetest.EmptySeed
+	}
 	sim, err := dataversetest.NewServer(opts)
 	if err != nil {
 		t.Fatal(err)

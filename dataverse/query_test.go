@@ -12,7 +12,11 @@ import (
 // @odata.nextLink through Get, as the gateway does.
 func TestQueriesAndPaging(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, dataversetest.Options{}, nil)
+	e := newEnv(t, dataversetest.Options{Seed: []byte(`{"tables":{"contact":[
+		{"contactid":"10000000-0000-4000-8000-000000000001","firstname":"Alex","lastname":"Wu","emailaddress1":"alex.wu@example.test"},
+		{"contactid":"10000000-0000-4000-8000-000000000002","firstname":"Bo","lastname":"Li","emailaddress1":"bo.li@example.test"},
+		{"contactid":"10000000-0000-4000-8000-000000000003","firstname":"Cy","lastname":"Ng","emailaddress1":"cy.ng@example.test"},
+		{"contactid":"10000000-0000-4000-8000-000000000004","firstname":"Di","lastname":"Roe"}]}}`)}, nil)
 	ctx := t.Context()
 	type page struct {
 		Value []struct {
