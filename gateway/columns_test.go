@@ -1,10 +1,12 @@
 package gateway
 
 import (
+	"os"
 	"reflect"
 	"slices"
 	"testing"
 
+	"github.com/dvgate/dvgate/csdl"
 	"github.com/dvgate/dvgate/generated"
 	"github.com/google/go-cmp/cmp"
 )
@@ -25,5 +27,33 @@ func TestDefaultOrderColumnsMatchGeneratedModel(t *testing.T) {
 	got := slices.Sorted(slices.Values(DefaultOrderColumns))
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("DefaultOrderColumns vs generated.SalesOrderColumns (-generated +ours):\n%s", diff)
+	}
+}
+
+func TestOrderColumnsFromCSDL(t *testing.T) {
+	t.Parallel()
+	f, err := os.Open("../testdata/csdl/org-custom.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	m, err := csdl.Read(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cols, err := OrderColumnsFromCSDL(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(cols, "contoso_trackingnumber") || !slices.Contains(cols, "ordernumber") {
+		t.Errorf("columns %v lack contoso_trackingnumber or ordernumber", cols)
+	}
+	g, err := New(Config{Conn: newFake(), TrackingColumn: "contoso_trackingnumber", OrderColumns: cols})
+	if err != nil {
+		t.Fatalf("New with the org's columns: %v", err)
+	}
+	g.Close()
+	if _, err := New(Config{Conn: newFake(), TrackingColumn: "contoso_trackingnumber"}); err == nil {
+		t.Error("New accepted a custom column without the org's columns")
 	}
 }
