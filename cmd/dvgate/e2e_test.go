@@ -176,8 +176,8 @@ func TestErrorCodes(t *testing.T) {
 			s.InjectFault(dataversetest.Fault{Path: webOrders, Status: 503, RetryAfter: 300 * time.Second})
 		}, path: "/v1/orders/" + orderNum, status: 503, code: "unavailable", dvCode: "0x80040216"},
 		{name: "timeout", setup: func(s *dataversetest.Server) {
-			s.InjectFault(dataversetest.Fault{Path: webOrders, Latency: 2 * time.Second})
-		}, path: "/v1/orders/" + orderNum, status: 504, code: "timeout", timeout: 200 * time.Millisecond},
+			s.InjectFault(dataversetest.Fault{Path: webOrders, Latency: time.Second})
+		}, path: "/v1/orders/" + orderNum, status: 504, code: "timeout", timeout: 100 * time.Millisecond},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
