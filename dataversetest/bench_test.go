@@ -42,3 +42,33 @@ func benchGET(b *testing.B, path string) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
 }
+
+// BenchmarkNewServer measures starting (and closing) a simulator: the demo
+// data (the default), and the default schema without rows as the baseline.
+// Both share a dataset built once per process; the first NewServer, outside
+// the timed loop, builds it.
+func BenchmarkNewServer(b *testing.B) {
+	for _, bc := range []struct {
+		name string
+		opts Options
+	}{
+		{"demo", Options{}},
+		{"empty-seed", Options{Seed: EmptySeed}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			warm, err := NewServer(bc.opts)
+			if err != nil {
+				b.Fatal(err)
+			}
+			warm.Close()
+			b.ReportAllocs()
+			for b.Loop() {
+				s, err := NewServer(bc.opts)
+				if err != nil {
+					b.Fatal(err)
+				}
+				s.Close()
+			}
+		})
+	}
+}

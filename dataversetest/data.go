@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/dvgate/dvgate/csdl"
@@ -33,8 +34,8 @@ type seedDoc struct {
 
 const lookupLogicalNameSuffix = "@Microsoft.Dynamics.CRM.lookuplogicalname"
 
-// dataset is the schema and rows. It is built once by NewServer and never
-// mutated, so any number of requests read it without locks.
+// dataset is the schema and rows. It is built once and never mutated, so any
+// number of requests, and of servers, read it without locks.
 type dataset struct {
 	csdl   []byte
 	model  *csdl.Model
@@ -113,7 +114,32 @@ type row struct {
 var otcs = map[string]int{"account": 1, "contact": 2, "systemuser": 8, "team": 9, "product": 1024, "uom": 1055,
 	"salesorder": 1088, "salesorderdetail": 1089, "transactioncurrency": 9105}
 
+// Shared snapshots of the default schema, with the demo rows and without
+// rows. Most tests start servers with these, and parsing and indexing the
+// demo seed costs tens of milliseconds (half a second under -race), so each
+// is built once per process. A dataset is never mutated after loadDataset
+// returns it (requests only read it), which is what makes sharing it
+// between servers, and this package-level cache, safe.
+var (
+	defaultDemoData  = sync.OnceValues(func() (*dataset, error) { return buildDataset(Options{}) })
+	defaultEmptyData = sync.OnceValues(func() (*dataset, error) { return buildDataset(Options{Seed: EmptySeed}) })
+)
+
+// loadDataset returns the dataset for opts: a shared snapshot for the
+// default schema with the demo or no seed, else a new one.
 func loadDataset(opts Options) (*dataset, error) {
+	if opts.CSDL == nil && opts.EntityDefs == nil {
+		switch {
+		case opts.Seed == nil:
+			return defaultDemoData()
+		case bytes.Equal(opts.Seed, EmptySeed):
+			return defaultEmptyData()
+		}
+	}
+	return buildDataset(opts)
+}
+
+func buildDataset(opts Options) (*dataset, error) {
 	raw := opts.CSDL
 	if raw == nil {
 		raw = testdata.OrgCSDL()
