@@ -37,12 +37,14 @@ const lookupLogicalNameSuffix = "@Microsoft.Dynamics.CRM.lookuplogicalname"
 // dataset is the schema and rows. It is built once and never mutated, so any
 // number of requests, and of servers, read it without locks.
 type dataset struct {
-	csdl   []byte
-	model  *csdl.Model
-	defs   *entitydefs.Definitions
-	tables map[string]*table // by logical name
-	sets   map[string]*table // by entity set name
-	order  []*table          // container order
+	csdl  []byte
+	model *csdl.Model
+	defs  *entitydefs.Definitions
+	// defsRaw is the EntityDefinitions JSON, served by the metadata endpoint.
+	defsRaw []byte
+	tables  map[string]*table // by logical name
+	sets    map[string]*table // by entity set name
+	order   []*table          // container order
 }
 
 type table struct {
@@ -156,7 +158,7 @@ func buildDataset(opts Options) (*dataset, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dataversetest: EntityDefinitions: %w", err)
 	}
-	d := &dataset{csdl: raw, model: model, defs: defs, tables: map[string]*table{}, sets: map[string]*table{}}
+	d := &dataset{csdl: raw, model: model, defs: defs, defsRaw: defsRaw, tables: map[string]*table{}, sets: map[string]*table{}}
 	if model.Container == nil {
 		return nil, fmt.Errorf("dataversetest: CSDL has no entity container")
 	}

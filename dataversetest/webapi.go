@@ -100,6 +100,10 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 			{"OrganizationId", DefaultOrganizationID},
 		})
 	default:
+		if rest == "EntityDefinitions" || strings.HasPrefix(rest, "EntityDefinitions(") {
+			s.serveEntityDefinitions(w, r, rest)
+			return
+		}
 		s.serveResource(w, r, rc, rest)
 	}
 }
