@@ -129,8 +129,9 @@ func attributeType(a object) string {
 // findEntityDef resolves "(LogicalName='x')" or "(<MetadataId>)"; key is how
 // the context URL names it.
 func findEntityDef(ents []object, seg string) (object, string, error) {
-	k, ok := strings.CutPrefix(seg, "(")
-	if k, ok = strings.CutSuffix(k, ")"); !ok {
+	k, _ := strings.CutPrefix(seg, "(")
+	k, ok := strings.CutSuffix(k, ")")
+	if !ok || !strings.HasPrefix(seg, "(") {
 		return nil, "", filterError(fmt.Sprintf("Bad Request - Error in query syntax: '%s'.", seg))
 	}
 	if name, ok := strings.CutPrefix(k, "LogicalName="); ok {
