@@ -17,6 +17,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -30,19 +31,38 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	c := &command{getenv: os.Getenv, stdout: os.Stdout, stderr: os.Stderr, terminal: isTerminal(os.Stderr)}
+	code := c.run(ctx, os.Args[1:])
 	stop()
 	os.Exit(code)
 }
 
+// isTerminal reports whether f is a character device (a terminal), where a
+// progress line that rewrites itself is welcome; in logs it is noise.
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// command is dvgen's environment: main fills it from the process, tests
+// inject their own (an HTTP client that trusts a test server, a fake
+// environment, a terminal or not).
+type command struct {
+	getenv         func(string) string
+	httpClient     *http.Client // base client for the org and Entra; nil = the default
+	stdout, stderr io.Writer
+	terminal       bool // stderr is a terminal: show download progress
+}
+
 type options struct {
-	metadata, entityDefs, out, pkg string
-	tables                         []string
-	check                          bool
+	metadata, entityDefs, saveDefs, out, pkg string
+	tables                                   []string
+	check                                    bool
 }
 
 // run is the whole command, so that tests exercise the real wiring.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+func (c *command) run(ctx context.Context, args []string) int {
+	stdout, stderr := c.stdout, c.stderr
 	o, err := parseFlags(args, stderr)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -51,9 +71,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "dvgen:", err)
 		return 2
 	}
-	files, stats, err := generate(ctx, o, stderr)
+	files, stats, err := c.generate(ctx, o)
 	if err != nil {
-		fmt.Fprintln(stderr, "dvgen:", err)
+		printError(stderr, err)
 		return 1
 	}
 	if o.check {
@@ -85,7 +105,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs := flag.NewFlagSet("dvgen", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.metadata, "metadata", "", "CSDL `$metadata` file, or the org URL (https://org.crm4.dynamics.com)")
-	fs.StringVar(&o.entityDefs, "entity-definitions", "", "EntityDefinitions JSON `file` (optional: SchemaName casing, option-set constants)")
+	fs.StringVar(&o.entityDefs, "entity-definitions", "", "EntityDefinitions JSON `file` (optional: SchemaName casing, option-set constants); with an org URL, downloaded unless given")
+	fs.StringVar(&o.saveDefs, "save-entity-definitions", "", "with an org URL: also write the downloaded EntityDefinitions to this `file`")
 	fs.StringVar(&tables, "tables", "", "comma-separated logical `names` of the tables to generate")
 	fs.StringVar(&o.out, "out", "", "output `directory`")
 	fs.StringVar(&o.pkg, "package", "", "Go package `name`")
@@ -114,6 +135,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		slices.Sort(missing)
 		return o, fmt.Errorf("missing %s (see dvgen -h)", strings.Join(missing, ", "))
 	}
+	if o.saveDefs != "" && (!isURL(o.metadata) || o.entityDefs != "") {
+		return o, errors.New("--save-entity-definitions needs --metadata with the org URL and no --entity-definitions")
+	}
 	return o, nil
 }
 
@@ -132,12 +156,12 @@ func (o options) invocation() string {
 
 type stats struct{ tables, columns, lines, goFiles int }
 
-func generate(ctx context.Context, o options, stderr io.Writer) (map[string][]byte, stats, error) {
+func (c *command) generate(ctx context.Context, o options) (map[string][]byte, stats, error) {
 	var st stats
 	var model *csdl.Model
 	var defs *entitydefs.Definitions
 	if isURL(o.metadata) {
-		m, d, err := download(ctx, o, stderr)
+		m, d, err := c.download(ctx, o)
 		if err != nil {
 			return nil, st, err
 		}
