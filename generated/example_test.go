@@ -1,42 +1,84 @@
 package generated_test
 
 import (
+	"cmp"
 	"context"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
+	"log"
+	"slices"
 
+	"github.com/dvgate/dvgate/dataverse"
+	"github.com/dvgate/dvgate/dataversetest"
 	"github.com/dvgate/dvgate/generated"
 	"github.com/dvgate/dvgate/odataq"
 )
 
-// Example looks up a customer by e-mail address. A backend service passes
-// its *dataverse.Conn as the doer; here a tiny test server plays Dataverse.
+// Example is the way a backend service embeds the generated client: one
+// dataverse.Conn per org (sign-in, retries, throttling) as the doer of the
+// typed Service. Here the org is the dataversetest simulator with its demo
+// data; against a real org only the Config values differ.
 func Example() {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fmt.Println("GET", r.URL.Path+"?"+r.URL.RawQuery)
-		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprint(w, `{"value":[{"contactid":"70bf4d48-34cb-ed11-b596-0022481d68cd","fullname":"Susanna Stubberod",
-			"statecode":0,"statecode@OData.Community.Display.V1.FormattedValue":"Active",
-			"_parentcustomerid_value":"7d716234-9628-ed11-9db1-000d3a320482",
-			"_parentcustomerid_value@OData.Community.Display.V1.FormattedValue":"Contoso Ltd"}]}`)
-	}))
+	ctx := context.Background()
+	srv, err := dataversetest.NewServer(dataversetest.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
 	defer srv.Close()
 
-	svc, err := generated.NewService(srv.URL+"/api/data/v9.2/", srv.Client())
+	conn, err := dataverse.New(dataverse.Config{
+		URL:           srv.URL(), // https://<org>.crm4.dynamics.com
+		TenantID:      srv.TenantID(),
+		ClientID:      srv.ClientID(),
+		ClientSecret:  srv.ClientSecret(),
+		AuthorityHost: srv.AuthorityHost(), // default: login.microsoftonline.com
+		HTTPClient:    srv.Client(),        // trusts the simulator's certificate
+	})
 	if err != nil {
-		panic(err)
+		log.Fatal(err)
 	}
+	defer conn.Close()
+	svc, err := generated.NewService(conn.BaseURL(), conn)
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	// The active customer with this address in any of the three e-mail
+	// columns, with the name of the account the contact belongs to.
 	c := generated.ContactColumns
-	contact, err := svc.Contacts().First(context.Background(), svc.Contacts().Query().
-		Select(c.FullName, c.StateCode, c.ParentCustomerIdValue).
-		Filter(odataq.Or(c.EMailAddress1.Eq("a+b@x.com"), c.EMailAddress2.Eq("a+b@x.com"))).
-		Annotations(odataq.FormattedValues))
+	email := "alex.wu@example.com"
+	contact, err := svc.Contacts().First(ctx, svc.Contacts().Query().
+		Select(c.FullName, c.JobTitle).
+		Filter(odataq.Or(c.EMailAddress1.Eq(email), c.EMailAddress2.Eq(email), c.EMailAddress3.Eq(email)),
+			c.StateCode.Eq(generated.ContactStateCodeActive)).
+		Expand(generated.ContactNav.ParentCustomerIdAccount.Expand(
+			svc.Accounts().Query().Select(generated.AccountColumns.Name))))
 	if err != nil {
-		panic(err)
+		log.Fatal(err)
 	}
-	fmt.Println(*contact.FullName, "|", *contact.StateCodeFormatted, "|", *contact.ParentCustomerIdFormatted, contact.ParentCustomerIdValue)
+	fmt.Printf("%s, %s at %s\n", *contact.FullName, *contact.JobTitle, *contact.ParentCustomerIdAccount.Name)
+
+	// An order by its number, with its lines. Dataverse refuses $orderby
+	// inside a nested $expand, so the lines are sorted here.
+	o, d := generated.SalesOrderColumns, generated.SalesOrderDetailColumns
+	order, err := svc.SalesOrders().First(ctx, svc.SalesOrders().Query().
+		Select(o.OrderNumber, o.StateCode, o.StatusCode, o.TotalAmount).
+		Filter(o.OrderNumber.Eq("ORD-01001-B2K9P7")).
+		Expand(generated.SalesOrderNav.OrderDetails.Expand(
+			svc.SalesOrderDetails().Query().Select(d.LineItemNumber, d.ProductName, d.Quantity, d.PricePerUnit, d.ExtendedAmount))))
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("%s: %s / %s, total %s\n", *order.OrderNumber, order.StateCode.Label(), order.StatusCode.Label(), order.TotalAmount.StringFixed(2))
+	lines := order.OrderDetails
+	slices.SortFunc(lines, func(a, b generated.SalesOrderDetail) int { return cmp.Compare(*a.LineItemNumber, *b.LineItemNumber) })
+	for _, l := range lines {
+		fmt.Printf("  %d. %-16s %2s x %6s = %7s\n", *l.LineItemNumber, *l.ProductName, l.Quantity, l.PricePerUnit.StringFixed(2), l.ExtendedAmount.StringFixed(2))
+	}
+
 	// Output:
-	// GET /api/data/v9.2/contacts?$select=fullname,statecode,_parentcustomerid_value&$filter=emailaddress1%20eq%20'a%2Bb%40x.com'%20or%20emailaddress2%20eq%20'a%2Bb%40x.com'&$top=1
-	// Susanna Stubberod | Active | Contoso Ltd 7d716234-9628-ed11-9db1-000d3a320482
+	// Alex Wu, Purchasing Manager at Adventure Works Cycles
+	// ORD-01001-B2K9P7: Submitted / In Progress, total 5178.96
+	//   1. Pro Gasket       12 x 242.12 = 2905.44
+	//   2. Mini Gasket       6 x 318.20 = 1909.20
+	//   3. Custom engraving  4 x  91.08 =  364.32
 }
