@@ -201,3 +201,21 @@ func TestProgress(t *testing.T) {
 		})
 	}
 }
+
+// TestURLInputConfigError: an incomplete environment fails before any
+// network call, with the remedy naming the variable to set.
+func TestURLInputConfigError(t *testing.T) {
+	t.Parallel()
+	var stdout, stderr bytes.Buffer
+	c := &command{getenv: func(k string) string {
+		return map[string]string{dataverse.EnvClientID: "3c9e7b1a-2d4f-4a6b-8c0d-9e1f2a3b4c5d", dataverse.EnvClientSecret: "s"}[k]
+	}, stdout: &stdout, stderr: &stderr}
+	code := c.run(context.Background(), []string{"--metadata", "https://contoso.crm4.dynamics.com", "--tables", "contact",
+		"--out", t.TempDir(), "--package", "x"})
+	if code != 1 {
+		t.Fatalf("exit %d, want 1", code)
+	}
+	if want := "\ndvgen: remedy: Set AZURE_TENANT_ID"; !strings.Contains(stderr.String(), want) {
+		t.Errorf("stderr %q lacks %q", stderr.String(), want)
+	}
+}
