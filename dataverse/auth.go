@@ -18,6 +18,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -59,6 +60,9 @@ type tokenSource struct {
 	red    redactor
 	// acquired counts tokens MSAL fetched from Entra (not cache hits).
 	acquired atomic.Int64
+
+	mu       sync.Mutex
+	forcedAt time.Time // last sign-in that bypassed the cache; guarded by mu
 }
 
 func newTokenSource(cfg Config, orgURL, authorityHost string, httpc *http.Client, log *slog.Logger, red redactor) (*tokenSource, error) {
@@ -188,6 +192,54 @@ func (t *tokenSource) token(ctx context.Context) (string, *Error) {
 			t.acquired.Add(1)
 			t.log.Info("dataverse signed in", "expires_on", res.ExpiresOn)
 		}
+		return res.AccessToken, nil
+	})
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return "", r.Err.(*Error)
+		}
+		return r.Val.(string), nil
+	case <-ctx.Done():
+		return "", ctxError("sign in", ctx.Err())
+	}
+}
+
+// forceInterval is the least time between two sign-ins that bypass MSAL's
+// cache, so that a Dataverse that rejects every token cannot make us hammer
+// Entra.
+const forceInterval = 30 * time.Second
+
+// refresh returns a token other than rejected, which Dataverse refused
+// (401). If MSAL's cache already holds another one (a concurrent caller
+// refreshed), that is it; otherwise it signs in bypassing the cache, at
+// most once per forceInterval. MSAL has no "invalidate": WithClaims skips
+// the cache lookup, and the claims sent are the CAE form of "a token issued
+// after now" (nbf), which is exactly what is wanted. The new token replaces
+// the old one in MSAL's cache.
+func (t *tokenSource) refresh(ctx context.Context, rejected string) (string, *Error) {
+	ch := t.group.DoChan("refresh", func() (any, error) {
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), signInTimeout)
+		defer cancel()
+		res, err := t.client.AcquireTokenByCredential(fctx, t.scopes)
+		t.mu.Lock()
+		recent := !t.forcedAt.IsZero() && time.Since(t.forcedAt) < forceInterval
+		t.mu.Unlock()
+		if err == nil && (res.AccessToken != rejected || recent) {
+			return res.AccessToken, nil
+		}
+		claims := fmt.Sprintf(`{"access_token":{"nbf":{"essential":true,"value":"%d"}}}`, time.Now().Unix())
+		res, err = t.client.AcquireTokenByCredential(fctx, t.scopes, confidential.WithClaims(claims))
+		t.mu.Lock()
+		t.forcedAt = time.Now()
+		t.mu.Unlock()
+		if err != nil {
+			e := t.signInError(err)
+			t.log.Warn("dataverse sign-in failed", "kind", e.Kind.String(), "code", e.Code, "status", e.Status, "correlation_id", e.CorrelationID)
+			return "", e
+		}
+		t.acquired.Add(1)
+		t.log.Info("dataverse signed in again after a rejected token", "expires_on", res.ExpiresOn)
 		return res.AccessToken, nil
 	})
 	select {

@@ -296,6 +296,7 @@ func (c *Conn) do(req *http.Request) (*http.Response, []byte, *Error) {
 	if (req.Method == http.MethodGet || req.Method == http.MethodHead) && replayable {
 		attempts = c.maxAttempts
 	}
+	reauthed := false
 	for attempt := 1; ; attempt++ {
 		if attempt > 1 && req.GetBody != nil {
 			b, err := req.GetBody()
@@ -304,9 +305,22 @@ func (c *Conn) do(req *http.Request) (*http.Response, []byte, *Error) {
 			}
 			req.Body = b
 		}
-		resp, body, e := c.attempt(ctx, req, op)
+		resp, body, tok, e := c.attempt(ctx, req, op)
 		if e == nil {
 			return resp, body, nil
+		}
+		if e.Status == http.StatusUnauthorized && !reauthed && replayable {
+			// Dataverse refused a token MSAL still considers valid (its
+			// clock runs ahead, or the token was revoked). MSAL would hand
+			// out the same token until it nears expiry, failing every
+			// request for up to an hour, so get a new one and try once more.
+			reauthed = true
+			if fresh, re := c.tokens.refresh(ctx, tok); re == nil && fresh != tok {
+				c.log.Warn("dataverse rejected the access token; signed in again", "op", op)
+				attempt--
+				continue
+			}
+			return nil, nil, e
 		}
 		if attempt >= attempts || !e.transient {
 			return nil, nil, e
@@ -345,15 +359,15 @@ func backoff(attempt int) time.Duration {
 
 // attempt sends one request: gate, concurrency slot, token, round trip,
 // buffered body, classification.
-func (c *Conn) attempt(ctx context.Context, req *http.Request, op string) (*http.Response, []byte, *Error) {
+func (c *Conn) attempt(ctx context.Context, req *http.Request, op string) (_ *http.Response, _ []byte, tok string, _ *Error) {
 	release, e := c.enter(ctx, op)
 	if e != nil {
-		return nil, nil, e
+		return nil, nil, "", e
 	}
 	defer release()
-	tok, e := c.tokens.token(ctx)
+	tok, e = c.tokens.token(ctx)
 	if e != nil {
-		return nil, nil, e
+		return nil, nil, "", e
 	}
 	r := req.Clone(ctx)
 	h := r.Header
@@ -372,20 +386,20 @@ func (c *Conn) attempt(ctx context.Context, req *http.Request, op string) (*http
 	resp, err := c.httpc.Do(r)
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, nil, ctxError(op, ctx.Err())
+			return nil, nil, tok, ctxError(op, ctx.Err())
 		}
-		return nil, nil, netError(op, err, RemedyNetwork)
+		return nil, nil, tok, netError(op, err, RemedyNetwork)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
 	resp.Body.Close()
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, nil, ctxError(op, ctx.Err())
+			return nil, nil, tok, ctxError(op, ctx.Err())
 		}
-		return nil, nil, netError(op, err, RemedyNetwork)
+		return nil, nil, tok, netError(op, err, RemedyNetwork)
 	}
 	if len(body) > maxBody {
-		return nil, nil, &Error{Kind: KindBadRequest, Op: op, Status: resp.StatusCode, Message: "the response body is larger than 256 MiB",
+		return nil, nil, tok, &Error{Kind: KindBadRequest, Op: op, Status: resp.StatusCode, Message: "the response body is larger than 256 MiB",
 			Remedy: "Request fewer rows per page (Prefer: odata.maxpagesize) or fewer columns ($select)."}
 	}
 	if resp.StatusCode >= 400 {
@@ -395,9 +409,9 @@ func (c *Conn) attempt(ctx context.Context, req *http.Request, op string) (*http
 			c.closeGate(e.RetryAfter, e.Code)
 			c.log.Warn("dataverse throttled", "op", op, "code", e.Code, "retry_after", e.RetryAfter)
 		}
-		return nil, nil, e
+		return nil, nil, tok, e
 	}
-	return resp, body, nil
+	return resp, body, tok, nil
 }
 
 // enter waits for the throttling gate and a concurrency slot. The gate is

@@ -27,7 +27,11 @@ func TestDataverseErrors(t *testing.T) {
 		code   string
 		remedy string
 	}{
-		{"token rejected (401)", func(e *env) { e.clock.Advance(2 * time.Hour) }, "WhoAmI", KindAuth, 401, "", RemedyNoAppUser401},
+		// Every token refused: one fresh sign-in and one retry, then the 401
+		// (TestTokenRejected covers the recovery).
+		{"token rejected (401)", func(e *env) {
+			e.sim.InjectFault(dataversetest.Fault{Path: "/api/data/v9.2/WhoAmI", Status: 401})
+		}, "WhoAmI", KindAuth, 401, "0x80040216", RemedyNoAppUser401},
 		{"no application user", func(e *env) { e.sim.SetApplicationUser(false) }, "WhoAmI", KindPermission, 403, "0x80072560", RemedyNoAppUser403},
 		{"WhoAmI 404", func(e *env) {
 			e.sim.InjectFault(dataversetest.Fault{Path: "/api/data/v9.2/WhoAmI", Status: 404})
@@ -52,8 +56,12 @@ func TestDataverseErrors(t *testing.T) {
 			if de.Kind != tt.kind || de.Status != tt.status || de.Code != tt.code || de.Remedy != tt.remedy || de.Op != "GET WhoAmI" {
 				t.Errorf("got kind %v status %d code %q op %q remedy %q\nwant %v %d %q %q", de.Kind, de.Status, de.Code, de.Op, de.Remedy, tt.kind, tt.status, tt.code, tt.remedy)
 			}
-			if n := e.sim.WebAPIRequests(); n != 1 {
-				t.Errorf("%d requests, want 1 (no retry)", n)
+			want := 1
+			if tt.status == 401 {
+				want = 2 // with a new token
+			}
+			if n := e.sim.WebAPIRequests(); n != want {
+				t.Errorf("%d requests, want %d", n, want)
 			}
 		})
 	}

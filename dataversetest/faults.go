@@ -15,8 +15,8 @@ import (
 // "token" = the Entra token endpoint), for the next Count matching requests
 // (0 = until removed) and, when Fraction is set, only to that random fraction
 // of them. Several faults may apply to one request: their latencies add up,
-// and the first of Reset, Status, Malformed (in that order) decides the
-// response.
+// and the first of Reset, Status, Malformed, Body (in that order) decides
+// the response.
 type Fault struct {
 	Path     string
 	Count    int
@@ -40,6 +40,10 @@ type Fault struct {
 	// SlowBody writes the (real) response body in pieces spread over this
 	// long.
 	SlowBody time.Duration
+	// Body answers 200 with this JSON body (OData headers) instead of the
+	// real answer: a well-formed answer to some other question, such as an
+	// unexpected @odata.context.
+	Body string
 }
 
 type activeFault struct {
@@ -114,8 +118,8 @@ func (fs *faultSet) plan(path string, token bool) (p Fault, any bool) {
 		if f.Jitter > 0 {
 			p.Latency += time.Duration(rand.Int64N(int64(f.Jitter) + 1))
 		}
-		if p.Status == 0 && !p.Reset && !p.Malformed {
-			p.Reset, p.Status, p.Malformed, p.RetryAfter = f.Reset, f.Status, f.Malformed, f.RetryAfter
+		if p.Status == 0 && !p.Reset && !p.Malformed && p.Body == "" {
+			p.Reset, p.Status, p.Malformed, p.RetryAfter, p.Body = f.Reset, f.Status, f.Malformed, f.RetryAfter, f.Body
 		}
 		if f.SlowBody > p.SlowBody {
 			p.SlowBody = f.SlowBody
@@ -186,6 +190,12 @@ func (s *Server) applyFaults(w http.ResponseWriter, r *http.Request, token bool,
 		} else {
 			_, _ = w.Write([]byte(`{"@odata.context":"` + s.url + webAPIPrefix + `$metadata#contacts","value":[{"@odata.etag":"W/\"1`))
 		}
+		return true
+	case p.Body != "":
+		w.Header().Set("Content-Type", jsonContentType)
+		w.Header().Set("OData-Version", "4.0")
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write([]byte(p.Body))
 		return true
 	}
 	if p.SlowBody > 0 {
