@@ -47,3 +47,28 @@ func BenchmarkRistrettoGet(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkOrderHit is a cached order lookup (validation, key, cache get,
+// and whatever copying the answer needs).
+func BenchmarkOrderHit(b *testing.B) {
+	up := newFake()
+	up.reply("salesorders", `{"value":[`+orderJSON+`]}`)
+	g, err := New(Config{Conn: up, Logger: discardLogger})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer g.Close()
+	ctx := context.Background()
+	if _, _, err := g.Order(ctx, "ORD-01001-B2K9P7"); err != nil {
+		b.Fatal(err)
+	}
+	g.cache.rc.Wait()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, m, err := g.Order(ctx, "ORD-01001-B2K9P7"); err != nil || m.Outcome != Hit {
+				b.Fatal(m, err)
+			}
+		}
+	})
+}

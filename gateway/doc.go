@@ -14,6 +14,11 @@
 // transient error (stale-if-error, RFC 5861): throttling, 5xx, network
 // errors and timeouts, never authentication or permission errors.
 //
+// Queries are built with the generated client (package generated, over
+// odataq): typed columns and navigation properties of the default org's
+// model. Config.Model (the org's $metadata) lets New check them, and a
+// custom tracking column, against the real org at start-up.
+//
 // Freshness is decided on Config.Clock, not by the cache: the ristretto TTL
 // (fresh + stale window) only bounds memory.
 //

@@ -1,419 +1,457 @@
 package gateway
 
-// This file holds everything that knows Dataverse's wire format: the query
-// URLs and the JSON shapes of the answers. It uses small decoding structs of
-// its own (with the formatted-value and lookup annotations as fields)
-// rather than the generated client, which was not available when the
-// gateway was written; switching to it only touches this file.
+// This file holds everything that knows Dataverse's tables: the queries,
+// built with the generated client's typed columns and navigation properties
+// (package generated over odataq), and the mapping of the generated models
+// to the gateway's answers.
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
-	"io"
+	"errors"
+	"iter"
 	"net/http"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/dvgate/dvgate/dataverse"
+	"github.com/dvgate/dvgate/generated"
+	"github.com/dvgate/dvgate/odataq"
+	"github.com/google/uuid"
 	"github.com/shopspring/decimal"
 )
 
-// Annotation suffixes (Prefer: odata.include-annotations).
-const (
-	// preferAnnotations asks for exactly the two annotations we read.
-	preferAnnotations = `odata.include-annotations="OData.Community.Display.V1.FormattedValue,Microsoft.Dynamics.CRM.lookuplogicalname"`
-)
-
 // Upstream is the Dataverse connection a Gateway uses; *dataverse.Conn
-// implements it.
+// implements it. The generated client sends its requests through Do.
 type Upstream interface {
 	// Do sends a request built against BaseURL; a non-2xx answer is
 	// returned as (nil, *dataverse.Error).
 	Do(req *http.Request) (*http.Response, error)
 	BaseURL() string
+	// WhoAmI is used by Gateway.Test: unlike the generated Service.WhoAmI
+	// it reports a URL that is not a Dataverse Web API (an HTML page, a
+	// wrong path) as a configuration error with a remedy.
 	WhoAmI(ctx context.Context) (dataverse.WhoAmIResult, error)
 }
 
-// query is an ordered list of OData system query options.
-type query [][2]string
+// upstreamErr passes errors of the connection (*dataverse.Error) and of
+// the context through. Anything else comes from decoding the answer (not
+// JSON, truncated, a value of the wrong type): a transient upstream fault,
+// reported as KindUnavailable so that a stale entry may answer.
+func upstreamErr(op string, err error) error {
+	var de *dataverse.Error
+	if errors.As(err, &de) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return &dataverse.Error{Kind: dataverse.KindUnavailable, Op: op, Err: err,
+		Message: "the answer is not the expected JSON", Remedy: dataverse.RemedyUnavailable}
+}
 
-// encode writes the options as a query string. Every byte outside the
-// unreserved set and the OData punctuation , ( ) / : ' $ @ = is
-// percent-encoded, so a '+' in an email becomes %2B (Dataverse would read a
-// raw '+' as a space), a space %20, and '&', '#', '%' or ';' inside a
-// literal cannot end or split an option (Go servers reject a raw ';').
-func (q query) encode() string {
-	var b strings.Builder
-	for i, kv := range q {
-		if i > 0 {
-			b.WriteByte('&')
+// errNoKey: every query selects the table's primary key, so a row without
+// it answers some other question (a misrouted or proxied response).
+var errNoKey = errors.New("a row lacks the primary key the query selected")
+
+// str dereferences an optional string column.
+func str(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}
+
+func idString(p *uuid.UUID) string {
+	if p == nil {
+		return ""
+	}
+	return p.String()
+}
+
+func dec(p *decimal.Decimal) decimal.Decimal {
+	if p == nil {
+		return decimal.Decimal{}
+	}
+	return *p
+}
+
+// choice returns an option-set value with its label: the formatted value
+// (the caller's language) or, when the answer has none, the label the
+// generated code took from EntityDefinitions.
+func choice[V interface {
+	~int32
+	Label() string
+}](v *V, formatted *string) Choice {
+	if v == nil {
+		return Choice{Label: str(formatted)}
+	}
+	l := str(formatted)
+	if l == "" {
+		l = (*v).Label()
+	}
+	return Choice{Value: int(*v), Label: l}
+}
+
+// annotations are the two instance annotations every query asks for: the
+// formatted values (labels, money, lookup names) and the table of a
+// polymorphic lookup.
+var annotations = []string{odataq.FormattedValues, odataq.LookupLogicalName}
+
+// The columns each query selects, per table; checkModel checks them
+// against the org's $metadata when the gateway is given one.
+var (
+	contactSelect = []odataq.Column[generated.Contact]{generated.ContactColumns.ContactId,
+		generated.ContactColumns.FullName, generated.ContactColumns.EMailAddress1, generated.ContactColumns.EMailAddress2,
+		generated.ContactColumns.EMailAddress3, generated.ContactColumns.Telephone1, generated.ContactColumns.MobilePhone,
+		generated.ContactColumns.ParentCustomerIdValue, generated.ContactColumns.StateCode, generated.ContactColumns.ModifiedOn}
+	accountSelect = []odataq.Column[generated.Account]{generated.AccountColumns.AccountId,
+		generated.AccountColumns.Name, generated.AccountColumns.EMailAddress1, generated.AccountColumns.EMailAddress2,
+		generated.AccountColumns.EMailAddress3, generated.AccountColumns.Telephone1, generated.AccountColumns.StateCode,
+		generated.AccountColumns.ModifiedOn}
+	orderSelect = []odataq.Column[generated.SalesOrder]{generated.SalesOrderColumns.SalesOrderId,
+		generated.SalesOrderColumns.OrderNumber, generated.SalesOrderColumns.Name, generated.SalesOrderColumns.StateCode,
+		generated.SalesOrderColumns.StatusCode, generated.SalesOrderColumns.TotalAmount,
+		generated.SalesOrderColumns.RequestDeliveryBy, generated.SalesOrderColumns.CustomerIdValue,
+		generated.SalesOrderColumns.TransactionCurrencyIdValue}
+	summarySelect = []odataq.Column[generated.SalesOrder]{generated.SalesOrderColumns.SalesOrderId,
+		generated.SalesOrderColumns.OrderNumber, generated.SalesOrderColumns.Name, generated.SalesOrderColumns.StateCode,
+		generated.SalesOrderColumns.StatusCode, generated.SalesOrderColumns.TotalAmount,
+		generated.SalesOrderColumns.TransactionCurrencyIdValue, generated.SalesOrderColumns.CreatedOn,
+		generated.SalesOrderColumns.ModifiedOn}
+	lineSelect = []odataq.Column[generated.SalesOrderDetail]{generated.SalesOrderDetailColumns.SalesOrderDetailId,
+		generated.SalesOrderDetailColumns.LineItemNumber, generated.SalesOrderDetailColumns.SequenceNumber,
+		generated.SalesOrderDetailColumns.Quantity, generated.SalesOrderDetailColumns.PricePerUnit,
+		generated.SalesOrderDetailColumns.BaseAmount, generated.SalesOrderDetailColumns.ProductDescription,
+		generated.SalesOrderDetailColumns.IsProductOverridden, generated.SalesOrderDetailColumns.ProductIdValue}
+	productSelect  = []odataq.Column[generated.Product]{generated.ProductColumns.Name, generated.ProductColumns.ProductNumber}
+	currencySelect = []odataq.Column[generated.TransactionCurrency]{generated.TransactionCurrencyColumns.ISOCurrencyCode}
+)
+
+// tableColumns are the columns one table must have.
+type tableColumns struct {
+	table string
+	cols  []string
+}
+
+func names[T any](cols ...[]odataq.Column[T]) []string {
+	var out []string
+	for _, cs := range cols {
+		for _, c := range cs {
+			out = append(out, c.ColumnName())
 		}
-		b.WriteString(kv[0]) // "$select": option names stay literal
-		b.WriteByte('=')
-		for _, c := range []byte(kv[1]) {
-			if isLiteralByte(c) {
-				b.WriteByte(c)
-			} else {
-				fmt.Fprintf(&b, "%%%02X", c)
-			}
-		}
 	}
-	return b.String()
+	return out
 }
 
-func isLiteralByte(c byte) bool {
-	switch {
-	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		return true
+// selectedColumns lists the columns every query selects, per table.
+func selectedColumns() []tableColumns {
+	return []tableColumns{
+		{"contact", names(contactSelect)},
+		{"account", names(accountSelect)},
+		{"salesorder", names(orderSelect, summarySelect)},
+		{"salesorderdetail", names(lineSelect)},
+		{"product", names(productSelect)},
+		{"transactioncurrency", names(currencySelect)},
 	}
-	return strings.IndexByte("-._~,()/:'$@=", c) >= 0
-}
-
-// fetch GETs path?query with the annotation Prefer header and returns the
-// body. Non-2xx answers come back from Upstream.Do as *dataverse.Error.
-func fetch(ctx context.Context, up Upstream, pathAndQuery string) ([]byte, error) {
-	u := pathAndQuery
-	if !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://") {
-		u = up.BaseURL() + pathAndQuery
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, fmt.Errorf("gateway: building request: %w", err)
-	}
-	req.Header.Set("Prefer", preferAnnotations)
-	req.Header.Set("Accept", "application/json")
-	resp, err := up.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, &dataverse.Error{Kind: dataverse.KindNetwork, Op: opOf(req), Err: err,
-			Remedy: dataverse.RemedyNetwork}
-	}
-	return body, nil
-}
-
-// opOf names a request without its query (which holds customer data).
-func opOf(req *http.Request) string {
-	p := req.URL.Path
-	if i := strings.LastIndex(p, "/"); i >= 0 {
-		p = p[i+1:]
-	}
-	if i := strings.IndexByte(p, '('); i >= 0 {
-		p = p[:i]
-	}
-	return "GET " + p
-}
-
-// decode unmarshals a Dataverse answer; a body that is not the JSON we
-// asked for is a transient upstream fault (a truncated response), so it is
-// reported as KindUnavailable and may be answered from a stale entry.
-func decode(op string, body []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(v); err != nil {
-		return &dataverse.Error{Kind: dataverse.KindUnavailable, Op: op, Err: err,
-			Message: "the answer is not the expected JSON", Remedy: dataverse.RemedyUnavailable}
-	}
-	return nil
 }
 
 // ---- customers
-
-type customerRow struct {
-	ContactID     string    `json:"contactid"`
-	AccountID     string    `json:"accountid"`
-	FullName      string    `json:"fullname"`
-	Name          string    `json:"name"`
-	Email1        string    `json:"emailaddress1"`
-	Email2        string    `json:"emailaddress2"`
-	Email3        string    `json:"emailaddress3"`
-	Telephone1    string    `json:"telephone1"`
-	MobilePhone   string    `json:"mobilephone"`
-	StateCode     int       `json:"statecode"`
-	ModifiedOn    time.Time `json:"modifiedon"`
-	Parent        string    `json:"_parentcustomerid_value"`
-	ParentName    string    `json:"_parentcustomerid_value@OData.Community.Display.V1.FormattedValue"`
-	ParentLogical string    `json:"_parentcustomerid_value@Microsoft.Dynamics.CRM.lookuplogicalname"`
-}
-
-func (r *customerRow) id() string { return r.ContactID + r.AccountID }
-
-// customerTable describes the two tables a customer can be in.
-type customerTable struct {
-	typ, set, key string
-	selects       []string
-}
-
-var (
-	contactTable = customerTable{typ: "contact", set: "contacts", key: "contactid",
-		selects: []string{"contactid", "fullname", "emailaddress1", "emailaddress2", "emailaddress3",
-			"telephone1", "mobilephone", "_parentcustomerid_value", "statecode", "modifiedon"}}
-	accountTable = customerTable{typ: "account", set: "accounts", key: "accountid",
-		selects: []string{"accountid", "name", "emailaddress1", "emailaddress2", "emailaddress3",
-			"telephone1", "statecode", "modifiedon"}}
-)
 
 // customerTop bounds the matches we read: the server orders them (active
 // first, then most recently modified, then id) so the first is the answer;
 // the few extra rows only let us re-check that order.
 const customerTop = 5
 
-// customerQuery is the one request per table for an email (already
-// normalized, lowercase; Dataverse's eq is case-insensitive anyway).
-func customerQuery(t customerTable, email string) string {
-	lit := odataString(email)
-	filter := fmt.Sprintf("emailaddress1 eq %s or emailaddress2 eq %s or emailaddress3 eq %s", lit, lit, lit)
-	return t.set + "?" + query{
-		{"$select", strings.Join(t.selects, ",")},
-		{"$filter", filter},
-		{"$orderby", "statecode asc,modifiedon desc," + t.key + " asc"},
-		{"$top", fmt.Sprint(customerTop)},
-	}.encode()
+// customerRow is a contact or an account reduced to what a Customer needs.
+type customerRow struct {
+	id, name, phone    string
+	emails             [3]string
+	state              int32
+	modified           time.Time
+	parent, parentName string
+	parentLogical      string
 }
 
-// findCustomer asks one table; ErrNotFound when no row matches.
-func findCustomer(ctx context.Context, up Upstream, t customerTable, email string) (*Customer, error) {
-	body, err := fetch(ctx, up, customerQuery(t, email))
+func contactRow(c *generated.Contact) customerRow {
+	r := customerRow{id: idString(c.ContactId), name: str(c.FullName), phone: str(c.Telephone1),
+		emails: [3]string{str(c.EMailAddress1), str(c.EMailAddress2), str(c.EMailAddress3)}}
+	if r.phone == "" {
+		r.phone = str(c.MobilePhone) // contacts often only have a mobile
+	}
+	if c.StateCode != nil {
+		r.state = int32(*c.StateCode)
+	}
+	if c.ModifiedOn != nil {
+		r.modified = *c.ModifiedOn
+	}
+	if c.ParentCustomerIdValue != nil {
+		r.parent = c.ParentCustomerIdValue.String()
+		r.parentName = str(c.ParentCustomerIdFormatted)
+		r.parentLogical = str(c.ParentCustomerIdLookupLogicalName)
+	}
+	return r
+}
+
+func accountRow(a *generated.Account) customerRow {
+	r := customerRow{id: idString(a.AccountId), name: str(a.Name), phone: str(a.Telephone1),
+		emails: [3]string{str(a.EMailAddress1), str(a.EMailAddress2), str(a.EMailAddress3)}}
+	if a.StateCode != nil {
+		r.state = int32(*a.StateCode)
+	}
+	if a.ModifiedOn != nil {
+		r.modified = *a.ModifiedOn
+	}
+	return r
+}
+
+// contactQuery and accountQuery are the one request per table for an
+// email (already normalized, lowercase; Dataverse's eq is case-insensitive
+// anyway): any of the three addresses, active first, then most recently
+// modified, then id.
+func contactQuery(email string) odataq.Query[generated.Contact] {
+	c := generated.ContactColumns
+	return odataq.Query[generated.Contact]{}.
+		Select(contactSelect...).
+		Filter(odataq.Or(c.EMailAddress1.Eq(email), c.EMailAddress2.Eq(email), c.EMailAddress3.Eq(email))).
+		OrderBy(c.StateCode.Asc(), c.ModifiedOn.Desc(), c.ContactId.Asc()).
+		Top(customerTop).
+		Annotations(annotations...)
+}
+
+func accountQuery(email string) odataq.Query[generated.Account] {
+	c := generated.AccountColumns
+	return odataq.Query[generated.Account]{}.
+		Select(accountSelect...).
+		Filter(odataq.Or(c.EMailAddress1.Eq(email), c.EMailAddress2.Eq(email), c.EMailAddress3.Eq(email))).
+		OrderBy(c.StateCode.Asc(), c.ModifiedOn.Desc(), c.AccountId.Asc()).
+		Top(customerTop).
+		Annotations(annotations...)
+}
+
+// firstPage reads the rows of the first page of a List (the queries ask
+// for $top rows, so there is no second one) and maps them.
+func firstPage[M any](rows iter.Seq2[M, error], conv func(*M) customerRow) ([]customerRow, error) {
+	var out []customerRow
+	for m, err := range rows {
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, conv(&m))
+		if len(out) == customerTop {
+			break // do not follow a nextLink
+		}
+	}
+	return out, nil
+}
+
+// findCustomer asks one table ("contact" or "account"); ErrNotFound when
+// no row matches.
+func findCustomer(ctx context.Context, svc *generated.Service, typ, email string) (*Customer, error) {
+	var rows []customerRow
+	var err error
+	if typ == "contact" {
+		rows, err = firstPage(svc.Contacts().List(ctx, contactQuery(email)), contactRow)
+	} else {
+		rows, err = firstPage(svc.Accounts().List(ctx, accountQuery(email)), accountRow)
+	}
 	if err != nil {
-		return nil, err
+		return nil, upstreamErr("GET "+typ+"s", err)
 	}
-	var page struct {
-		Value []customerRow `json:"value"`
-	}
-	if err := decode("GET "+t.set, body, &page); err != nil {
-		return nil, err
-	}
-	if len(page.Value) == 0 {
+	if len(rows) == 0 {
 		return nil, ErrNotFound
+	}
+	for _, r := range rows {
+		if r.id == "" {
+			return nil, upstreamErr("GET "+typ+"s", errNoKey)
+		}
 	}
 	// Same order as $orderby, so the answer does not depend on the server
 	// honouring it exactly (ties on modifiedon are broken by id).
-	rows := page.Value
 	slices.SortStableFunc(rows, func(a, b customerRow) int {
-		if a.StateCode != b.StateCode {
-			return a.StateCode - b.StateCode
+		if a.state != b.state {
+			return int(a.state - b.state)
 		}
-		if c := b.ModifiedOn.Compare(a.ModifiedOn); c != 0 {
+		if c := b.modified.Compare(a.modified); c != 0 {
 			return c
 		}
-		return strings.Compare(a.id(), b.id())
+		return strings.Compare(a.id, b.id)
 	})
 	r := rows[0]
-	c := &Customer{Type: t.typ, ID: r.id(), Name: r.FullName + r.Name, Phone: r.Telephone1}
-	if c.Phone == "" {
-		c.Phone = r.MobilePhone
-	}
-	c.Email = r.Email1
-	for _, e := range []string{r.Email1, r.Email2, r.Email3} {
+	c := &Customer{Type: typ, ID: r.id, Name: r.name, Phone: r.phone, Email: r.emails[0]}
+	for _, e := range r.emails {
 		if strings.EqualFold(e, email) {
 			c.Email = e
 			break
 		}
 	}
-	if r.Parent != "" && r.ParentLogical == "account" {
-		c.Account = &Ref{Type: "account", ID: r.Parent, Name: r.ParentName}
+	// parentcustomerid is polymorphic (account or contact): only an
+	// account is a company.
+	if r.parent != "" && r.parentLogical == "account" {
+		c.Account = &Ref{Type: "account", ID: r.parent, Name: r.parentName}
 	}
 	return c, nil
 }
 
 // ---- orders
 
-// orderSelect are the salesorder columns of an order answer (the tracking
-// column is appended when configured).
-var orderSelect = []string{"salesorderid", "ordernumber", "name", "statecode", "statuscode",
-	"totalamount", "requestdeliveryby", "_customerid_value", "_transactioncurrencyid_value"}
-
-// orderExpand fetches the lines with their products and the currency in the
-// same request. The lines cannot be ordered server side ($orderby is
-// rejected inside a nested $expand, 0x80060888), so they are sorted here.
-const orderExpand = "order_details($select=salesorderdetailid,lineitemnumber,sequencenumber,quantity,priceperunit," +
-	"baseamount,productdescription,isproductoverridden,_productid_value;" +
-	"$expand=productid($select=name,productnumber))," +
-	"transactioncurrencyid($select=isocurrencycode)"
-
-type orderRow struct {
-	ID           string              `json:"salesorderid"`
-	Number       string              `json:"ordernumber"`
-	Name         string              `json:"name"`
-	State        int                 `json:"statecode"`
-	StateLabel   string              `json:"statecode@OData.Community.Display.V1.FormattedValue"`
-	Status       int                 `json:"statuscode"`
-	StatusLabel  string              `json:"statuscode@OData.Community.Display.V1.FormattedValue"`
-	Total        decimal.NullDecimal `json:"totalamount"`
-	TotalFmt     string              `json:"totalamount@OData.Community.Display.V1.FormattedValue"`
-	RequestedBy  *time.Time          `json:"requestdeliveryby"`
-	Customer     string              `json:"_customerid_value"`
-	CustomerName string              `json:"_customerid_value@OData.Community.Display.V1.FormattedValue"`
-	CustomerType string              `json:"_customerid_value@Microsoft.Dynamics.CRM.lookuplogicalname"`
-	CreatedOn    time.Time           `json:"createdon"`
-	ModifiedOn   time.Time           `json:"modifiedon"`
-	Currency     *struct {
-		ISO string `json:"isocurrencycode"`
-	} `json:"transactioncurrencyid"`
-	Lines         []lineRow `json:"order_details"`
-	LinesNextLink string    `json:"order_details@odata.nextLink"`
-}
-
-type lineRow struct {
-	ID          string              `json:"salesorderdetailid"`
-	Number      *int                `json:"lineitemnumber"`
-	Sequence    *int                `json:"sequencenumber"`
-	Quantity    decimal.NullDecimal `json:"quantity"`
-	UnitPrice   decimal.NullDecimal `json:"priceperunit"`
-	Amount      decimal.NullDecimal `json:"baseamount"`
-	Description string              `json:"productdescription"`
-	WriteIn     bool                `json:"isproductoverridden"`
-	ProductID   string              `json:"_productid_value"`
-	Product     *struct {
-		Name   string `json:"name"`
-		Number string `json:"productnumber"`
-	} `json:"productid"`
-}
-
-// orderQuery is the one request for an order: by key for a GUID, by
-// $filter on ordernumber otherwise.
-func orderQuery(ref orderRef, tracking string) string {
+// orderQuery is the one request for an order: its columns (and the
+// tracking column), the lines with their products, and the currency. The
+// lines cannot be ordered server side ($orderby is rejected inside a nested
+// $expand, 0x80060888), so they are sorted here. No $top/$orderby next to a
+// nested collection $expand either: order numbers are unique in practice;
+// if not, the smallest id wins (see findOrder).
+func orderQuery(tracking string) odataq.Query[generated.SalesOrder] {
 	sel := orderSelect
 	if tracking != "" {
-		sel = append(slices.Clone(sel), tracking)
+		// A column of this org that the generated model may not have
+		// (validated against the org's columns at New).
+		sel = append(slices.Clip(sel), odataq.StringCol[generated.SalesOrder](tracking))
 	}
-	q := query{{"$select", strings.Join(sel, ",")}}
-	if ref.id != "" {
-		return "salesorders(" + ref.id + ")?" + append(q, [2]string{"$expand", orderExpand}).encode()
-	}
-	// No $top/$orderby next to a nested collection $expand: order numbers
-	// are unique in practice; if not, the smallest id wins (see findOrder).
-	q = append(q, [2]string{"$filter", "ordernumber eq " + odataString(ref.number)}, [2]string{"$expand", orderExpand})
-	return "salesorders?" + q.encode()
+	lines := odataq.Query[generated.SalesOrderDetail]{}.
+		Select(lineSelect...).
+		Expand(generated.SalesOrderDetailNav.ProductId.Expand(odataq.Query[generated.Product]{}.Select(productSelect...)))
+	return odataq.Query[generated.SalesOrder]{}.
+		Select(sel...).
+		Expand(generated.SalesOrderNav.OrderDetails.Expand(lines), currencyExpand).
+		Annotations(annotations...)
 }
 
-func findOrder(ctx context.Context, up Upstream, ref orderRef, tracking string) (*Order, error) {
-	body, err := fetch(ctx, up, orderQuery(ref, tracking))
-	if err != nil {
-		if ref.id != "" && dataverse.KindOf(err) == dataverse.KindNotFound {
-			return nil, ErrNotFound
-		}
-		return nil, err
-	}
-	var row orderRow
-	var raw map[string]json.RawMessage
+var currencyExpand = generated.SalesOrderNav.TransactionCurrencyId.Expand(
+	odataq.Query[generated.TransactionCurrency]{}.Select(currencySelect...))
+
+// editor applies q to a request of the low-level client.
+func editor[T any](q odataq.Query[T]) generated.RequestEditorFn {
+	return generated.RequestEditorFn(odataq.Editor(q.Encode(), q.Prefer()))
+}
+
+// findOrder reads an order by id (key lookup) or by order number. It uses
+// the low-level client of the generated Service, which hands back the body
+// next to the typed model, because the tracking column is read from the raw
+// JSON: it is a custom column of this org that the committed model lacks.
+func findOrder(ctx context.Context, svc *generated.Service, ref orderRef, tracking string) (*Order, error) {
+	q := orderQuery(tracking)
+	const op = "GET salesorders"
+	var row *generated.SalesOrder
+	var raw []byte
 	if ref.id != "" {
-		if err := decode("GET salesorders", body, &row); err != nil {
-			return nil, err
+		id, err := uuid.Parse(ref.id)
+		if err != nil {
+			return nil, err // normalizeOrderRef returned a GUID
 		}
-		if tracking != "" {
-			if err := decode("GET salesorders", body, &raw); err != nil {
-				return nil, err
+		r, err := svc.API().GetSalesOrderWithResponse(ctx, id, nil, editor(q))
+		if err != nil {
+			if dataverse.KindOf(err) == dataverse.KindNotFound {
+				return nil, ErrNotFound
 			}
+			return nil, upstreamErr(op, err)
 		}
+		if r.JSON200 == nil {
+			return nil, upstreamErr(op, odataq.ResponseError(r.HTTPResponse, r.Body))
+		}
+		row, raw = r.JSON200, r.Body
 	} else {
-		var page struct {
-			Value []json.RawMessage `json:"value"`
+		q = q.Filter(generated.SalesOrderColumns.OrderNumber.Eq(ref.number))
+		r, err := svc.API().ListSalesOrdersWithResponse(ctx, nil, editor(q))
+		if err != nil {
+			return nil, upstreamErr(op, err)
 		}
-		if err := decode("GET salesorders", body, &page); err != nil {
-			return nil, err
+		if r.JSON200 == nil {
+			return nil, upstreamErr(op, odataq.ResponseError(r.HTTPResponse, r.Body))
 		}
-		if len(page.Value) == 0 {
+		rows := r.JSON200.Value
+		if len(rows) == 0 {
 			return nil, ErrNotFound
 		}
-		rows := make([]orderRow, len(page.Value))
 		best := 0
-		for i, v := range page.Value {
-			if err := decode("GET salesorders", v, &rows[i]); err != nil {
-				return nil, err
-			}
-			if rows[i].ID < rows[best].ID {
+		for i := range rows {
+			if idString(rows[i].SalesOrderId) < idString(rows[best].SalesOrderId) {
 				best = i
 			}
 		}
-		row = rows[best]
+		row = &rows[best]
 		if tracking != "" {
-			if err := decode("GET salesorders", page.Value[best], &raw); err != nil {
-				return nil, err
+			var page struct {
+				Value []json.RawMessage `json:"value"`
 			}
+			if err := json.Unmarshal(r.Body, &page); err != nil || len(page.Value) != len(rows) {
+				return nil, upstreamErr(op, errors.Join(errors.New("value array differs from the typed decoding"), err))
+			}
+			raw = page.Value[best]
 		}
 	}
-	if err := followLines(ctx, up, &row); err != nil {
+	if row.SalesOrderId == nil {
+		return nil, upstreamErr(op, errNoKey)
+	}
+	o := toOrder(row)
+	if tracking != "" {
+		t, err := trackingNumber(raw, tracking)
+		if err != nil {
+			return nil, upstreamErr(op, err)
+		}
+		o.TrackingNumber = t
+	}
+	return o, nil
+}
+
+// trackingNumber reads one text column from a salesorder's JSON; nil when
+// it is absent, null or empty.
+func trackingNumber(raw []byte, col string) (*string, error) {
+	var cols map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &cols); err != nil {
 		return nil, err
 	}
-	return row.order(raw, tracking), nil
-}
-
-// followLines reads further pages of lines. A nested collection $expand is
-// paged only under odata.maxpagesize (which we do not send), so in practice
-// this never requests; a nextLink without a $skiptoken carries no paging
-// information and is ignored.
-func followLines(ctx context.Context, up Upstream, row *orderRow) error {
-	link := row.LinesNextLink
-	for strings.Contains(link, "skiptoken") {
-		body, err := fetch(ctx, up, link)
-		if err != nil {
-			return err
+	var s *string
+	if v, ok := cols[col]; ok {
+		if err := json.Unmarshal(v, &s); err != nil {
+			return nil, err
 		}
-		var page struct {
-			Value    []lineRow `json:"value"`
-			NextLink string    `json:"@odata.nextLink"`
-		}
-		if err := decode("GET salesorderdetails", body, &page); err != nil {
-			return err
-		}
-		row.Lines = append(row.Lines, page.Value...)
-		link = page.NextLink
 	}
-	return nil
+	if s != nil && *s == "" {
+		s = nil
+	}
+	return s, nil
 }
 
-func (r *orderRow) currency() string {
-	if r.Currency == nil {
+func currencyOf(r *generated.SalesOrder) string {
+	if r.TransactionCurrencyId == nil {
 		return ""
 	}
-	return r.Currency.ISO
+	return str(r.TransactionCurrencyId.ISOCurrencyCode)
 }
 
-func (r *orderRow) order(raw map[string]json.RawMessage, tracking string) *Order {
+// toOrder maps a salesorder with its expanded lines and currency.
+func toOrder(r *generated.SalesOrder) *Order {
+	state, status := choice(r.StateCode, r.StateCodeFormatted), choice(r.StatusCode, r.StatusCodeFormatted)
 	o := &Order{
-		ID: r.ID, Number: r.Number, Name: r.Name,
-		Status:              joinStatus(r.StateLabel, r.StatusLabel),
-		State:               Choice{Value: r.State, Label: r.StateLabel},
-		StatusReason:        Choice{Value: r.Status, Label: r.StatusLabel},
-		Total:               Money{Amount: r.Total.Decimal, Currency: r.currency(), Formatted: r.TotalFmt},
-		RequestedDeliveryBy: r.RequestedBy,
-		Lines:               make([]Line, 0, len(r.Lines)),
+		ID: idString(r.SalesOrderId), Number: str(r.OrderNumber), Name: str(r.Name),
+		Status: joinStatus(state.Label, status.Label), State: state, StatusReason: status,
+		Total:               Money{Amount: dec(r.TotalAmount), Currency: currencyOf(r), Formatted: str(r.TotalAmountFormatted)},
+		RequestedDeliveryBy: r.RequestDeliveryBy,
+		Lines:               make([]Line, 0, len(r.OrderDetails)),
 	}
-	if r.Customer != "" {
-		o.Customer = &Ref{Type: r.CustomerType, ID: r.Customer, Name: r.CustomerName}
+	if r.CustomerIdValue != nil {
+		// customerid is polymorphic: the annotation names the table.
+		o.Customer = &Ref{Type: str(r.CustomerIdLookupLogicalName), ID: r.CustomerIdValue.String(), Name: str(r.CustomerIdFormatted)}
 	}
-	if tracking != "" {
-		var s *string
-		if v, ok := raw[tracking]; ok && json.Unmarshal(v, &s) == nil && s != nil && *s != "" {
-			o.TrackingNumber = s
-		}
-	}
-	lines := slices.Clone(r.Lines)
-	slices.SortStableFunc(lines, func(a, b lineRow) int {
-		if c := cmpIntPtr(a.Sequence, b.Sequence); c != 0 {
+	lines := slices.Clone(r.OrderDetails)
+	slices.SortStableFunc(lines, func(a, b generated.SalesOrderDetail) int {
+		if c := cmpIntPtr(a.SequenceNumber, b.SequenceNumber); c != 0 {
 			return c
 		}
-		if c := cmpIntPtr(a.Number, b.Number); c != 0 {
+		if c := cmpIntPtr(a.LineItemNumber, b.LineItemNumber); c != 0 {
 			return c
 		}
-		return strings.Compare(a.ID, b.ID)
+		return strings.Compare(idString(a.SalesOrderDetailId), idString(b.SalesOrderDetailId))
 	})
 	for _, l := range lines {
-		line := Line{WriteIn: l.WriteIn, Description: l.Description,
-			Quantity: l.Quantity.Decimal, UnitPrice: l.UnitPrice.Decimal, Amount: l.Amount.Decimal}
-		if l.Number != nil {
-			line.Number = *l.Number
+		line := Line{WriteIn: l.IsProductOverridden != nil && *l.IsProductOverridden, Description: str(l.ProductDescription),
+			Quantity: dec(l.Quantity), UnitPrice: dec(l.PricePerUnit), Amount: dec(l.BaseAmount)}
+		if l.LineItemNumber != nil {
+			line.Number = int(*l.LineItemNumber)
 		}
-		if !l.WriteIn && l.ProductID != "" {
-			p := &Product{ID: l.ProductID}
-			if l.Product != nil {
-				p.Name, p.SKU = l.Product.Name, l.Product.Number
+		if !line.WriteIn && l.ProductIdValue != nil {
+			p := &Product{ID: l.ProductIdValue.String()}
+			if l.ProductId != nil {
+				p.Name, p.SKU = str(l.ProductId.Name), str(l.ProductId.ProductNumber)
 			}
 			line.Product = p
 		}
@@ -423,7 +461,7 @@ func (r *orderRow) order(raw map[string]json.RawMessage, tracking string) *Order
 }
 
 // cmpIntPtr orders nil (unset) after any number.
-func cmpIntPtr(a, b *int) int {
+func cmpIntPtr(a, b *int32) int {
 	switch {
 	case a == nil && b == nil:
 		return 0
@@ -432,7 +470,7 @@ func cmpIntPtr(a, b *int) int {
 	case b == nil:
 		return -1
 	}
-	return *a - *b
+	return int(*a) - int(*b)
 }
 
 func joinStatus(state, status string) string {
@@ -447,46 +485,55 @@ func joinStatus(state, status string) string {
 
 // ---- recent orders
 
-func recentOrdersQuery(customerID string, limit int) string {
-	return "salesorders?" + query{
-		{"$select", "salesorderid,ordernumber,name,statecode,statuscode,totalamount,_transactioncurrencyid_value,createdon,modifiedon"},
-		{"$filter", "_customerid_value eq " + customerID},
-		{"$orderby", "createdon desc,salesorderid asc"},
-		{"$top", fmt.Sprint(limit)},
-		{"$expand", "transactioncurrencyid($select=isocurrencycode)"},
-	}.encode()
+func recentOrdersQuery(customerID uuid.UUID, limit int) odataq.Query[generated.SalesOrder] {
+	o := generated.SalesOrderColumns
+	return odataq.Query[generated.SalesOrder]{}.
+		Select(summarySelect...).
+		Filter(o.CustomerIdValue.Eq(customerID)).
+		OrderBy(o.CreatedOn.Desc(), o.SalesOrderId.Asc()).
+		Top(limit).
+		Expand(currencyExpand).
+		Annotations(annotations...)
 }
 
-func findRecentOrders(ctx context.Context, up Upstream, customerID string, limit int) ([]OrderSummary, error) {
-	body, err := fetch(ctx, up, recentOrdersQuery(customerID, limit))
+func findRecentOrders(ctx context.Context, svc *generated.Service, customerID string, limit int) ([]OrderSummary, error) {
+	id, err := uuid.Parse(customerID)
 	if err != nil {
-		return nil, err
+		return nil, err // normalizeCustomer returned a GUID
 	}
-	var page struct {
-		Value []orderRow `json:"value"`
-	}
-	if err := decode("GET salesorders", body, &page); err != nil {
-		return nil, err
-	}
-	out := make([]OrderSummary, 0, len(page.Value))
-	for _, r := range page.Value {
-		out = append(out, OrderSummary{
-			ID: r.ID, Number: r.Number, Name: r.Name,
-			Status:       joinStatus(r.StateLabel, r.StatusLabel),
-			State:        Choice{Value: r.State, Label: r.StateLabel},
-			StatusReason: Choice{Value: r.Status, Label: r.StatusLabel},
-			Total:        Money{Amount: r.Total.Decimal, Currency: r.currency(), Formatted: r.TotalFmt},
-			CreatedOn:    r.CreatedOn, ModifiedOn: r.ModifiedOn,
-		})
+	out := make([]OrderSummary, 0, limit)
+	for r, err := range svc.SalesOrders().List(ctx, recentOrdersQuery(id, limit)) {
+		if err != nil {
+			return nil, upstreamErr("GET salesorders", err)
+		}
+		if r.SalesOrderId == nil {
+			return nil, upstreamErr("GET salesorders", errNoKey)
+		}
+		state, status := choice(r.StateCode, r.StateCodeFormatted), choice(r.StatusCode, r.StatusCodeFormatted)
+		s := OrderSummary{
+			ID: idString(r.SalesOrderId), Number: str(r.OrderNumber), Name: str(r.Name),
+			Status: joinStatus(state.Label, status.Label), State: state, StatusReason: status,
+			Total: Money{Amount: dec(r.TotalAmount), Currency: currencyOf(&r), Formatted: str(r.TotalAmountFormatted)},
+		}
+		if r.CreatedOn != nil {
+			s.CreatedOn = *r.CreatedOn
+		}
+		if r.ModifiedOn != nil {
+			s.ModifiedOn = *r.ModifiedOn
+		}
+		out = append(out, s)
+		if len(out) == limit {
+			break // $top rows: do not follow a nextLink
+		}
 	}
 	return out, nil
 }
 
 // DefaultOrderColumns are the salesorder columns of a default org (the
 // testdata/csdl/org.xml fixture), against which Config.TrackingColumn is
-// checked when Config.OrderColumns is nil. A custom column (publisher
-// prefix, e.g. contoso_trackingnumber) must be listed in OrderColumns, taken
-// from the org's $metadata (see OrderColumnsFromCSDL) or generated model.
+// checked when neither Config.OrderColumns nor Config.Model is set. A
+// custom column (publisher prefix, e.g. contoso_trackingnumber) needs the
+// org's $metadata (Config.Model, or OrderColumnsFromCSDL).
 var DefaultOrderColumns = []string{"salesorderid", "ordernumber", "name", "description", "_customerid_value",
 	"_accountid_value", "_contactid_value", "emailaddress", "requestdeliveryby", "datefulfilled", "submitdate",
 	"totalamount", "totalamount_base", "totallineitemamount", "totallineitemamount_base", "totaldiscountamount",

@@ -12,6 +12,7 @@ import (
 
 	"github.com/dvgate/dvgate/csdl"
 	"github.com/dvgate/dvgate/dataverse"
+	"github.com/dvgate/dvgate/generated"
 )
 
 // Mode says which tables a customer lookup searches.
@@ -65,8 +66,13 @@ type Config struct {
 	// "contoso_trackingnumber") returned as Order.TrackingNumber. New checks
 	// it against OrderColumns.
 	TrackingColumn string
-	// OrderColumns are the org's salesorder columns (from its $metadata, see
-	// OrderColumnsFromCSDL); nil = DefaultOrderColumns.
+	// Model is the org's parsed $metadata (csdl.Read), optional. When set,
+	// New takes the salesorder columns from it (unless OrderColumns is set)
+	// and checks that the org has every column the gateway reads, so that a
+	// missing column is an error at start-up rather than at the first lookup.
+	Model *csdl.Model
+	// OrderColumns are the org's salesorder columns (see
+	// OrderColumnsFromCSDL); nil = from Model, else DefaultOrderColumns.
 	OrderColumns []string
 	// Cache may be shared by several gateways (one memory budget); nil = New
 	// creates one with the defaults, closed by Close.
@@ -90,6 +96,7 @@ type Config struct {
 type Gateway struct {
 	core
 	up          Upstream
+	svc         *generated.Service
 	baseURL     string
 	mode        Mode
 	tracking    string
@@ -111,11 +118,20 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.Mode < ModeBoth || cfg.Mode > ModeAccounts {
 		return nil, fmt.Errorf("gateway: invalid mode %v", cfg.Mode)
 	}
-	if cfg.TrackingColumn != "" {
-		cols := cfg.OrderColumns
-		if cols == nil {
-			cols = DefaultOrderColumns
+	cols := cfg.OrderColumns
+	if cols == nil && cfg.Model != nil {
+		var err error
+		if cols, err = OrderColumnsFromCSDL(cfg.Model); err != nil {
+			return nil, err
 		}
+		if err := checkModel(cfg.Model); err != nil {
+			return nil, err
+		}
+	}
+	if cols == nil {
+		cols = DefaultOrderColumns
+	}
+	if cfg.TrackingColumn != "" {
 		if !columnName.MatchString(cfg.TrackingColumn) || !slices.Contains(cols, cfg.TrackingColumn) {
 			return nil, fmt.Errorf("gateway: tracking column %q is not a column of salesorder in this org "+
 				"(use the column's logical name, lowercase, e.g. contoso_trackingnumber, and the org's $metadata)", cfg.TrackingColumn)
@@ -146,6 +162,10 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	svc, err := generated.NewService(cfg.Conn.BaseURL(), cfg.Conn)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
 	own := false
 	if cfg.Cache == nil {
 		c, err := NewCache(CacheConfig{})
@@ -161,7 +181,7 @@ func New(cfg Config) (*Gateway, error) {
 			metrics: cfg.Metrics, log: cfg.Logger,
 			transient: transient, outcomeLabel: outcomeLabel,
 		},
-		up: cfg.Conn, baseURL: cfg.Conn.BaseURL(), mode: cfg.Mode, tracking: cfg.TrackingColumn,
+		up: cfg.Conn, svc: svc, baseURL: cfg.Conn.BaseURL(), mode: cfg.Mode, tracking: cfg.TrackingColumn,
 		customerTTL: cfg.CustomerTTL, orderTTL: cfg.OrderTTL, ownCache: own,
 	}
 	return g, nil
@@ -194,14 +214,14 @@ func (g *Gateway) CustomerIn(ctx context.Context, email string, mode Mode) (*Cus
 	if err != nil {
 		return nil, Meta{}, err
 	}
-	var tables []customerTable
+	var tables []string
 	switch mode {
 	case ModeBoth:
-		tables = []customerTable{contactTable, accountTable}
+		tables = []string{"contact", "account"}
 	case ModeContacts:
-		tables = []customerTable{contactTable}
+		tables = []string{"contact"}
 	case ModeAccounts:
-		tables = []customerTable{accountTable}
+		tables = []string{"account"}
 	default:
 		return nil, Meta{}, &InputError{Field: "mode", Message: mode.String() + " is not a mode"}
 	}
@@ -209,7 +229,7 @@ func (g *Gateway) CustomerIn(ctx context.Context, email string, mode Mode) (*Cus
 		kind: "customer", key: g.key("customer", mode.String(), e), fresh: g.customerTTL,
 		load: func(ctx context.Context) (any, int64, error) {
 			for _, t := range tables {
-				c, err := findCustomer(ctx, g.up, t, e)
+				c, err := findCustomer(ctx, g.svc, t, e)
 				if errors.Is(err, ErrNotFound) {
 					continue
 				}
@@ -237,7 +257,7 @@ func (g *Gateway) Order(ctx context.Context, ref string) (*Order, Meta, error) {
 	v, meta, err := g.get(ctx, spec{
 		kind: "order", key: g.key("order", g.tracking, r.key()), fresh: g.orderTTL,
 		load: func(ctx context.Context) (any, int64, error) {
-			o, err := findOrder(ctx, g.up, r, g.tracking)
+			o, err := findOrder(ctx, g.svc, r, g.tracking)
 			if err != nil {
 				return nil, 0, err
 			}
@@ -264,7 +284,7 @@ func (g *Gateway) RecentOrders(ctx context.Context, customerType, customerID str
 	v, meta, err := g.get(ctx, spec{
 		kind: "recent_orders", key: g.key("recent_orders", typ, id, fmt.Sprint(limit)), fresh: g.orderTTL,
 		load: func(ctx context.Context) (any, int64, error) {
-			s, err := findRecentOrders(ctx, g.up, id, limit)
+			s, err := findRecentOrders(ctx, g.svc, id, limit)
 			if err != nil {
 				return nil, 0, err
 			}
@@ -299,21 +319,47 @@ func (g *Gateway) Test(ctx context.Context) (*TestResult, error) {
 // OrderColumnsFromCSDL lists the salesorder columns of a parsed $metadata
 // document, for Config.OrderColumns.
 func OrderColumnsFromCSDL(m *csdl.Model) ([]string, error) {
+	return columnsOf(m, "salesorder")
+}
+
+func columnsOf(m *csdl.Model, table string) ([]string, error) {
 	var t *csdl.EntityType
 	for _, et := range m.EntityTypes {
-		if et.Name == "salesorder" {
+		if et.Name == table {
 			t = et
 			break
 		}
 	}
 	if t == nil {
-		return nil, errors.New("gateway: the metadata has no salesorder table (is the Sales app installed?)")
+		return nil, fmt.Errorf("gateway: the metadata has no %s table (is the Sales app installed?)", table)
 	}
 	var cols []string
 	for _, p := range t.AllProperties() {
 		cols = append(cols, p.Name)
 	}
 	return cols, nil
+}
+
+// checkModel checks that the org has every column the gateway's queries
+// select (they come from the generated model of a default org), so that a
+// customised org missing one fails at start-up with a clear message.
+func checkModel(m *csdl.Model) error {
+	var missing []string
+	for _, t := range selectedColumns() {
+		have, err := columnsOf(m, t.table)
+		if err != nil {
+			return err
+		}
+		for _, c := range t.cols {
+			if !slices.Contains(have, c) {
+				missing = append(missing, t.table+"."+c)
+			}
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("gateway: the org's metadata lacks columns the lookups read: %s", strings.Join(missing, ", "))
+	}
+	return nil
 }
 
 // transient reports whether err allows serving a stale answer (RFC 5861

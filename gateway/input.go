@@ -117,9 +117,3 @@ func checkLimit(n int) error {
 	}
 	return nil
 }
-
-// odataString quotes s as an OData string literal: single quotes doubled.
-// URL encoding (so that '+' becomes %2B) happens when the query is built.
-func odataString(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
-}

@@ -47,11 +47,11 @@ const (
   "contoso_trackingnumber":"1Z999AA10123456784",
   "transactioncurrencyid":{"isocurrencycode":"USD","transactioncurrencyid":"e0000000-0000-0000-0000-000000000001"},
   "order_details":[
-   {"salesorderdetailid":"d2","lineitemnumber":2,"sequencenumber":2,"quantity":3.00000,"priceperunit":0.10,"baseamount":0.30,
+   {"salesorderdetailid":"d0000000-0000-0000-0000-000000000002","lineitemnumber":2,"sequencenumber":2,"quantity":3.00000,"priceperunit":0.10,"baseamount":0.30,
     "productdescription":"Gift wrap","isproductoverridden":true,"_productid_value":null,"productid":null},
-   {"salesorderdetailid":"d1","lineitemnumber":1,"sequencenumber":1,"quantity":2.00000,"priceperunit":617.13,"baseamount":1234.26,
-    "productdescription":null,"isproductoverridden":false,"_productid_value":"p0000000-0000-0000-0000-000000000001",
-    "productid":{"name":"Espresso machine","productnumber":"SKU-EM-100","productid":"p0000000-0000-0000-0000-000000000001"}}],
+   {"salesorderdetailid":"d0000000-0000-0000-0000-000000000001","lineitemnumber":1,"sequencenumber":1,"quantity":2.00000,"priceperunit":617.13,"baseamount":1234.26,
+    "productdescription":null,"isproductoverridden":false,"_productid_value":"b0000000-0000-0000-0000-000000000001",
+    "productid":{"name":"Espresso machine","productnumber":"SKU-EM-100","productid":"b0000000-0000-0000-0000-000000000001"}}],
   "order_details@odata.nextLink":"` + fakeBase + `salesorders(0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d)/order_details?$select=quantity"}`
 	orderID = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
 )
@@ -186,7 +186,7 @@ func TestOrderLookup(t *testing.T) {
 		RequestedDeliveryBy: &delivery,
 		Customer:            &Ref{Type: "account", ID: "a0000000-0000-0000-0000-000000000001", Name: "Fabrikam, Inc."},
 		Lines: []Line{
-			{Number: 1, Product: &Product{ID: "p0000000-0000-0000-0000-000000000001", Name: "Espresso machine", SKU: "SKU-EM-100"},
+			{Number: 1, Product: &Product{ID: "b0000000-0000-0000-0000-000000000001", Name: "Espresso machine", SKU: "SKU-EM-100"},
 				Quantity: decimal.RequireFromString("2"), UnitPrice: decimal.RequireFromString("617.13"), Amount: decimal.RequireFromString("1234.26")},
 			{Number: 2, Description: "Gift wrap", WriteIn: true,
 				Quantity: decimal.RequireFromString("3"), UnitPrice: decimal.RequireFromString("0.1"), Amount: decimal.RequireFromString("0.3")},

@@ -1,5 +1,6 @@
 // Package generated is the typed Dataverse client for the tables dvgate
-// uses (account, contact, salesorder, salesorderdetail, product), generated
+// uses (account, contact, salesorder, salesorderdetail, product, and
+// transactioncurrency for the ISO code of money columns), generated
 // by dvgen from testdata/csdl/org.xml and testdata/entitydefs/org.json.
 //
 // Models (one struct per table, every column an optional pointer, formatted
@@ -11,4 +12,4 @@
 // Do not edit the generated files; change the inputs and run go generate.
 package generated
 
-//go:generate go run ../cmd/dvgen --metadata ../testdata/csdl/org.xml --entity-definitions ../testdata/entitydefs/org.json --tables account,contact,salesorder,salesorderdetail,product --out . --package generated
+//go:generate go run ../cmd/dvgen --metadata ../testdata/csdl/org.xml --entity-definitions ../testdata/entitydefs/org.json --tables account,contact,salesorder,salesorderdetail,product,transactioncurrency --out . --package generated

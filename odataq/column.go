@@ -40,8 +40,9 @@ func (c Col[T, V]) IsNull() Filter[T] { return compare[T](string(c), "eq", nil) 
 // NotNull is c ne null.
 func (c Col[T, V]) NotNull() Filter[T] { return compare[T](string(c), "ne", nil) }
 
-// Asc orders by c ascending.
-func (c Col[T, V]) Asc() Order[T] { return Order[T]{string(c)} }
+// Asc orders by c ascending. The direction is written out ("name asc"),
+// as in Microsoft's examples, so that logged queries read unambiguously.
+func (c Col[T, V]) Asc() Order[T] { return Order[T]{string(c) + " asc"} }
 
 // Desc orders by c descending.
 func (c Col[T, V]) Desc() Order[T] { return Order[T]{string(c) + " desc"} }
@@ -91,8 +92,8 @@ func (c StringCol[T]) StartsWith(s string) Filter[T] { return call[T]("startswit
 // EndsWith is endswith(c,'s').
 func (c StringCol[T]) EndsWith(s string) Filter[T] { return call[T]("endswith", string(c), s) }
 
-// Asc orders by c ascending.
-func (c StringCol[T]) Asc() Order[T] { return Order[T]{string(c)} }
+// Asc orders by c ascending ("name asc").
+func (c StringCol[T]) Asc() Order[T] { return Order[T]{string(c) + " asc"} }
 
 // Desc orders by c descending.
 func (c StringCol[T]) Desc() Order[T] { return Order[T]{string(c) + " desc"} }
@@ -112,8 +113,12 @@ func (n Nav[T, U]) Name() string { return string(n) }
 // Expand expands n with the options of q ($select, $filter, $orderby, $top,
 // $expand). Dataverse rejects $orderby and $top inside a nested collection
 // expand; that rule is the server's to enforce.
+//
+// The ';' between nested options is sent percent-encoded (%3B), which
+// Dataverse decodes like any query byte: a raw ';' makes Go's url.ParseQuery
+// (and so Go servers and proxies on the way) drop the whole $expand option.
 func (n Nav[T, U]) Expand(q Query[U]) Expansion[T] {
-	return Expansion[T]{text: string(n), opts: q.options(";"), err: q.Err()}
+	return Expansion[T]{text: string(n), opts: q.options("%3B"), err: q.Err()}
 }
 
 // All expands n with all of its columns.

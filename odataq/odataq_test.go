@@ -45,11 +45,11 @@ func TestEncode(t *testing.T) {
 		{"precedence", Query[order]{}.Filter(Or(state.Eq(0), state.Eq(1)), Not(name.IsNull())),
 			"$filter=(statecode%20eq%200%20or%20statecode%20eq%201)%20and%20not%20(name%20eq%20null)"},
 		{"functions and order", Query[order]{}.Filter(name.StartsWith("Con"), name.Contains("a;b")).OrderBy(created.Desc(), name.Asc()).Top(5),
-			"$filter=startswith(name,'Con')%20and%20contains(name,'a%3Bb')&$orderby=createdon%20desc,name&$top=5"},
+			"$filter=startswith(name,'Con')%20and%20contains(name,'a%3Bb')&$orderby=createdon%20desc,name%20asc&$top=5"},
 		{"values", Query[order]{}.Filter(total.Ge(decimal.RequireFromString("20000.0000")), created.Lt(time.Date(2023, 4, 7, 21, 59, 1, 0, time.UTC))),
 			"$filter=totalamount%20ge%2020000%20and%20createdon%20lt%202023-04-07T21:59:01Z"},
 		{"nested expand", Query[order]{}.Select(name).Expand(lines.Expand(Query[line]{}.Select(product, qty).Filter(product.Ne("x y")))),
-			"$select=name&$expand=order_details($select=productdescription,quantity;$filter=productdescription%20ne%20'x%20y')"},
+			"$select=name&$expand=order_details($select=productdescription,quantity%3B$filter=productdescription%20ne%20'x%20y')"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -99,7 +99,7 @@ func (q Query[T]) Err() error {
 // values percent-encoded as the package comment describes.
 func (q Query[T]) Encode() string { return q.options("&") }
 
-// options renders the options joined by sep: "&" at the top level, ";"
+// options renders the options joined by sep: "&" at the top level, "%3B"
 // inside an $expand.
 func (q Query[T]) options(sep string) string {
 	var parts []string
