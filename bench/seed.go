@@ -24,8 +24,8 @@ type SeedOrder struct {
 	// Email is the customer's emailaddress1 (a contact's or an account's),
 	// "" when the customer has none.
 	Email string
-	// Account is true when the order's customer is an account, so that a
-	// customer lookup of Email falls back from contacts to accounts.
+	// Account is true when Email is an account's and no contact's, so that
+	// a customer lookup of it falls back from contacts to accounts.
 	Account bool
 	// Lines and Products count the order's lines and the lines naming a
 	// catalogue product (what the naive client fetches one by one).
@@ -64,12 +64,17 @@ func ParseSeed(doc []byte) (*Seed, error) {
 			products[id]++
 		}
 	}
+	contactEmail := map[string]bool{}
+	for _, e := range s.ContactEmails {
+		contactEmail[e] = true
+	}
 	for _, row := range d.Tables["salesorder"] {
 		id := str(row, "salesorderid")
+		email := emailOf[str(row, "_customerid_value")]
 		s.Orders = append(s.Orders, SeedOrder{
 			Number:   str(row, "ordernumber"),
-			Email:    emailOf[str(row, "_customerid_value")],
-			Account:  str(row, "_customerid_value@Microsoft.Dynamics.CRM.lookuplogicalname") == "account",
+			Email:    email,
+			Account:  email != "" && !contactEmail[email],
 			Lines:    lines[id],
 			Products: products[id],
 		})
