@@ -2,6 +2,7 @@ package dataversetest
 
 import (
 	"bytes"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
@@ -143,6 +144,14 @@ func (s *Server) applyFaults(w http.ResponseWriter, r *http.Request, token bool,
 		return false
 	}
 	if p.Latency > 0 {
+		if r.Body != nil && r.Body != http.NoBody {
+			// net/http notices a client going away only once the request
+			// body was read to the end; without this a delayed token POST
+			// would outlive its client (and block Close) for the whole
+			// latency.
+			b, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+			r.Body = io.NopCloser(bytes.NewReader(b))
+		}
 		t := time.NewTimer(p.Latency)
 		select {
 		case <-t.C:

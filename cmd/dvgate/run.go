@@ -49,6 +49,9 @@ type Main struct {
 	RequestTimeout time.Duration
 	// ShutdownTimeout bounds draining on Close (default 30s).
 	ShutdownTimeout time.Duration
+	// Clock decides cache freshness; nil = time.Now. Tests move it forward
+	// to make cached answers stale without sleeping.
+	Clock func() time.Time
 
 	cmd          string
 	args         []string
@@ -238,7 +241,7 @@ func (m *Main) open(promReg prometheus.Registerer) (*sidecar.Metrics, error) {
 	if err != nil {
 		return nil, err
 	}
-	conn := &sidecar.GatewayConnector{HTTPClient: client, Logger: m.log}
+	conn := &sidecar.GatewayConnector{HTTPClient: client, Logger: m.log, Clock: m.Clock}
 	var sm *sidecar.Metrics
 	if promReg != nil {
 		if conn.Metrics, err = gateway.NewMetrics(promReg); err != nil {
