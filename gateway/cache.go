@@ -172,12 +172,13 @@ func (c *Cache) set(key string, e *entry) {
 func costOf(key string, e *entry) int64 { return e.cost + int64(len(key)) + entryOverhead }
 
 func (c *Cache) setRistretto(key string, e *entry) {
-	// Ristretto's TTL runs on the real clock and only bounds memory; the
-	// gateway decides freshness on its own clock from e.fetched. A small
-	// margin keeps an entry readable for the whole stale window even when
-	// the gateway clock lags a little.
-	ttl := e.fresh + e.stale + time.Second
-	c.rc.SetWithTTL(key, e, costOf(key, e), ttl)
+	// No ristretto TTL: the gateway decides freshness and the stale window
+	// on its own clock from e.fetched, and the byte budget (MaxCost) already
+	// bounds memory; an entry past its stale window is never served and is
+	// evicted like any rarely used one. A TTL would make every Get read the
+	// wall clock (ristretto checks expiry on each read), which was a third
+	// of the cost of a cache hit.
+	c.rc.Set(key, e, costOf(key, e))
 }
 
 // entryOverhead approximates ristretto's per-item bookkeeping and our entry

@@ -36,7 +36,11 @@ type core struct {
 	staleTTL    time.Duration
 	timeout     time.Duration // bound of each detached shared call
 	metrics     *Metrics
-	log         *slog.Logger
+	// counters are the lookup counters of each kind, resolved once at New
+	// so that a cache hit does no label lookup; nil (no metrics) counts
+	// nothing.
+	counters map[string]*kindCounters
+	log      *slog.Logger
 	// transient reports whether an upstream error allows serving a stale
 	// entry (throttling, 5xx, network, timeout; never auth/permission).
 	transient func(error) bool
@@ -70,13 +74,29 @@ type flightResult struct {
 	outcome Outcome
 }
 
-// get answers a lookup: cache, then a shared upstream call. The returned
-// value is the cached one; callers clone it before handing it out.
-func (c *core) get(ctx context.Context, s spec) (any, Meta, error) {
+// cached answers from the cache when it holds a fresh entry for key; ok is
+// false otherwise. This is the hit path: one clock read, no allocation.
+// The value is the cached one, shared by every caller.
+func (c *core) cached(key string, kc *kindCounters) (v any, m Meta, err error, ok bool) {
+	e, found := c.cache.get(key)
+	if !found {
+		return nil, Meta{}, nil, false
+	}
 	now := c.clock()
-	if e, ok := c.cache.get(s.key); ok && e.isFresh(now) {
-		c.metrics.lookup(c.name, s.kind, "hit")
-		return answer(e, Meta{Outcome: Hit, Age: e.age(now)})
+	if !e.isFresh(now) {
+		return nil, Meta{}, nil, false
+	}
+	kc.inc(outcomeHit)
+	v, m, err = answer(e, Meta{Outcome: Hit, Age: e.age(now)})
+	return v, m, err, true
+}
+
+// get answers a lookup: cache, then a shared upstream call. The returned
+// value is the cached one, shared by every caller: never modified.
+func (c *core) get(ctx context.Context, s spec) (any, Meta, error) {
+	kc := c.counters[s.kind]
+	if v, m, err, ok := c.cached(s.key, kc); ok {
+		return v, m, err
 	}
 
 	// Each caller passes its own closure; only the one that starts the
@@ -94,10 +114,10 @@ func (c *core) get(ctx context.Context, s spec) (any, Meta, error) {
 	select {
 	case r := <-ch:
 		if !ran {
-			c.metrics.coalesced(c.name, s.kind)
+			kc.inc(outcomeCoalesced)
 		}
 		if r.Err != nil {
-			c.metrics.lookup(c.name, s.kind, "error")
+			kc.inc(outcomeError)
 			return nil, Meta{}, r.Err
 		}
 		fr := r.Val.(flightResult)
@@ -105,11 +125,11 @@ func (c *core) get(ctx context.Context, s spec) (any, Meta, error) {
 		if fr.outcome != Miss {
 			meta.Age = fr.e.age(c.clock())
 		}
-		c.metrics.lookup(c.name, s.kind, fr.outcome.String())
+		kc.inc(outcomeOf(fr.outcome))
 		return answer(fr.e, meta)
 	case <-ctx.Done():
 		// The shared call carries on for the other waiters and the cache.
-		c.metrics.lookup(c.name, s.kind, "canceled")
+		kc.inc(outcomeCanceled)
 		return nil, Meta{}, fmt.Errorf("gateway: %s lookup: %w", s.kind, context.Cause(ctx))
 	}
 }

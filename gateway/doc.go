@@ -19,9 +19,11 @@
 // model. Config.Model (the org's $metadata) lets New check them, and a
 // custom tracking column, against the real org at start-up.
 //
-// Freshness is decided on Config.Clock, not by the cache: the ristretto TTL
-// (fresh + stale window) only bounds memory.
+// Freshness is decided on Config.Clock, not by the cache: entries carry no
+// ristretto TTL, and the byte budget alone bounds memory.
 //
-// A Gateway is safe for concurrent use. Results returned to callers are
-// copies; callers may modify them.
+// A Gateway is safe for concurrent use. Results are returned without
+// copying (a cache hit costs about as much as the cache read itself): the
+// *Customer, *Order and []OrderSummary a lookup returns are shared with the
+// cache and with other callers, and must be treated as read-only.
 package gateway

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -103,7 +104,23 @@ type Gateway struct {
 	customerTTL time.Duration
 	orderTTL    time.Duration
 	ownCache    bool
+
+	// Cache key prefixes, built once: a key is a prefix plus the
+	// normalized input, so a lookup builds its key with one allocation.
+	customerPrefix   [ModeAccounts + 1]string // by mode
+	orderIDPrefix    string
+	orderNumPrefix   string
+	recentPrefix     string
+	customerCounters *kindCounters
+	orderCounters    *kindCounters
 }
+
+// Lookup kinds (metrics labels and part of the cache keys).
+const (
+	kindCustomer     = "customer"
+	kindOrder        = "order"
+	kindRecentOrders = "recent_orders"
+)
 
 var columnName = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
 
@@ -184,6 +201,19 @@ func New(cfg Config) (*Gateway, error) {
 		up: cfg.Conn, svc: svc, baseURL: cfg.Conn.BaseURL(), mode: cfg.Mode, tracking: cfg.TrackingColumn,
 		customerTTL: cfg.CustomerTTL, orderTTL: cfg.OrderTTL, ownCache: own,
 	}
+	if cfg.Metrics != nil {
+		g.counters = map[string]*kindCounters{}
+		for _, k := range []string{kindCustomer, kindOrder, kindRecentOrders} {
+			g.counters[k] = cfg.Metrics.counters(cfg.Name, k)
+		}
+		g.customerCounters, g.orderCounters = g.counters[kindCustomer], g.counters[kindOrder]
+	}
+	for m := ModeBoth; m <= ModeAccounts; m++ {
+		g.customerPrefix[m] = g.key(kindCustomer, m.String(), "")
+	}
+	g.orderIDPrefix = g.key(kindOrder, g.tracking, "id:")
+	g.orderNumPrefix = g.key(kindOrder, g.tracking, "number:")
+	g.recentPrefix = g.key(kindRecentOrders, "")
 	return g, nil
 }
 
@@ -196,8 +226,9 @@ func (g *Gateway) Close() {
 	}
 }
 
-// key builds a cache key. Inputs are validated and contain no control
-// characters, so the unit separator keeps the parts unambiguous.
+// key builds a cache key (at New, for the prefixes). Inputs are validated
+// and contain no control characters, so the unit separator keeps the parts
+// unambiguous.
 func (g *Gateway) key(parts ...string) string {
 	return strings.Join(append([]string{g.name, g.baseURL}, parts...), "\x1f")
 }
@@ -209,7 +240,20 @@ func (g *Gateway) Customer(ctx context.Context, email string) (*Customer, Meta, 
 
 // CustomerIn finds a customer by email in the given mode: one request per
 // table searched (two when ModeBoth falls back to accounts).
+//
+// The answer is shared with the cache and other callers: do not modify it.
 func (g *Gateway) CustomerIn(ctx context.Context, email string, mode Mode) (*Customer, Meta, error) {
+	if mode < ModeBoth || mode > ModeAccounts {
+		return nil, Meta{}, &InputError{Field: "mode", Message: mode.String() + " is not a mode"}
+	}
+	// Hit path: plain ASCII input is looked up before validation (see
+	// canonical): only validated addresses are ever stored.
+	if s, ok := canonical(email); ok {
+		if v, meta, err, ok := g.cached(hitKey(g.customerPrefix[mode], s), g.customerCounters); ok {
+			c, _ := v.(*Customer)
+			return c, meta, err
+		}
+	}
 	e, err := normalizeEmail(email)
 	if err != nil {
 		return nil, Meta{}, err
@@ -222,11 +266,9 @@ func (g *Gateway) CustomerIn(ctx context.Context, email string, mode Mode) (*Cus
 		tables = []string{"contact"}
 	case ModeAccounts:
 		tables = []string{"account"}
-	default:
-		return nil, Meta{}, &InputError{Field: "mode", Message: mode.String() + " is not a mode"}
 	}
 	v, meta, err := g.get(ctx, spec{
-		kind: "customer", key: g.key("customer", mode.String(), e), fresh: g.customerTTL,
+		kind: kindCustomer, key: g.customerPrefix[mode] + e, fresh: g.customerTTL,
 		load: func(ctx context.Context) (any, int64, error) {
 			for _, t := range tables {
 				c, err := findCustomer(ctx, g.svc, t, e)
@@ -244,18 +286,38 @@ func (g *Gateway) CustomerIn(ctx context.Context, email string, mode Mode) (*Cus
 	if err != nil {
 		return nil, meta, err
 	}
-	return v.(*Customer).clone(), meta, nil
+	return v.(*Customer), meta, nil
+}
+
+// orderKey is the cache key of a normalized order reference.
+func (g *Gateway) orderKey(r orderRef) string {
+	if r.id != "" {
+		return g.orderIDPrefix + r.id
+	}
+	return g.orderNumPrefix + r.number
 }
 
 // Order finds an order by GUID (key lookup) or order number, with its lines,
 // in one request.
+//
+// The answer is shared with the cache and other callers: do not modify it.
 func (g *Gateway) Order(ctx context.Context, ref string) (*Order, Meta, error) {
+	if s, ok := canonical(ref); ok {
+		prefix := g.orderNumPrefix
+		if isGUID(s) {
+			prefix = g.orderIDPrefix
+		}
+		if v, meta, err, ok := g.cached(hitKey(prefix, s), g.orderCounters); ok {
+			o, _ := v.(*Order)
+			return o, meta, err
+		}
+	}
 	r, err := normalizeOrderRef(ref)
 	if err != nil {
 		return nil, Meta{}, err
 	}
 	v, meta, err := g.get(ctx, spec{
-		kind: "order", key: g.key("order", g.tracking, r.key()), fresh: g.orderTTL,
+		kind: kindOrder, key: g.orderKey(r), fresh: g.orderTTL,
 		load: func(ctx context.Context) (any, int64, error) {
 			o, err := findOrder(ctx, g.svc, r, g.tracking)
 			if err != nil {
@@ -267,12 +329,14 @@ func (g *Gateway) Order(ctx context.Context, ref string) (*Order, Meta, error) {
 	if err != nil {
 		return nil, meta, err
 	}
-	return v.(*Order).clone(), meta, nil
+	return v.(*Order), meta, nil
 }
 
 // RecentOrders returns the limit (1..50) most recently created orders of a
 // customer, newest first, in one request. An empty list is an answer, not
 // ErrNotFound.
+//
+// The list is shared with the cache and other callers: do not modify it.
 func (g *Gateway) RecentOrders(ctx context.Context, customerType, customerID string, limit int) ([]OrderSummary, Meta, error) {
 	typ, id, err := normalizeCustomer(customerType, customerID)
 	if err != nil {
@@ -282,7 +346,7 @@ func (g *Gateway) RecentOrders(ctx context.Context, customerType, customerID str
 		return nil, Meta{}, err
 	}
 	v, meta, err := g.get(ctx, spec{
-		kind: "recent_orders", key: g.key("recent_orders", typ, id, fmt.Sprint(limit)), fresh: g.orderTTL,
+		kind: kindRecentOrders, key: g.recentPrefix + typ + "\x1f" + id + "\x1f" + strconv.Itoa(limit), fresh: g.orderTTL,
 		load: func(ctx context.Context) (any, int64, error) {
 			s, err := findRecentOrders(ctx, g.svc, id, limit)
 			if err != nil {
@@ -294,7 +358,7 @@ func (g *Gateway) RecentOrders(ctx context.Context, customerType, customerID str
 	if err != nil {
 		return nil, meta, err
 	}
-	return slices.Clone(v.([]OrderSummary)), meta, nil
+	return v.([]OrderSummary), meta, nil
 }
 
 // Refunds validates the order reference and returns an empty list:

@@ -58,13 +58,6 @@ type orderRef struct {
 	number string // lowercased order number when id == ""
 }
 
-func (r orderRef) key() string {
-	if r.id != "" {
-		return "id:" + r.id
-	}
-	return "number:" + r.number
-}
-
 // normalizeOrderRef accepts a GUID (any case, with or without braces) or an
 // order number (matched exactly, case-insensitively, by Dataverse).
 func normalizeOrderRef(s string) (orderRef, error) {
@@ -117,3 +110,43 @@ func checkLimit(n int) error {
 	}
 	return nil
 }
+
+// canonical returns s trimmed when it is printable ASCII of at most
+// maxTextLen bytes. Such input normalizes by lowering its letters, which
+// hitKey does while building the cache key, so it can be looked up in the
+// cache before (and, on a hit, instead of) full validation: only validated
+// input is ever stored, so a hit proves the input valid, and Dataverse
+// compares case-insensitively, so the answer is the same. Anything else
+// takes the full path.
+func canonical(s string) (string, bool) {
+	s = strings.TrimSpace(s)
+	if s == "" || len(s) > maxTextLen {
+		return "", false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f {
+			return "", false
+		}
+	}
+	return s, true
+}
+
+// hitKey returns prefix + the ASCII-lowercased s with one allocation.
+func hitKey(prefix, s string) string {
+	var b strings.Builder
+	b.Grow(len(prefix) + len(s))
+	b.WriteString(prefix)
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
+
+// isGUID reports whether canonical input is a GUID in the form
+// normalizeOrderRef takes as an id (36 characters, hyphenated), without
+// allocating.
+func isGUID(s string) bool { return len(s) == 36 && uuid.Validate(s) == nil }

@@ -48,18 +48,53 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	return m, nil
 }
 
-func (m *Metrics) lookup(integration, kind, outcome string) {
-	if m == nil {
-		return
+// Lookup outcomes with a pre-resolved counter (see kindCounters).
+const (
+	outcomeHit = iota
+	outcomeMiss
+	outcomeStale
+	outcomeError
+	outcomeCanceled
+	outcomeCoalesced // dvgate_coalesced_lookups_total, not an outcome label
+	numOutcomes
+)
+
+var outcomeNames = [numOutcomes]string{"hit", "miss", "stale", "error", "canceled", ""}
+
+func outcomeOf(o Outcome) int {
+	switch o {
+	case Hit:
+		return outcomeHit
+	case Stale:
+		return outcomeStale
 	}
-	m.lookups.WithLabelValues(integration, kind, outcome).Inc()
+	return outcomeMiss
 }
 
-func (m *Metrics) coalesced(integration, kind string) {
+// kindCounters are one integration's counters for one lookup kind, taken
+// from the vectors once (WithLabelValues hashes the labels and locks; an
+// Inc on the child is one atomic add). A nil *kindCounters counts nothing.
+type kindCounters [numOutcomes]prometheus.Counter
+
+func (m *Metrics) counters(integration, kind string) *kindCounters {
 	if m == nil {
-		return
+		return nil
 	}
-	m.coalescedTotal.WithLabelValues(integration, kind).Inc()
+	var kc kindCounters
+	for i, o := range outcomeNames {
+		if i == outcomeCoalesced {
+			kc[i] = m.coalescedTotal.WithLabelValues(integration, kind)
+		} else {
+			kc[i] = m.lookups.WithLabelValues(integration, kind, o)
+		}
+	}
+	return &kc
+}
+
+func (kc *kindCounters) inc(outcome int) {
+	if kc != nil {
+		kc[outcome].Inc()
+	}
 }
 
 func (m *Metrics) upstream(integration, kind, outcome string, d time.Duration) {

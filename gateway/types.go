@@ -147,46 +147,6 @@ type Meta struct {
 	Age time.Duration
 }
 
-func (c *Customer) clone() *Customer {
-	if c == nil {
-		return nil
-	}
-	cp := *c
-	if c.Account != nil {
-		a := *c.Account
-		cp.Account = &a
-	}
-	return &cp
-}
-
-func (o *Order) clone() *Order {
-	if o == nil {
-		return nil
-	}
-	cp := *o
-	if o.RequestedDeliveryBy != nil {
-		t := *o.RequestedDeliveryBy
-		cp.RequestedDeliveryBy = &t
-	}
-	if o.Customer != nil {
-		c := *o.Customer
-		cp.Customer = &c
-	}
-	if o.TrackingNumber != nil {
-		s := *o.TrackingNumber
-		cp.TrackingNumber = &s
-	}
-	cp.Lines = make([]Line, len(o.Lines))
-	for i, l := range o.Lines {
-		if l.Product != nil {
-			p := *l.Product
-			l.Product = &p
-		}
-		cp.Lines[i] = l
-	}
-	return &cp
-}
-
 // Approximate in-memory sizes, for the cache's byte budget. They count the
 // struct headers and the string bytes; decimals are counted as a small
 // fixed size (a big.Int of one or two words plus the exponent).
