@@ -33,8 +33,25 @@ generate: ## Regenerate the committed generated/ client from testdata
 	$(GO) generate ./generated/...
 
 .PHONY: bench
-bench: ## Run the benchmarks (benchstat-readable output)
-	$(GO) test -run='^$$' -bench=. -benchmem -count=1 $(PKGS)
+BENCHCOUNT ?= 3
+bench: ## Benchmarks with their baselines, benchstat-readable (BENCHCOUNT=n runs each; ~3 min at 3)
+	$(GO) test -run='^$$' -bench='^BenchmarkRead$$' -benchtime=3x -benchmem -count=$(BENCHCOUNT) ./csdl
+	$(GO) test -run='^$$' -bench='^BenchmarkDvgen$$' -benchtime=3x -benchmem -count=$(BENCHCOUNT) ./codegen
+	$(GO) test -run='^$$' -bench='^Benchmark(CustomerHit|OrderHit|RistrettoGet)$$' -benchtime=200000x -benchmem -count=$(BENCHCOUNT) ./gateway
+	$(GO) test -run='^$$' -bench='^BenchmarkWhoAmI$$' -benchtime=2000x -benchmem -count=$(BENCHCOUNT) ./dataverse
+	$(GO) test -run='^$$' -bench='^Benchmark(Filter)$$' -benchtime=20000x -benchmem -count=$(BENCHCOUNT) ./bench
+	$(GO) test -run='^$$' -bench='^Benchmark(ColdLookup)$$' -benchtime=20x -benchmem -count=$(BENCHCOUNT) ./bench
+	$(GO) test -run='^$$' -bench='^Benchmark(SidecarHit)$$' -benchtime=20000x -benchmem -count=$(BENCHCOUNT) ./bench
+	$(GO) test -run='^$$' -bench='^BenchmarkEmailSweep$$' -benchtime=1x -benchmem -count=1 -timeout=10m ./bench
+
+.PHONY: bench-report
+bench-report: ## Run the benchmarks and load runs, rewrite BENCHMARKS.md (~5 min)
+	$(GO) run ./bench/report -out BENCHMARKS.md
+
+.PHONY: load
+LOADARGS ?= --inprocess -scenario mix -c 50 -d 10s
+load: ## Load generator (LOADARGS="-url http://127.0.0.1:8080 -scenario hit -c 50 -d 10s" for a running sidecar)
+	$(GO) run ./cmd/dvgate-load $(LOADARGS)
 
 .PHONY: demo
 demo: ## Run the gateway on the in-process Dataverse simulator with demo data (LISTEN=addr)

@@ -295,18 +295,45 @@ func runHit(ctx context.Context, o options, t *target, client *http.Client, rep 
 		rep.Notes = append(rep.Notes, "wrk figures skipped: wrk not found (-wrk "+o.wrk+")")
 		return nil
 	}
-	for _, w := range []struct{ name, url string }{{"sidecar", u}, {"baseline-fixed", fixedURL}} {
-		if w.url == "" {
-			continue
+	// wrk too alternates the two targets, one wrk run per slice; the
+	// percentiles are the mean of the slices' (wrk reports no histogram).
+	targets := []struct{ name, url string }{{"sidecar", u}, {"baseline-fixed", fixedURL}}
+	if fixedURL == "" {
+		targets = targets[:1]
+	}
+	parts := make([][]result, len(targets))
+	for range o.rounds {
+		for i, w := range targets {
+			res, err := runWrk(ctx, wrk, w.name, w.url, o.clients, per)
+			if err != nil {
+				rep.Notes = append(rep.Notes, "wrk "+w.name+" failed: "+err.Error())
+				return nil
+			}
+			parts[i] = append(parts[i], res)
 		}
-		res, err := runWrk(ctx, wrk, w.name, w.url, o.clients, o.duration)
-		if err != nil {
-			rep.Notes = append(rep.Notes, "wrk "+w.name+" failed: "+err.Error())
-			continue
-		}
-		rep.Runs = append(rep.Runs, res)
+	}
+	for _, p := range parts {
+		rep.Runs = append(rep.Runs, mergeWrk(p))
 	}
 	return nil
+}
+
+// mergeWrk combines wrk runs of one target: counts add up, percentiles are
+// averaged, the maximum is the largest.
+func mergeWrk(rs []result) result {
+	m := rs[0]
+	m.Requests, m.Seconds, m.Errors, m.P50Ms, m.P90Ms, m.P99Ms, m.MaxMs = 0, 0, 0, 0, 0, 0, 0
+	for _, r := range rs {
+		m.Requests += r.Requests
+		m.Seconds += r.Seconds
+		m.Errors += r.Errors
+		m.P50Ms += r.P50Ms / float64(len(rs))
+		m.P90Ms += r.P90Ms / float64(len(rs))
+		m.P99Ms += r.P99Ms / float64(len(rs))
+		m.MaxMs = max(m.MaxMs, r.MaxMs)
+	}
+	m.RPS = float64(m.Requests) / m.Seconds
+	return m
 }
 
 // warm requests u until the sidecar answers it from its cache and returns

@@ -1,0 +1,182 @@
+// Command report runs dvgate's benchmarks (make bench) and load runs
+// (cmd/dvgate-load) and rewrites BENCHMARKS.md with the figures, each next
+// to the baseline measured in the same run and to its target. It is what
+// make bench-report runs; it takes about five minutes on 2 cores.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+)
+
+func main() {
+	out := flag.String("out", "BENCHMARKS.md", "file to write")
+	count := flag.Int("count", 1, "BENCHCOUNT for make bench")
+	flag.Parse()
+	if err := run(context.Background(), *out, *count, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "report:", err)
+		os.Exit(1)
+	}
+}
+
+// benches maps a benchmark name without the -GOMAXPROCS suffix to its
+// metrics (unit -> mean over -count runs).
+type benches map[string]map[string]float64
+
+var procSuffix = regexp.MustCompile(`-\d+$`)
+
+func parseBench(out string) benches {
+	sums, ns := map[string]map[string]float64{}, map[string]map[string]int{}
+	sc := bufio.NewScanner(strings.NewReader(out))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 4 || !strings.HasPrefix(f[0], "Benchmark") {
+			continue
+		}
+		name := procSuffix.ReplaceAllString(f[0], "")
+		if sums[name] == nil {
+			sums[name], ns[name] = map[string]float64{}, map[string]int{}
+		}
+		for i := 2; i+1 < len(f); i += 2 {
+			if v, err := strconv.ParseFloat(f[i], 64); err == nil {
+				sums[name][f[i+1]] += v
+				ns[name][f[i+1]]++
+			}
+		}
+	}
+	for name, m := range sums {
+		for u := range m {
+			m[u] /= float64(ns[name][u])
+		}
+	}
+	return sums
+}
+
+func (b benches) get(name, unit string) (float64, bool) {
+	v, ok := b[name][unit]
+	return v, ok
+}
+
+// loadReport mirrors cmd/dvgate-load's JSON output (the fields used here).
+type loadReport struct {
+	Scenario          string  `json:"scenario"`
+	Clients           int     `json:"clients"`
+	InjectedLatencyMs float64 `json:"injected_latency_ms"`
+	Workload          string  `json:"workload"`
+	BodyBytes         int     `json:"body_bytes"`
+	Runs              []struct {
+		Name        string           `json:"name"`
+		Tool        string           `json:"tool"`
+		Seconds     float64          `json:"seconds"`
+		Requests    int64            `json:"requests"`
+		Tickets     int64            `json:"tickets"`
+		RPS         float64          `json:"rps"`
+		P50Ms       float64          `json:"p50_ms"`
+		P90Ms       float64          `json:"p90_ms"`
+		P99Ms       float64          `json:"p99_ms"`
+		MaxMs       float64          `json:"max_ms"`
+		Errors      int64            `json:"errors"`
+		Statuses    map[string]int64 `json:"statuses"`
+		CacheHits   int64            `json:"cache_hits"`
+		CacheMisses int64            `json:"cache_misses"`
+		Upstream    int64            `json:"upstream"`
+		Tokens      int64            `json:"tokens"`
+	} `json:"runs"`
+	TokensSinceStart int64    `json:"tokens_since_start"`
+	PeakRSSMB        float64  `json:"peak_rss_mb"`
+	RSSSource        string   `json:"rss_source"`
+	Notes            []string `json:"notes"`
+}
+
+// load is one dvgate-load invocation.
+type load struct {
+	name string
+	args []string
+	rep  loadReport
+}
+
+func run(ctx context.Context, outPath string, count int, log io.Writer) error {
+	started := time.Now()
+	machine := describeMachine(ctx)
+	fmt.Fprintln(log, "report: make bench BENCHCOUNT="+strconv.Itoa(count))
+	var benchOut bytes.Buffer
+	cmd := exec.CommandContext(ctx, "make", "-s", "bench", "BENCHCOUNT="+strconv.Itoa(count))
+	cmd.Stdout, cmd.Stderr = io.MultiWriter(&benchOut, log), log
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("make bench: %w", err)
+	}
+	tmp, err := os.MkdirTemp("", "dvgate-report")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	bin := filepath.Join(tmp, "dvgate-load")
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/dvgate-load").CombinedOutput(); err != nil {
+		return fmt.Errorf("go build dvgate-load: %v: %s", err, out)
+	}
+	loads := []*load{
+		{name: "hit", args: []string{"--inprocess", "-scenario", "hit", "-c", "50", "-d", "6s", "-rounds", "3"}},
+		{name: "tickets", args: []string{"--inprocess", "-scenario", "mix", "-c", "50", "-n", "10000", "-d", "120s", "-latency", "5ms", "-hit", "0.95"}},
+		{name: "tokens-c1", args: []string{"--inprocess", "-scenario", "mix", "-c", "1", "-d", "3s", "-latency", "5ms", "-baseline", "none"}},
+	}
+	for _, l := range loads {
+		fmt.Fprintf(log, "report: dvgate-load %s\n", strings.Join(l.args, " "))
+		c := exec.CommandContext(ctx, bin, append(l.args, "-json")...)
+		c.Stderr = log
+		out, err := c.Output()
+		if err != nil {
+			return fmt.Errorf("dvgate-load %s: %w", l.name, err)
+		}
+		if err := json.Unmarshal(out, &l.rep); err != nil {
+			return fmt.Errorf("dvgate-load %s output: %w", l.name, err)
+		}
+	}
+	machine.runtime = time.Since(started).Round(time.Second)
+	doc := render(machine, parseBench(benchOut.String()), loads, benchOut.String(), count)
+	return os.WriteFile(outPath, []byte(doc), 0o644)
+}
+
+type machine struct {
+	cpus    int
+	model   string
+	goVer   string
+	kernel  string
+	loadAvg string
+	date    string
+	runtime time.Duration
+}
+
+func describeMachine(ctx context.Context) machine {
+	m := machine{cpus: runtime.NumCPU(), model: "unknown", date: time.Now().UTC().Format("2006-01-02 15:04 UTC")}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for line := range strings.Lines(string(b)) {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.model = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	if out, err := exec.CommandContext(ctx, "go", "version").Output(); err == nil {
+		m.goVer = strings.TrimSpace(string(out))
+	}
+	if out, err := exec.CommandContext(ctx, "uname", "-sr").Output(); err == nil {
+		m.kernel = strings.TrimSpace(string(out))
+	}
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		m.loadAvg = strings.Join(strings.Fields(string(b))[:3], " ")
+	}
+	return m
+}
