@@ -129,6 +129,24 @@ func (c *core) get(ctx context.Context, s spec) (any, Meta, error) {
 		return answer(fr.e, meta)
 	case <-ctx.Done():
 		// The shared call carries on for the other waiters and the cache.
+		// A caller whose deadline comes first gets a usable stale entry:
+		// Dataverse being too slow (a hang, a slow body, a Retry-After
+		// longer than the caller waits) is an error too, and the shared
+		// call's own bound (UpstreamTimeout) is longer than a caller's, so
+		// its error would come too late to serve the entry.
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			now := c.clock()
+			if e, ok := c.cache.get(s.key); ok && !e.notFound && e.usableStale(now) {
+				out := Stale
+				if e.isFresh(now) {
+					out = Hit // the shared call stored its answer just now
+				}
+				kc.inc(outcomeOf(out))
+				c.log.Warn("serving stale answer: Dataverse did not answer before the caller's deadline",
+					"integration", c.name, "kind", s.kind, "age", e.age(now))
+				return answer(e, Meta{Outcome: out, Age: e.age(now)})
+			}
+		}
 		kc.inc(outcomeCanceled)
 		return nil, Meta{}, fmt.Errorf("gateway: %s lookup: %w", s.kind, context.Cause(ctx))
 	}
