@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"strings"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -188,4 +189,21 @@ func summariesSize(s []OrderSummary) int64 {
 			len(o.State.Label)+len(o.StatusReason.Label)+len(o.Total.Currency)+len(o.Total.Formatted))
 	}
 	return n
+}
+
+// AmountString writes a money amount the way people read one: with at least
+// two decimal places ("1909.20", "10.00") and never rounded, so a unit price
+// in a finer pricing precision keeps its digits ("0.125"). Dataverse sends
+// money with four decimals (1909.2000), and decimal.Decimal.String trims
+// trailing zeros to "1909.2".
+func AmountString(d decimal.Decimal) string {
+	s := d.String()
+	places := 0
+	if i := strings.IndexByte(s, '.'); i >= 0 {
+		places = len(s) - i - 1
+	}
+	if places >= 2 {
+		return s
+	}
+	return d.StringFixed(2)
 }

@@ -139,7 +139,7 @@ func ref(r *gateway.Ref) *Ref {
 }
 
 func money(m gateway.Money) Money {
-	return Money{Amount: m.Amount.String(), Currency: m.Currency, Formatted: m.Formatted}
+	return Money{Amount: gateway.AmountString(m.Amount), Currency: m.Currency, Formatted: m.Formatted}
 }
 
 func (b *gatewayBackend) Order(ctx context.Context, orderRef string) (Order, Meta, error) {
@@ -153,7 +153,7 @@ func (b *gatewayBackend) Order(ctx context.Context, orderRef string) (Order, Met
 		TrackingNumber: o.TrackingNumber, Lines: make([]OrderLine, 0, len(o.Lines))}
 	for _, l := range o.Lines {
 		ol := OrderLine{Number: l.Number, Description: l.Description, WriteIn: l.WriteIn,
-			Quantity: l.Quantity.String(), UnitPrice: l.UnitPrice.String(), Amount: l.Amount.String()}
+			Quantity: l.Quantity.String(), UnitPrice: gateway.AmountString(l.UnitPrice), Amount: gateway.AmountString(l.Amount)}
 		if l.Product != nil {
 			ol.Product = &Product{Id: l.Product.ID, Name: l.Product.Name, Sku: l.Product.SKU}
 		}

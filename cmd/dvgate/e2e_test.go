@@ -2,12 +2,14 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/dvgate/dvgate/dataversetest"
+	"github.com/google/go-cmp/cmp"
 )
 
 const (
@@ -61,8 +63,27 @@ func TestEndpoints(t *testing.T) {
 	if _, isString := total["amount"].(string); !isString {
 		t.Errorf("total.amount is %T, want a decimal string", total["amount"])
 	}
-	if lines := o["lines"].([]any); len(lines) == 0 {
-		t.Error("order has no lines")
+	// The lines as a help-desk agent reads them: sorted, with product names and
+	// SKUs, the write-in's description, and amounts with two decimals.
+	var lines []string
+	for _, l := range o["lines"].([]any) {
+		l := l.(map[string]any)
+		what := fmt.Sprint(l["description"])
+		if p, ok := l["product"].(map[string]any); ok {
+			what = fmt.Sprint(p["name"], " (", p["sku"], ")")
+		}
+		lines = append(lines, fmt.Sprint(l["number"], " ", what, " writeIn=", l["writeIn"], " ", l["quantity"], " x ", l["unitPrice"], " = ", l["amount"]))
+	}
+	wantLines := []string{
+		"1 Pro Gasket (SKU-GAS-104) writeIn=false 12 x 242.12 = 2905.44",
+		"2 Mini Gasket (SKU-GAS-105) writeIn=false 6 x 318.20 = 1909.20",
+		"3 Custom engraving writeIn=true 4 x 91.08 = 364.32",
+	}
+	if diff := cmp.Diff(wantLines, lines); diff != "" {
+		t.Errorf("order lines (-want +got):\n%s", diff)
+	}
+	if total["amount"] != "5178.96" {
+		t.Errorf("total.amount = %v, want 5178.96", total["amount"])
 	}
 	byID := must(t, e.do("GET", "/v1/orders/"+o["id"].(string)), 200).json(t)["order"].(map[string]any)
 	if byID["number"] != orderNum {
