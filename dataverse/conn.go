@@ -202,6 +202,37 @@ func (c *Conn) Close() {
 // percent-encoded here. '&', '#', '+' and '%' inside literal values must be
 // escaped by the caller (url.QueryEscape), since they have a meaning in URLs.
 func (c *Conn) Get(ctx context.Context, pathAndQuery string, prefer ...string) (*Response, error) {
+	req, e := c.newGet(ctx, pathAndQuery, prefer)
+	if e != nil {
+		return nil, e
+	}
+	resp, body, e := c.do(req, false)
+	if e != nil {
+		return nil, e
+	}
+	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: body}, nil
+}
+
+// Stream is Get for answers too large to buffer, such as an org's
+// $metadata (30 MB and more with apps installed): a successful response
+// comes back with its body unread, and the caller must close it. The
+// request holds one of the connection's concurrency slots until then. Sign-in,
+// the throttling gate, retries and error classification are as for Get; once
+// a successful body is handed over, nothing is retried.
+func (c *Conn) Stream(ctx context.Context, pathAndQuery string, prefer ...string) (*http.Response, error) {
+	req, e := c.newGet(ctx, pathAndQuery, prefer)
+	if e != nil {
+		return nil, e
+	}
+	resp, _, e := c.do(req, true)
+	if e != nil {
+		return nil, e
+	}
+	return resp, nil
+}
+
+// newGet builds a GET for Get and Stream.
+func (c *Conn) newGet(ctx context.Context, pathAndQuery string, prefer []string) (*http.Request, *Error) {
 	u := pathAndQuery
 	if !strings.HasPrefix(u, "https://") {
 		u = c.baseURL + strings.TrimPrefix(pathAndQuery, "/")
@@ -219,11 +250,7 @@ func (c *Conn) Get(ctx context.Context, pathAndQuery string, prefer ...string) (
 	if strings.HasPrefix(strings.TrimPrefix(pathAndQuery, "/"), "$metadata") {
 		req.Header.Set("Accept", "application/xml")
 	}
-	resp, body, e := c.do(req)
-	if e != nil {
-		return nil, e
-	}
-	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: body}, nil
+	return req, nil
 }
 
 // WhoAmI calls the WhoAmI function; it is the cheapest way to prove that the
@@ -257,7 +284,7 @@ func (c *Conn) WhoAmI(ctx context.Context) (WhoAmIResult, error) {
 // buffered; any other final answer returns (nil, *Error), the body already
 // read and closed.
 func (c *Conn) Do(req *http.Request) (*http.Response, error) {
-	resp, body, e := c.do(req)
+	resp, body, e := c.do(req, false)
 	if e != nil {
 		return nil, e
 	}
@@ -279,7 +306,9 @@ func opName(req *http.Request) string {
 	return req.Method + " " + p
 }
 
-func (c *Conn) do(req *http.Request) (*http.Response, []byte, *Error) {
+// do sends req with retries. With stream, a successful response keeps its
+// body unread (and its concurrency slot until the body is closed).
+func (c *Conn) do(req *http.Request, stream bool) (*http.Response, []byte, *Error) {
 	ctx := req.Context()
 	op := opName(req)
 	if c.closed.Load() {
@@ -305,7 +334,7 @@ func (c *Conn) do(req *http.Request) (*http.Response, []byte, *Error) {
 			}
 			req.Body = b
 		}
-		resp, body, tok, e := c.attempt(ctx, req, op)
+		resp, body, tok, e := c.attempt(ctx, req, op, stream)
 		if e == nil {
 			return resp, body, nil
 		}
@@ -359,12 +388,17 @@ func backoff(attempt int) time.Duration {
 
 // attempt sends one request: gate, concurrency slot, token, round trip,
 // buffered body, classification.
-func (c *Conn) attempt(ctx context.Context, req *http.Request, op string) (_ *http.Response, _ []byte, tok string, _ *Error) {
+func (c *Conn) attempt(ctx context.Context, req *http.Request, op string, stream bool) (_ *http.Response, _ []byte, tok string, _ *Error) {
 	release, e := c.enter(ctx, op)
 	if e != nil {
 		return nil, nil, "", e
 	}
-	defer release()
+	handedOver := false
+	defer func() {
+		if !handedOver {
+			release()
+		}
+	}()
 	tok, e = c.tokens.token(ctx)
 	if e != nil {
 		return nil, nil, "", e
@@ -389,6 +423,11 @@ func (c *Conn) attempt(ctx context.Context, req *http.Request, op string) (_ *ht
 			return nil, nil, tok, ctxError(op, ctx.Err())
 		}
 		return nil, nil, tok, netError(op, err, RemedyNetwork)
+	}
+	if stream && resp.StatusCode < 400 {
+		handedOver = true
+		resp.Body = &releasingBody{ReadCloser: resp.Body, release: sync.OnceFunc(release)}
+		return resp, nil, tok, nil
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
 	resp.Body.Close()
@@ -604,4 +643,17 @@ func escapeQuery(q string) string {
 		return q
 	}
 	return b.String()
+}
+
+// releasingBody gives a streamed response's concurrency slot back when the
+// caller closes the body.
+type releasingBody struct {
+	io.ReadCloser
+	release func()
+}
+
+func (b *releasingBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.release()
+	return err
 }

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"slices"
 	"strings"
@@ -66,42 +65,15 @@ func (c *command) download(ctx context.Context, o options) (*csdl.Model, *entity
 	return model, defs, nil
 }
 
-// downloadMetadata streams GET $metadata into csdl.Read. dataverse.Conn
-// buffers whole responses, so the document is fetched with the Conn's
-// token over our own request; a failed answer is then asked again through
-// the Conn, which turns it into a *dataverse.Error with a remedy (and
-// retries what is transient).
+// downloadMetadata streams GET $metadata into csdl.Read, so a 30 MB
+// document is never held in memory whole.
 func (c *command) downloadMetadata(ctx context.Context, conn *dataverse.Conn, tables []string) (*csdl.Model, error) {
-	tok, err := conn.Token(ctx)
+	resp, err := conn.Stream(ctx, "$metadata")
 	if err != nil {
 		return nil, err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, conn.BaseURL()+"$metadata", nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Accept", "application/xml")
-	req.Header.Set("OData-MaxVersion", "4.0")
-	req.Header.Set("OData-Version", "4.0")
-	req.Header.Set("Authorization", "Bearer "+tok)
-	hc := c.httpClient
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("GET $metadata: %w", err)
 	}
 	defer resp.Body.Close()
 	var body io.Reader = resp.Body
-	if resp.StatusCode != http.StatusOK {
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
-		r, err := conn.Get(ctx, "$metadata")
-		if err != nil {
-			return nil, err
-		}
-		body = bytes.NewReader(r.Body)
-	}
 	p := &progress{w: c.stderr, on: c.terminal, total: resp.ContentLength}
 	model, err := csdl.Read(io.TeeReader(body, p), csdl.Tables(tables...))
 	p.done()
