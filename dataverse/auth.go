@@ -61,11 +61,25 @@ type tokenSource struct {
 	// acquired counts tokens MSAL fetched from Entra (not cache hits).
 	acquired atomic.Int64
 
+	clock Clock
+
 	mu       sync.Mutex
 	forcedAt time.Time // last sign-in that bypassed the cache; guarded by mu
+	// failed is the last definitive sign-in failure (a wrong or expired
+	// credential, an unknown app or tenant) and failedAt when it happened;
+	// guarded by mu. For failureHold every caller gets it without asking
+	// Entra again: a wrong secret must not turn each lookup into a token
+	// request.
+	failed   *Error
+	failedAt time.Time
 }
 
-func newTokenSource(cfg Config, orgURL, authorityHost string, httpc *http.Client, log *slog.Logger, red redactor) (*tokenSource, error) {
+// failureHold is how long a definitive sign-in failure is answered from
+// memory. Short, so a credential fixed in place (a federated token file
+// rewritten, a secret re-enabled) is picked up quickly.
+const failureHold = 10 * time.Second
+
+func newTokenSource(cfg Config, orgURL, authorityHost string, httpc *http.Client, log *slog.Logger, red redactor, clock Clock) (*tokenSource, error) {
 	cred, err := credential(cfg)
 	if err != nil {
 		return nil, err
@@ -84,7 +98,7 @@ func newTokenSource(cfg Config, orgURL, authorityHost string, httpc *http.Client
 	if err != nil {
 		return nil, &Error{Kind: KindConfig, Op: "sign in setup", Message: red.clean(err.Error()), Remedy: RemedySignIn}
 	}
-	return &tokenSource{client: client, scopes: []string{orgURL + "/.default"}, log: log, red: red}, nil
+	return &tokenSource{client: client, scopes: []string{orgURL + "/.default"}, log: log, red: red, clock: clock}, nil
 }
 
 // credential builds the MSAL credential for the one configured kind.
@@ -179,6 +193,13 @@ func readFederatedToken(path string) (string, error) {
 // token returns a valid access token. Concurrent callers share one MSAL call;
 // each caller stops waiting when its own context ends.
 func (t *tokenSource) token(ctx context.Context) (string, *Error) {
+	t.mu.Lock()
+	if t.failed != nil && t.clock.Now().Sub(t.failedAt) < failureHold {
+		e := t.failed
+		t.mu.Unlock()
+		return "", e
+	}
+	t.mu.Unlock()
 	ch := t.group.DoChan("token", func() (any, error) {
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), signInTimeout)
 		defer cancel()
@@ -186,8 +207,16 @@ func (t *tokenSource) token(ctx context.Context) (string, *Error) {
 		if err != nil {
 			e := t.signInError(err)
 			t.log.Warn("dataverse sign-in failed", "kind", e.Kind.String(), "code", e.Code, "status", e.Status, "correlation_id", e.CorrelationID)
+			if e.Kind == KindAuth || e.Kind == KindConfig {
+				t.mu.Lock()
+				t.failed, t.failedAt = e, t.clock.Now()
+				t.mu.Unlock()
+			}
 			return "", e
 		}
+		t.mu.Lock()
+		t.failed = nil
+		t.mu.Unlock()
 		if res.Metadata.TokenSource == confidential.TokenSourceIdentityProvider {
 			t.acquired.Add(1)
 			t.log.Info("dataverse signed in", "expires_on", res.ExpiresOn)

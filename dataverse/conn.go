@@ -110,7 +110,7 @@ func New(cfg Config) (*Conn, error) {
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
-	ts, err := newTokenSource(cfg, orgURL, authority, c.httpc, c.log, c.red)
+	ts, err := newTokenSource(cfg, orgURL, authority, c.httpc, c.log, c.red, c.clock)
 	if err != nil {
 		return nil, err
 	}
@@ -338,7 +338,9 @@ func (c *Conn) do(req *http.Request, stream bool) (*http.Response, []byte, *Erro
 		if e == nil {
 			return resp, body, nil
 		}
-		if e.Status == http.StatusUnauthorized && !reauthed && replayable {
+		if e.Status == http.StatusUnauthorized && tok != "" && !reauthed && replayable {
+			// (tok == "": Entra itself answered 401 to the sign-in, e.g. a
+			// wrong secret; signing in again cannot help.)
 			// Dataverse refused a token MSAL still considers valid (its
 			// clock runs ahead, or the token was revoked). MSAL would hand
 			// out the same token until it nears expiry, failing every

@@ -167,6 +167,7 @@ func TestCertificateSignIn(t *testing.T) {
 				t.Fatalf("unregistered certificate: %v", err)
 			}
 			e.sim.AddClientCertificate(cert)
+			e.clock.Advance(failureHold) // the failure is answered from memory until then
 			if _, err := e.conn.WhoAmI(t.Context()); err != nil {
 				t.Fatalf("registered certificate: %v", err)
 			}
@@ -195,6 +196,7 @@ func TestFederatedTokenFileIsReread(t *testing.T) {
 		t.Errorf("error shows the federated token: %v", err)
 	}
 	e.sim.SetFederatedToken(first)
+	e.clock.Advance(failureHold) // the failure is answered from memory until then
 	if _, err := e.conn.WhoAmI(t.Context()); err != nil {
 		t.Fatalf("federated sign-in: %v", err)
 	}
@@ -237,5 +239,28 @@ func TestAuthorityUnreachable(t *testing.T) {
 	_, err = c.WhoAmI(t.Context())
 	if de := (*Error)(nil); !asError(err, &de) || de.Kind != KindNetwork || de.Op != "sign in" || de.Remedy != RemedyEntraNetwork {
 		t.Fatalf("WhoAmI = %v", err)
+	}
+}
+
+// TestFailedSignInIsHeld: with a wrong secret, a burst of lookups makes one
+// token request, not one each; after failureHold the next call asks Entra
+// again (the secret may have been fixed in place).
+func TestFailedSignInIsHeld(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, dataversetest.Options{}, func(c *Config) { c.ClientSecret = "WRONG~held.Secret_77bb" })
+	for range 20 {
+		if _, err := e.conn.WhoAmI(t.Context()); KindOf(err) != KindAuth {
+			t.Fatalf("WhoAmI with a wrong secret: %v", err)
+		}
+	}
+	if n := e.sim.TokenRequests(); n != 1 {
+		t.Errorf("token requests for 20 calls with a wrong secret = %d, want 1", n)
+	}
+	e.clock.Advance(failureHold)
+	if _, err := e.conn.WhoAmI(t.Context()); KindOf(err) != KindAuth {
+		t.Fatalf("WhoAmI after the hold: %v", err)
+	}
+	if n := e.sim.TokenRequests(); n != 2 {
+		t.Errorf("token requests after the hold = %d, want 2", n)
 	}
 }
