@@ -56,3 +56,26 @@ load: ## Load generator (LOADARGS="-url http://127.0.0.1:8080 -scenario hit -c 5
 .PHONY: demo
 demo: ## Run the gateway on the in-process Dataverse simulator with demo data (LISTEN=addr)
 	$(GO) run ./cmd/dvgate --demo --listen $(LISTEN)
+
+SOAK     ?= 60s
+FUZZTIME ?= 30s
+RELTMP   ?= $(CURDIR)/.reliability
+FUZZERS  ?= ./csdl:FuzzRead ./odataq:FuzzStringLiteral ./odataq:FuzzFilterLiteral ./gateway:FuzzNormalizeEmail \
+            ./gateway:FuzzNormalizeOrderRef ./gateway:FuzzDecodeAnswers ./dataverse:FuzzHTTPError
+
+.PHONY: soak
+soak: ## Reliability run (SOAK=60s load with injected 503/429, 1M-lookup cache budget, each fuzzer FUZZTIME); rewrites RELIABILITY.md
+	@rm -rf $(RELTMP) && mkdir -p $(RELTMP)
+	@$(GO) test -count=1 -run 'TestFaultMatrix|TestHostileInput|TestOversizedRequests|TestAccessControl|TestCertificateHygiene|TestSoak' \
+	  ./cmd/dvgate -v -soak=$(SOAK) -reliability.report=$(RELTMP)/rows.jsonl > $(RELTMP)/dvgate.log 2>&1; s=$$?; \
+	  grep -E '^(--- |ok|FAIL|panic)|soak_test|_test.go:[0-9]+:' $(RELTMP)/dvgate.log; exit $$s
+	@$(GO) test -count=1 -run TestCacheBudget ./gateway -v -budget.lookups=1000000 > $(RELTMP)/gateway.log 2>&1; s=$$?; \
+	  grep -E '^(--- |ok|FAIL|panic)|_test.go:[0-9]+:' $(RELTMP)/gateway.log; \
+	  grep -E 'lookups:' $(RELTMP)/gateway.log | sed 's/^ *//' > $(RELTMP)/budget.txt; exit $$s
+	@for f in $(FUZZERS); do pkg=$${f%%:*}; name=$${f##*:}; \
+	  line=$$($(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg 2>&1 | grep -E '^fuzz: elapsed|^--- FAIL|^FAIL|^ok' | tail -2 | tr '\n' ' '); \
+	  echo "$$name ($$pkg): $$line" | tee -a $(RELTMP)/fuzz.txt; \
+	  case "$$line" in *FAIL*) exit 1;; esac; done
+	$(GO) run ./internal/relreport -rows $(RELTMP)/rows.jsonl -fuzz $(RELTMP)/fuzz.txt -budget $(RELTMP)/budget.txt > RELIABILITY.md
+	@rm -rf $(RELTMP)
+	@echo "RELIABILITY.md rewritten"

@@ -2,9 +2,18 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
+	"math/big"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/dvgate/dvgate/dataversetest"
 )
 
 // TestAccessControl: with an API token every path but the probes needs it;
@@ -76,4 +85,43 @@ func TestAccessControl(t *testing.T) {
 		_ = m.Close()
 		report(t, reportRow{Area: "access", Case: "--listen " + addr + " without DVGATE_API_TOKEN", Expect: "refused at start-up", Upstream: "0"})
 	}
+}
+
+// TestCertificateHygiene signs in with a certificate (PEM: certificate and
+// RSA key) and goes through a failure or two: neither the key nor a token
+// appears in the log, /metrics or any answer.
+func TestCertificateHygiene(t *testing.T) {
+	t.Parallel()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "dvgate hygiene"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	pkcs8, _ := x509.MarshalPKCS8PrivateKey(key)
+	pemFile := append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8})...)
+
+	r := newRig(t, rigOpts{certPEM: pemFile})
+	r.sim.AddClientCertificate(cert)
+	r.start()
+	res, _ := r.get(t, "GET", "/v1/orders/"+orderNum)
+	must(t, res, 200)
+	r.sim.InjectFault(dataversetest.Fault{Path: webOrders, Status: 503, RetryAfter: 300 * time.Second})
+	res, _ = r.get(t, "GET", otherOrder)
+	must(t, res, 503)
+	r.sim.SetApplicationUser(false)
+	res, _ = r.get(t, "GET", "/v1/customers?email="+alex)
+	must(t, res, 502)
+	if len(r.secrets()) < 4 {
+		t.Fatalf("the hygiene check knows too few secrets: %d", len(r.secrets()))
+	}
+	r.checkHygiene(t)
+	report(t, reportRow{Area: "leak", Case: "certificate credential (PEM key), through 200, 503 and 502 answers",
+		Expect: "key and tokens in no log line, /metrics or answer", Upstream: fmt.Sprint(r.sim.WebAPIRequests(), " Dataverse")})
 }
