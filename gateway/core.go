@@ -46,6 +46,9 @@ type core struct {
 	transient func(error) bool
 	// outcomeLabel names an upstream error for the metrics.
 	outcomeLabel func(error) string
+	// shared is the optional second level shared by replicas (shared.go);
+	// nil = in-process cache only.
+	shared SharedCache
 
 	sf singleflight.Group
 
@@ -191,6 +194,19 @@ func (c *core) flight(parent context.Context, s spec) (res any, err error) {
 
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), c.timeout)
 	defer cancel()
+	if c.shared != nil {
+		fresh, stale, unlock := c.fromShared(ctx, s)
+		if fresh != nil {
+			c.cache.set(s.key, fresh)
+			return flightResult{e: fresh, outcome: Hit}, nil
+		}
+		if unlock != nil {
+			defer unlock() // after the answer is stored below, for the waiting replicas
+		}
+		if stale != nil && (!havePrev || prev.notFound || stale.fetched.After(prev.fetched)) {
+			prev, havePrev = stale, true
+		}
+	}
 	start := time.Now()
 	value, size, err := s.load(ctx)
 	elapsed := time.Since(start)
@@ -201,6 +217,9 @@ func (c *core) flight(parent context.Context, s spec) (res any, err error) {
 		c.metrics.upstream(c.name, s.kind, "ok", elapsed)
 		e := &entry{value: value, fetched: now, fresh: s.fresh, stale: c.staleTTL, cost: size}
 		c.cache.set(s.key, e)
+		if c.shared != nil {
+			c.writeShared(ctx, s, e)
+		}
 		return flightResult{e: e, outcome: Miss}, nil
 	case errors.Is(err, ErrNotFound):
 		c.metrics.upstream(c.name, s.kind, "not_found", elapsed)
@@ -208,6 +227,9 @@ func (c *core) flight(parent context.Context, s spec) (res any, err error) {
 		// is likely wrong by now (the customer may just have been created).
 		e := &entry{notFound: true, fetched: now, fresh: c.notFoundTTL, cost: 0}
 		c.cache.set(s.key, e)
+		if c.shared != nil {
+			c.writeShared(ctx, s, e)
+		}
 		return flightResult{e: e, outcome: Miss}, nil
 	}
 

@@ -91,6 +91,15 @@ type Config struct {
 	Logger *slog.Logger
 	// Metrics; nil = none.
 	Metrics *Metrics
+	// Shared is an optional second cache level shared by several replicas
+	// (e.g. fleet.Redis): read on an in-process miss before Dataverse,
+	// written with every answer, and used to make one Dataverse request
+	// per key fleet-wide. nil = in-process cache only.
+	Shared SharedCache
+	// Throttle is an optional throttling gate shared by several replicas
+	// (e.g. fleet.Redis), checked before every Dataverse lookup. nil = the
+	// connection's own gate only.
+	Throttle Throttle
 }
 
 // Gateway answers lookups for one integration. It is safe for concurrent use.
@@ -104,6 +113,7 @@ type Gateway struct {
 	customerTTL time.Duration
 	orderTTL    time.Duration
 	ownCache    bool
+	throttle    Throttle
 
 	// Cache key prefixes, built once: a key is a prefix plus the
 	// normalized input, so a lookup builds its key with one allocation.
@@ -196,10 +206,10 @@ func New(cfg Config) (*Gateway, error) {
 			name: cfg.Name, cache: cfg.Cache, clock: cfg.Clock,
 			notFoundTTL: cfg.NotFoundTTL, staleTTL: cfg.StaleTTL, timeout: cfg.UpstreamTimeout,
 			metrics: cfg.Metrics, log: cfg.Logger,
-			transient: transient, outcomeLabel: outcomeLabel,
+			transient: transient, outcomeLabel: outcomeLabel, shared: cfg.Shared,
 		},
 		up: cfg.Conn, svc: svc, baseURL: cfg.Conn.BaseURL(), mode: cfg.Mode, tracking: cfg.TrackingColumn,
-		customerTTL: cfg.CustomerTTL, orderTTL: cfg.OrderTTL, ownCache: own,
+		customerTTL: cfg.CustomerTTL, orderTTL: cfg.OrderTTL, ownCache: own, throttle: cfg.Throttle,
 	}
 	if cfg.Metrics != nil {
 		g.counters = map[string]*kindCounters{}
@@ -224,6 +234,12 @@ func (g *Gateway) Close() {
 	if g.ownCache {
 		g.cache.Close()
 	}
+}
+
+// get is core.get with the fleet-wide throttling gate around the load.
+func (g *Gateway) get(ctx context.Context, s spec) (any, Meta, error) {
+	s.load = throttled(g.throttle, g.baseURL, s.load)
+	return g.core.get(ctx, s)
 }
 
 // key builds a cache key (at New, for the prefixes). Inputs are validated

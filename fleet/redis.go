@@ -1,0 +1,479 @@
+package fleet
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/dvgate/dvgate/gateway"
+)
+
+// Defaults of Config's zero values.
+const (
+	DefaultPrefix          = "dvgate"
+	DefaultOpTimeout       = 50 * time.Millisecond
+	DefaultLockTTL         = 2 * time.Second
+	DefaultThrottleRefresh = 100 * time.Millisecond
+	DefaultBackoff         = time.Second
+)
+
+// keyVersion is the layout version of the keys (see the package comment).
+const keyVersion = "v1"
+
+// Config configures a Redis.
+type Config struct {
+	// URL is the Redis or Valkey URL: redis://[user:password@]host:port[/db],
+	// rediss:// for TLS, unix:///path.sock (go-redis ParseURL).
+	URL string
+	// Prefix starts every key, one per deployment sharing a Redis;
+	// "" = "dvgate". Letters, digits, '.', '_', '-' and ':'.
+	Prefix string
+	// OpTimeout bounds each Redis operation (50 ms): past it the lookup
+	// goes on without Redis.
+	OpTimeout time.Duration
+	// LockTTL is how long a load lock outlives a replica that vanished
+	// while loading (2 s); the holder extends it while its Dataverse call
+	// runs.
+	LockTTL time.Duration
+	// ThrottleRefresh is how long a replica trusts its last read of an
+	// org's throttle state (100 ms), so that a lookup does not cost a Redis
+	// round trip; a 429 elsewhere reaches it within this delay.
+	ThrottleRefresh time.Duration
+	// Backoff is how long Redis is skipped after a failed operation (1 s).
+	Backoff time.Duration
+	// Clock is the local clock of the throttle cache and the backoff; nil =
+	// time.Now. (Expiry is Redis's own: PX and PTTL.)
+	Clock func() time.Time
+	// Logger; nil = discard.
+	Logger *slog.Logger
+	// Metrics; nil = none.
+	Metrics *Metrics
+}
+
+// Redis implements gateway.SharedCache and gateway.Throttle on one Redis
+// (or Valkey) server. See the package comment.
+type Redis struct {
+	c        *redis.Client
+	prefix   string
+	opTO     time.Duration
+	lockTTL  time.Duration
+	refresh  time.Duration
+	backoff  time.Duration
+	clock    func() time.Time
+	log      *slog.Logger
+	metrics  *Metrics
+	skipTill atomic.Int64 // Unix ns on clock until which Redis is skipped
+
+	mu   sync.Mutex
+	orgs map[string]*orgState // by org hash; guarded by mu
+	sf   singleflight.Group   // one throttle read per org at a time
+
+	done    chan struct{} // closed by Close: stops lock refreshers
+	running sync.WaitGroup
+	closed  atomic.Bool
+}
+
+type orgState struct {
+	checked time.Time // last read from Redis (clock)
+	until   time.Time // blocked until (clock)
+}
+
+var (
+	_ gateway.SharedCache = (*Redis)(nil)
+	_ gateway.Throttle    = (*Redis)(nil)
+)
+
+var prefixPattern = func(s string) bool {
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("._-:", r)) {
+			return false
+		}
+	}
+	return s != "" && len(s) <= 64
+}
+
+// New checks cfg and returns a Redis client. It makes no network call:
+// connections are made on first use, so a Redis that is down at start-up
+// only makes the replica work alone until it comes back.
+func New(cfg Config) (*Redis, error) {
+	if strings.TrimSpace(cfg.URL) == "" {
+		return nil, errors.New("fleet: Redis URL is empty; set it (redis://host:6379/0) or leave the shared level off")
+	}
+	opts, err := redis.ParseURL(strings.TrimSpace(cfg.URL))
+	if err != nil {
+		// go-redis errors may echo the URL, which may hold a password.
+		return nil, fmt.Errorf("fleet: Redis URL is not redis://[user:password@]host:port[/db], rediss://... or unix://...: %s", redact(err.Error(), cfg.URL))
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = DefaultPrefix
+	}
+	if !prefixPattern(cfg.Prefix) {
+		return nil, fmt.Errorf("fleet: key prefix %q: use 1-64 letters, digits, '.', '_', '-' or ':'", cfg.Prefix)
+	}
+	for _, d := range []struct {
+		p   *time.Duration
+		def time.Duration
+		n   string
+	}{{&cfg.OpTimeout, DefaultOpTimeout, "OpTimeout"}, {&cfg.LockTTL, DefaultLockTTL, "LockTTL"},
+		{&cfg.ThrottleRefresh, DefaultThrottleRefresh, "ThrottleRefresh"}, {&cfg.Backoff, DefaultBackoff, "Backoff"}} {
+		if *d.p < 0 {
+			return nil, fmt.Errorf("fleet: %s %v is negative", d.n, *d.p)
+		}
+		if *d.p == 0 {
+			*d.p = d.def
+		}
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	// Fail fast rather than well: no retries, dial and I/O bounded by the
+	// operation timeout, deadlines from the context, no background
+	// maintenance-notification machinery.
+	opts.MaxRetries = -1
+	opts.DialerRetries = 1
+	opts.DialTimeout = cfg.OpTimeout
+	opts.ReadTimeout = cfg.OpTimeout
+	opts.WriteTimeout = cfg.OpTimeout
+	opts.PoolTimeout = cfg.OpTimeout
+	opts.ContextTimeoutEnabled = true
+	opts.DisableIdentity = true
+	opts.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
+	return &Redis{
+		c: redis.NewClient(opts), prefix: cfg.Prefix, opTO: cfg.OpTimeout, lockTTL: cfg.LockTTL,
+		refresh: cfg.ThrottleRefresh, backoff: cfg.Backoff, clock: cfg.Clock, log: cfg.Logger,
+		metrics: cfg.Metrics, orgs: map[string]*orgState{}, done: make(chan struct{}),
+	}, nil
+}
+
+// redact removes the URL (and its password) from a message.
+func redact(msg, rawURL string) string {
+	msg = strings.ReplaceAll(msg, rawURL, "<url>")
+	if u, err := url.Parse(rawURL); err == nil && u.User != nil {
+		if p, ok := u.User.Password(); ok && p != "" {
+			msg = strings.ReplaceAll(msg, p, "<password>")
+		}
+	}
+	return msg
+}
+
+// Close stops lock refreshers and closes the connections.
+func (r *Redis) Close() error {
+	if r.closed.Swap(true) {
+		return nil
+	}
+	close(r.done)
+	r.running.Wait()
+	return r.c.Close()
+}
+
+// Ping checks that Redis answers (for a start-up log line; never needed).
+func (r *Redis) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, r.opTO)
+	defer cancel()
+	return r.c.Ping(ctx).Err()
+}
+
+func hash(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:16])
+}
+
+// dataKey and lockKey name a gateway cache key's entries; kind is checked
+// by the gateway's own constants and contains no ':'.
+func (r *Redis) dataKey(kind, key string) string {
+	return r.prefix + ":" + keyVersion + ":" + kind + ":" + hash(key)
+}
+
+func (r *Redis) lockKey(kind, key string) string {
+	return r.prefix + ":" + keyVersion + ":lock:" + kind + ":" + hash(key)
+}
+
+// orgID identifies an org by the scheme and host of its URL (any URL of
+// the org: its base URL, a request URL), hashed.
+func orgID(org string) string {
+	if u, err := url.Parse(org); err == nil && u.Host != "" {
+		org = strings.ToLower(u.Scheme + "://" + u.Host)
+	}
+	return hash(org)
+}
+
+func (r *Redis) throttleKey(id string) string { return r.prefix + ":throttle:" + id }
+
+// errSkipped is returned while Redis is skipped after a failure.
+var errSkipped = errors.New("fleet: Redis skipped after a recent failure")
+
+// begin starts an operation: errSkipped during the backoff after a failure,
+// else a context bounded by the operation timeout.
+func (r *Redis) begin(ctx context.Context, op string) (context.Context, context.CancelFunc, error) {
+	if r.clock().UnixNano() < r.skipTill.Load() {
+		r.metrics.op(op, "skipped")
+		return nil, nil, errSkipped
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.opTO)
+	return ctx, cancel, nil
+}
+
+// fail counts a failed operation and starts the backoff, unless the
+// caller's own context ended (not Redis's fault).
+func (r *Redis) fail(parent context.Context, op string, err error) error {
+	if parent.Err() != nil {
+		r.metrics.op(op, "canceled")
+		return err
+	}
+	outcome := "error"
+	if errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
+		outcome = "timeout"
+	}
+	r.metrics.op(op, outcome)
+	until := r.clock().Add(r.backoff).UnixNano()
+	if prev := r.skipTill.Swap(until); prev < r.clock().UnixNano() {
+		r.log.Warn("Redis failed; working without the shared level for a while (lookups go to Dataverse)",
+			"op", op, "outcome", outcome, "skip_for", r.backoff, "error", redact(err.Error(), ""))
+	}
+	return fmt.Errorf("fleet: redis %s: %w", op, err)
+}
+
+func isTimeout(err error) bool {
+	var t interface{ Timeout() bool }
+	return errors.As(err, &t) && t.Timeout()
+}
+
+// Get implements gateway.SharedCache.
+func (r *Redis) Get(ctx context.Context, kind, key string) ([]byte, bool, error) {
+	octx, cancel, err := r.begin(ctx, "get")
+	if err != nil {
+		return nil, false, err
+	}
+	defer cancel()
+	b, err := r.c.Get(octx, r.dataKey(kind, key)).Bytes()
+	switch {
+	case errors.Is(err, redis.Nil):
+		r.metrics.op("get", "miss")
+		return nil, false, nil
+	case err != nil:
+		return nil, false, r.fail(ctx, "get", err)
+	}
+	r.metrics.op("get", "hit")
+	return b, true, nil
+}
+
+// Set implements gateway.SharedCache.
+func (r *Redis) Set(ctx context.Context, kind, key string, payload []byte, ttl time.Duration) error {
+	if ttl <= 0 {
+		return nil
+	}
+	octx, cancel, err := r.begin(ctx, "set")
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	if err := r.c.Set(octx, r.dataKey(kind, key), payload, ttl).Err(); err != nil {
+		return r.fail(ctx, "set", err)
+	}
+	r.metrics.op("set", "ok")
+	return nil
+}
+
+// unlockScript deletes the lock only if it still holds our token: a holder
+// whose lock expired and was taken over must not release the new holder's.
+var unlockScript = redis.NewScript(`if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) end return 0`)
+
+// extendScript extends the lock only if it still holds our token.
+var extendScript = redis.NewScript(`if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("PEXPIRE", KEYS[1], ARGV[2]) end return 0`)
+
+// Lock implements gateway.SharedCache: SET lock token NX PX LockTTL. While
+// held, a goroutine extends it every LockTTL/3, so a long Dataverse call
+// keeps it and a vanished holder loses it after at most LockTTL.
+func (r *Redis) Lock(ctx context.Context, kind, key string) (func(), bool, error) {
+	octx, cancel, err := r.begin(ctx, "lock")
+	if err != nil {
+		return nil, false, err
+	}
+	defer cancel()
+	var tb [16]byte
+	_, _ = rand.Read(tb[:])
+	token := hex.EncodeToString(tb[:])
+	k := r.lockKey(kind, key)
+	ok, err := r.c.SetNX(octx, k, token, r.lockTTL).Result()
+	if err != nil {
+		return nil, false, r.fail(ctx, "lock", err)
+	}
+	if !ok {
+		r.metrics.op("lock", "busy")
+		return nil, false, nil
+	}
+	r.metrics.op("lock", "acquired")
+	if r.closed.Load() {
+		r.release(k, token)
+		return nil, false, errors.New("fleet: closed")
+	}
+	stop := make(chan struct{})
+	r.running.Add(1)
+	go r.keep(k, token, stop)
+	return sync.OnceFunc(func() {
+		close(stop)
+		r.release(k, token)
+	}), true, nil
+}
+
+// keep extends a held lock until stop or Close.
+func (r *Redis) keep(k, token string, stop <-chan struct{}) {
+	defer r.running.Done()
+	t := time.NewTicker(r.lockTTL / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-r.done:
+			return
+		case <-t.C:
+		}
+		ctx, cancel, err := r.begin(context.Background(), "extend")
+		if err != nil {
+			continue
+		}
+		n, err := extendScript.Run(ctx, r.c, []string{k}, token, r.lockTTL.Milliseconds()).Int()
+		cancel()
+		switch {
+		case err != nil:
+			_ = r.fail(context.Background(), "extend", err)
+		case n == 0:
+			r.metrics.op("extend", "lost")
+			return // expired and maybe taken over: nothing left to extend
+		default:
+			r.metrics.op("extend", "ok")
+		}
+	}
+}
+
+func (r *Redis) release(k, token string) {
+	ctx, cancel, err := r.begin(context.Background(), "unlock")
+	if err != nil {
+		return // it expires on its own
+	}
+	defer cancel()
+	if err := unlockScript.Run(ctx, r.c, []string{k}, token).Err(); err != nil {
+		_ = r.fail(context.Background(), "unlock", err)
+		return
+	}
+	r.metrics.op("unlock", "ok")
+}
+
+// blockScript records a block only if it ends later than the current one
+// (PTTL is -2 without a key). ARGV: Unix ms until (for humans), PX ms.
+var blockScript = redis.NewScript(`
+local cur = redis.call("PTTL", KEYS[1])
+if cur < tonumber(ARGV[2]) then
+  redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[2])
+  return 1
+end
+return 0`)
+
+// Block implements gateway.Throttle. The remaining time lives in Redis as
+// the key's PTTL, so replicas' clocks need not agree.
+func (r *Redis) Block(ctx context.Context, org string, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	id := orgID(org)
+	now := r.clock()
+	r.mu.Lock()
+	st := r.state(id)
+	if until := now.Add(d); until.After(st.until) {
+		st.until = until
+	}
+	r.mu.Unlock()
+	octx, cancel, err := r.begin(ctx, "throttle_set")
+	if err != nil {
+		return
+	}
+	defer cancel()
+	ms := (d + time.Millisecond - 1).Milliseconds()
+	if err := blockScript.Run(octx, r.c, []string{r.throttleKey(id)}, time.Now().Add(d).UnixMilli(), ms).Err(); err != nil {
+		_ = r.fail(ctx, "throttle_set", err)
+		return
+	}
+	r.metrics.op("throttle_set", "ok")
+	r.log.Info("Dataverse throttled this application user; holding every replica back", "retry_after", d)
+}
+
+// state returns the org's local state; r.mu held.
+func (r *Redis) state(id string) *orgState {
+	st := r.orgs[id]
+	if st == nil {
+		st = &orgState{}
+		r.orgs[id] = st
+	}
+	return st
+}
+
+// Blocked implements gateway.Throttle: the org's remaining block, read
+// from Redis at most once per ThrottleRefresh per process.
+func (r *Redis) Blocked(ctx context.Context, org string) time.Duration {
+	id := orgID(org)
+	now := r.clock()
+	r.mu.Lock()
+	st := r.state(id)
+	checked, until := st.checked, st.until
+	r.mu.Unlock()
+	if !checked.IsZero() && now.Sub(checked) < r.refresh && now.Sub(checked) >= 0 {
+		return max(until.Sub(now), 0)
+	}
+	v, _, _ := r.sf.Do(id, func() (any, error) {
+		rem, err := r.readBlock(context.WithoutCancel(ctx), id)
+		now := r.clock()
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		st := r.state(id)
+		st.checked = now
+		if err == nil && rem > 0 {
+			if u := now.Add(rem); u.After(st.until) {
+				st.until = u
+			}
+		}
+		return st.until, nil
+	})
+	return max(v.(time.Time).Sub(r.clock()), 0)
+}
+
+// readBlock returns the PTTL of the org's throttle key (0 when none).
+func (r *Redis) readBlock(ctx context.Context, id string) (time.Duration, error) {
+	octx, cancel, err := r.begin(ctx, "throttle_get")
+	if err != nil {
+		return 0, err
+	}
+	defer cancel()
+	d, err := r.c.PTTL(octx, r.throttleKey(id)).Result()
+	if err != nil {
+		return 0, r.fail(ctx, "throttle_get", err)
+	}
+	if d > 0 {
+		r.metrics.op("throttle_get", "blocked")
+		return d, nil
+	}
+	r.metrics.op("throttle_get", "open")
+	return 0, nil
+}
+
+// retryAfterHeader formats d as whole seconds, rounded up (Retry-After).
+func retryAfterHeader(d time.Duration) string {
+	return strconv.FormatInt(int64((d+time.Second-1)/time.Second), 10)
+}
