@@ -10,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/dvgate/dvgate/dataverse"
 	"github.com/dvgate/dvgate/dataversetest"
+	"github.com/dvgate/dvgate/fleet/redistest"
 	"github.com/dvgate/dvgate/gateway"
 )
 
@@ -300,16 +300,8 @@ func TestFleetRedisDown(t *testing.T) {
 	}
 	t.Run("killed", func(t *testing.T) {
 		t.Parallel()
-		bin, err := exec.LookPath("redis-server")
-		if err != nil {
-			t.Skip(skipNoRedis)
-		}
-		p, err := runRedis(bin)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer p.stop()
-		c := newCluster(t, 2, Config{URL: p.url}, nil)
+		p := redistest.Start(t)
+		c := newCluster(t, 2, Config{URL: p.URL}, nil)
 		ctx := ctxT(t)
 		if _, _, err := c.reps[0].gw.Customer(ctx, alexEmail); err != nil {
 			t.Fatal(err)
@@ -317,7 +309,7 @@ func TestFleetRedisDown(t *testing.T) {
 		if _, m, err := c.reps[1].gw.Customer(ctx, alexEmail); err != nil || m.Outcome != gateway.Hit {
 			t.Fatalf("second replica = %v %v, want a hit from Redis", m.Outcome, err)
 		}
-		p.stop()
+		p.Stop()
 		for i, rep := range c.reps {
 			o, _, err := rep.gw.Order(ctx, demoOrder)
 			if err != nil || o.Number != demoOrder {

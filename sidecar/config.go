@@ -88,6 +88,8 @@ type Source struct {
 //	   "customerLookup": "both", "trackingColumn": "new_trackingnumber"}}}
 type configFile struct {
 	Integrations map[string]fileIntegration `json:"integrations"`
+	// Redis is the optional shared level of several replicas (LoadFleet).
+	Redis *fileRedis `json:"redis,omitempty"`
 }
 
 type fileIntegration struct {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dvgate/dvgate/dataverse"
+	"github.com/dvgate/dvgate/fleet"
 	"github.com/dvgate/dvgate/gateway"
 )
 
@@ -28,6 +29,9 @@ type GatewayConnector struct {
 	CacheBytes int64
 	// UpstreamTimeout bounds one shared Dataverse call; 0 = gateway's default.
 	UpstreamTimeout time.Duration
+	// Fleet is the optional Redis shared by replicas (second cache level,
+	// fleet-wide deduplication and throttle gate); nil = this replica alone.
+	Fleet *fleet.Redis
 }
 
 // Connect implements Connector. It does not call the network.
@@ -38,7 +42,7 @@ func (gc *GatewayConnector) Connect(cfg IntegrationConfig, prev Backend) (Backen
 	}
 	log = log.With("integration", cfg.Name)
 	dv := cfg.Dataverse
-	dv.HTTPClient = gc.HTTPClient
+	dv.HTTPClient = fleetHTTPClient(gc.Fleet, gc.HTTPClient, dv.MaxConcurrent)
 	dv.Logger = log
 	conn, err := dataverse.New(dv)
 	if err != nil {
@@ -61,6 +65,7 @@ func (gc *GatewayConnector) Connect(cfg IntegrationConfig, prev Backend) (Backen
 	gw, err := gateway.New(gateway.Config{
 		Name: cfg.Name, Conn: conn, Mode: mode, TrackingColumn: cfg.TrackingColumn, Cache: cache.c,
 		UpstreamTimeout: gc.UpstreamTimeout, Clock: gc.Clock, Logger: log, Metrics: gc.Metrics,
+		Shared: fleetShared(gc.Fleet), Throttle: fleetThrottle(gc.Fleet),
 	})
 	if err != nil {
 		cache.release()

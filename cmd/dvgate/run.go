@@ -20,6 +20,7 @@ import (
 
 	"github.com/dvgate/dvgate/dataverse"
 	"github.com/dvgate/dvgate/dataversetest"
+	"github.com/dvgate/dvgate/fleet"
 	"github.com/dvgate/dvgate/gateway"
 	"github.com/dvgate/dvgate/sidecar"
 )
@@ -64,6 +65,7 @@ type Main struct {
 
 	log     *slog.Logger
 	sim     *dataversetest.Server
+	fleet   *fleet.Redis // shared level of several replicas; nil = alone
 	reg     *sidecar.Registry
 	server  *sidecar.Server
 	httpSrv *http.Server
@@ -91,6 +93,8 @@ AZURE_TENANT_ID, AZURE_CLIENT_ID and one of AZURE_CLIENT_SECRET,
 AZURE_CLIENT_CERTIFICATE_PATH (+ AZURE_CLIENT_CERTIFICATE_PASSWORD) or
 AZURE_FEDERATED_TOKEN_FILE; DVGATE_CUSTOMER_LOOKUP=both|contacts|accounts and
 DVGATE_TRACKING_COLUMN are optional. A non-loopback --listen requires DVGATE_API_TOKEN.
+Several replicas share a second cache level and Dataverse's throttling through Redis
+or Valkey when DVGATE_REDIS_URL (redis://host:6379/0) is set (DVGATE_REDIS_PREFIX: key prefix).
 
 Flags:
 `
@@ -243,6 +247,7 @@ func (m *Main) open(promReg prometheus.Registerer) (*sidecar.Metrics, error) {
 	}
 	conn := &sidecar.GatewayConnector{HTTPClient: client, Logger: m.log, Clock: m.Clock}
 	var sm *sidecar.Metrics
+	var fm *fleet.Metrics
 	if promReg != nil {
 		if conn.Metrics, err = gateway.NewMetrics(promReg); err != nil {
 			return nil, err
@@ -250,6 +255,20 @@ func (m *Main) open(promReg prometheus.Registerer) (*sidecar.Metrics, error) {
 		if sm, err = sidecar.NewMetrics(promReg); err != nil {
 			return nil, err
 		}
+		if fm, err = fleet.NewMetrics(promReg); err != nil {
+			return nil, err
+		}
+	}
+	fc, err := src.LoadFleet()
+	if err != nil {
+		return nil, err
+	}
+	if fc.URL != "" {
+		if m.fleet, err = fleet.New(fleet.Config{URL: fc.URL, Prefix: fc.Prefix, Logger: m.log.With("component", "fleet"), Metrics: fm}); err != nil {
+			return nil, err
+		}
+		conn.Fleet = m.fleet
+		m.log.Info("sharing cache and throttle state with other replicas", "fleet", fc.String())
 	}
 	m.reg, err = sidecar.NewRegistry(sidecar.RegistryConfig{Source: src, Connector: conn, Logger: m.log, Metrics: sm})
 	return sm, err
@@ -361,6 +380,9 @@ func (m *Main) Close() error {
 	m.bg.Wait()
 	if m.reg != nil {
 		m.reg.Close()
+	}
+	if m.fleet != nil {
+		m.fleet.Close()
 	}
 	if m.sim != nil {
 		m.sim.Close()
