@@ -614,7 +614,7 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 	}
 	if t, err := http.ParseTime(v); err == nil {
 		if d := t.Sub(now); d > 0 {
-			return d
+			return min(d, 24*time.Hour) // as for seconds: a far date must not close the gate for months
 		}
 	}
 	return 0

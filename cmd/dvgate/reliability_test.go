@@ -138,10 +138,10 @@ func newRig(t testing.TB, o rigOpts) *rig {
 }
 
 // start runs dvgate serve with the rig's clock.
-func (r *rig) start() {
+func (r *rig) start(args ...string) {
 	t := r.t
 	t.Helper()
-	r.m = r.main("serve", "--listen", "127.0.0.1:0")
+	r.m = r.main(append([]string{"serve", "--listen", "127.0.0.1:0"}, args...)...)
 	r.m.Clock = r.clock.Now
 	if err := r.m.Run(t.Context()); err != nil {
 		t.Fatal(err)
