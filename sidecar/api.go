@@ -26,49 +26,67 @@ func (a *api) backend(ctx context.Context, name, kind string) (Backend, func(), 
 
 func ageSeconds(m Meta) int { return int(m.Age / time.Second) }
 
-func (a *api) customer(ctx context.Context, name, email string, mode *Mode) (CustomerFoundJSONResponse, error) {
-	var out CustomerFoundJSONResponse
-	info(ctx).email = maskEmail(email)
+// customer answers GetCustomer and GetCustomerIn with the encoded body
+// (memoized per cached answer when the backend can, see encodedBackend).
+func (a *api) customer(ctx context.Context, name, email string, mode *Mode) (*jsonAnswer, error) {
+	ri := info(ctx)
+	ri.email = maskEmail(email)
 	var m Mode
 	if mode != nil {
 		if !mode.Valid() {
-			return out, errInvalid("The mode %q is not one of both, contacts, accounts.", *mode)
+			return nil, errInvalid("The mode %q is not one of both, contacts, accounts.", *mode)
 		}
 		m = *mode
 	}
 	b, release, err := a.backend(ctx, name, "customer")
 	if err != nil {
-		return out, err
+		return nil, err
 	}
 	defer release()
-	c, meta, err := b.Customer(ctx, email, m)
-	if err != nil {
-		return out, err
+	var (
+		body []byte
+		meta Meta
+	)
+	if eb, ok := b.(encodedBackend); ok {
+		body, meta, err = eb.CustomerJSON(ctx, email, m)
+	} else {
+		var c Customer
+		if c, meta, err = b.Customer(ctx, email, m); err == nil {
+			body, err = encodeCustomer(c)
+		}
 	}
-	info(ctx).cache = meta.Outcome
-	out.Body.Customer = c
-	out.Headers = CustomerFoundResponseHeaders{Age: ageSeconds(meta), XCache: meta.Outcome}
-	return out, nil
+	if err != nil {
+		return nil, err
+	}
+	ri.cache = meta.Outcome
+	return ri.answer.set(body, meta), nil
 }
 
-func (a *api) order(ctx context.Context, name, ref string) (OrderFoundJSONResponse, error) {
-	var out OrderFoundJSONResponse
+// order answers GetOrder and GetOrderIn, as customer does.
+func (a *api) order(ctx context.Context, name, ref string) (*jsonAnswer, error) {
 	b, release, err := a.backend(ctx, name, "order")
 	if err != nil {
-		return out, err
+		return nil, err
 	}
 	defer release()
-	o, meta, err := b.Order(ctx, ref)
+	var (
+		body []byte
+		meta Meta
+	)
+	if eb, ok := b.(encodedBackend); ok {
+		body, meta, err = eb.OrderJSON(ctx, ref)
+	} else {
+		var o Order
+		if o, meta, err = b.Order(ctx, ref); err == nil {
+			body, err = encodeOrder(o)
+		}
+	}
 	if err != nil {
-		return out, err
+		return nil, err
 	}
-	info(ctx).cache = meta.Outcome
-	if o.Lines == nil {
-		o.Lines = []OrderLine{}
-	}
-	out.Body.Order = o
-	out.Headers = OrderFoundResponseHeaders{Age: ageSeconds(meta), XCache: meta.Outcome}
-	return out, nil
+	ri := info(ctx)
+	ri.cache = meta.Outcome
+	return ri.answer.set(body, meta), nil
 }
 
 // maxLimit matches the maximum of the limit parameter in openapi.yaml.
@@ -167,7 +185,7 @@ func (a *api) GetCustomer(ctx context.Context, req GetCustomerRequestObject) (Ge
 	if err != nil {
 		return nil, err
 	}
-	return GetCustomer200JSONResponse{r}, nil
+	return r, nil
 }
 
 func (a *api) GetCustomerIn(ctx context.Context, req GetCustomerInRequestObject) (GetCustomerInResponseObject, error) {
@@ -175,7 +193,7 @@ func (a *api) GetCustomerIn(ctx context.Context, req GetCustomerInRequestObject)
 	if err != nil {
 		return nil, err
 	}
-	return GetCustomerIn200JSONResponse{r}, nil
+	return r, nil
 }
 
 func (a *api) GetOrder(ctx context.Context, req GetOrderRequestObject) (GetOrderResponseObject, error) {
@@ -183,7 +201,7 @@ func (a *api) GetOrder(ctx context.Context, req GetOrderRequestObject) (GetOrder
 	if err != nil {
 		return nil, err
 	}
-	return GetOrder200JSONResponse{r}, nil
+	return r, nil
 }
 
 func (a *api) GetOrderIn(ctx context.Context, req GetOrderInRequestObject) (GetOrderInResponseObject, error) {
@@ -191,7 +209,7 @@ func (a *api) GetOrderIn(ctx context.Context, req GetOrderInRequestObject) (GetO
 	if err != nil {
 		return nil, err
 	}
-	return GetOrderIn200JSONResponse{r}, nil
+	return r, nil
 }
 
 func (a *api) GetRecentOrders(ctx context.Context, req GetRecentOrdersRequestObject) (GetRecentOrdersResponseObject, error) {

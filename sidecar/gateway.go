@@ -72,7 +72,8 @@ func (gc *GatewayConnector) Connect(cfg IntegrationConfig, prev Backend) (Backen
 		conn.Close()
 		return nil, err
 	}
-	return &gatewayBackend{cfg: cfg, conn: conn, gw: gw, cache: cache}, nil
+	return &gatewayBackend{cfg: cfg, conn: conn, gw: gw, cache: cache,
+		orders: newAnswerMemo[gateway.Order](), customers: newAnswerMemo[gateway.Customer]()}, nil
 }
 
 // sharedCache is a gateway cache used by one integration's successive
@@ -93,6 +94,9 @@ type gatewayBackend struct {
 	conn  *dataverse.Conn
 	gw    *gateway.Gateway
 	cache *sharedCache
+	// Encoded answers (encoded.go).
+	orders    *answerMemo[gateway.Order]
+	customers *answerMemo[gateway.Customer]
 }
 
 func (b *gatewayBackend) Close() {
@@ -106,6 +110,24 @@ func (b *gatewayBackend) ThrottledUntil() time.Time { return b.conn.ThrottledUnt
 func meta(m gateway.Meta) Meta { return Meta{Outcome: m.Outcome.String(), Age: m.Age} }
 
 func (b *gatewayBackend) Customer(ctx context.Context, email string, mode Mode) (Customer, Meta, error) {
+	c, m, err := b.customer(ctx, email, mode)
+	if err != nil {
+		return Customer{}, Meta{}, err
+	}
+	return customerOf(c), meta(m), nil
+}
+
+func customerOf(c *gateway.Customer) Customer {
+	out := Customer{Type: CustomerType(c.Type), Id: c.ID, Name: c.Name, Email: c.Email, Account: ref(c.Account)}
+	if c.Phone != "" {
+		p := c.Phone
+		out.Phone = &p
+	}
+	return out
+}
+
+// customer is the gateway's answer, or an *APIError.
+func (b *gatewayBackend) customer(ctx context.Context, email string, mode Mode) (*gateway.Customer, gateway.Meta, error) {
 	var (
 		c   *gateway.Customer
 		m   gateway.Meta
@@ -116,19 +138,14 @@ func (b *gatewayBackend) Customer(ctx context.Context, email string, mode Mode) 
 	} else {
 		gm, perr := gateway.ParseMode(string(mode))
 		if perr != nil {
-			return Customer{}, Meta{}, errInvalid("The mode %q is not one of both, contacts, accounts.", mode)
+			return nil, gateway.Meta{}, errInvalid("The mode %q is not one of both, contacts, accounts.", mode)
 		}
 		c, m, err = b.gw.CustomerIn(ctx, email, gm)
 	}
 	if err != nil {
-		return Customer{}, Meta{}, apiError(err, "No contact or account has this email address.")
+		return nil, gateway.Meta{}, apiError(err, "No contact or account has this email address.")
 	}
-	out := Customer{Type: CustomerType(c.Type), Id: c.ID, Name: c.Name, Email: c.Email, Account: ref(c.Account)}
-	if c.Phone != "" {
-		p := c.Phone
-		out.Phone = &p
-	}
-	return out, meta(m), nil
+	return c, m, nil
 }
 
 func ref(r *gateway.Ref) *Ref {
@@ -152,6 +169,10 @@ func (b *gatewayBackend) Order(ctx context.Context, orderRef string) (Order, Met
 	if err != nil {
 		return Order{}, Meta{}, apiError(err, "No sales order has this number or id.")
 	}
+	return orderOf(o), meta(m), nil
+}
+
+func orderOf(o *gateway.Order) Order {
 	out := Order{Id: o.ID, Number: o.Number, Name: o.Name, Status: o.Status,
 		State: Choice{Value: o.State.Value, Label: o.State.Label}, StatusReason: Choice{Value: o.StatusReason.Value, Label: o.StatusReason.Label},
 		Total: money(o.Total), RequestedDeliveryBy: o.RequestedDeliveryBy, Customer: ref(o.Customer),
@@ -164,7 +185,7 @@ func (b *gatewayBackend) Order(ctx context.Context, orderRef string) (Order, Met
 		}
 		out.Lines = append(out.Lines, ol)
 	}
-	return out, meta(m), nil
+	return out
 }
 
 func (b *gatewayBackend) RecentOrders(ctx context.Context, t CustomerType, id string, limit int) ([]OrderSummary, Meta, error) {

@@ -2,7 +2,9 @@ package sidecar
 
 import (
 	"errors"
+	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -57,12 +59,43 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	return m, nil
 }
 
-func (m *Metrics) request(op string, status int, d time.Duration) {
+// opMetrics are one operation's request metrics. The children for the
+// common status (200) and the duration are looked up once, on first use
+// (not at creation, so that /metrics only lists operations that were
+// called); other statuses are looked up per request. A nil *opMetrics
+// records nothing. Safe for concurrent use.
+type opMetrics struct {
+	m    *Metrics
+	op   string
+	once sync.Once
+	ok   prometheus.Counter
+	dur  prometheus.Observer
+}
+
+// op returns the metrics of operation op; nil if m is nil.
+func (m *Metrics) op(op string) *opMetrics {
 	if m == nil {
+		return nil
+	}
+	return &opMetrics{m: m, op: op}
+}
+
+func (o *opMetrics) observe(status int, d time.Duration) {
+	if o == nil {
 		return
 	}
-	m.requests.WithLabelValues(op, strconv.Itoa(status)).Inc()
-	m.duration.WithLabelValues(op).Observe(d.Seconds())
+	o.once.Do(o.resolve)
+	if status == http.StatusOK {
+		o.ok.Inc()
+	} else {
+		o.m.requests.WithLabelValues(o.op, strconv.Itoa(status)).Inc()
+	}
+	o.dur.Observe(d.Seconds())
+}
+
+func (o *opMetrics) resolve() {
+	o.ok = o.m.requests.WithLabelValues(o.op, strconv.Itoa(http.StatusOK))
+	o.dur = o.m.duration.WithLabelValues(o.op)
 }
 
 func (m *Metrics) inflight(delta float64) {

@@ -10,11 +10,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"regexp"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
+	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -47,6 +49,11 @@ type Server struct {
 	spec     []byte
 	tokenSum [sha256.Size]byte
 	draining atomic.Bool
+	// Request ids: idPrefix (random per Server) and a counter.
+	idPrefix string
+	idSeq    atomic.Uint64
+	// ops holds each operation's metrics, resolved at NewServer; read-only.
+	ops map[string]*opMetrics
 }
 
 // NewServer builds the handler: the generated routes of openapi.yaml behind
@@ -69,6 +76,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.idPrefix = rand.Text()[:13] + "-"
 	if cfg.APIToken != "" {
 		s.tokenSum = sha256.Sum256([]byte(cfg.APIToken))
 	}
@@ -99,7 +107,11 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, errNotFound(fmt.Sprintf("No such endpoint: %s %s; see /openapi.json.", r.Method, r.URL.Path)))
 	})
-	s.handler = s.limits(s.authenticate(mux))
+	s.handler = s.authenticate(mux)
+	s.ops = map[string]*opMetrics{}
+	for _, op := range append(operationIDs(doc), "openapi", "metrics", "other") {
+		s.ops[op] = s.cfg.Metrics.op(op)
+	}
 	return s, nil
 }
 
@@ -108,26 +120,46 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 func (s *Server) Drain() { s.draining.Store(true) }
 
 // ServeHTTP implements http.Handler.
+//
+// A cached lookup is the common request, so this path is kept cheap: one
+// allocation holds the per-request state and context (request), header
+// values are assigned without a slice each, the request timeout's timer is
+// made only if something waits, metric children are resolved once per
+// operation, and the log line's attributes are built on the stack.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := s.now()
-	ri := &reqInfo{id: requestID(r.Header.Get("X-Request-Id")), op: "other"}
-	w.Header().Set("X-Request-Id", ri.id)
-	sw := &statusWriter{ResponseWriter: w}
+	rq := &request{parent: r.Context(), sw: statusWriter{ResponseWriter: w}}
+	ri := &rq.info
+	ri.id, ri.op = s.requestID(r.Header.Get("X-Request-Id")), "other"
+	rq.idVal[0] = ri.id
+	w.Header()["X-Request-Id"] = rq.idVal[:]
+	if strings.HasPrefix(r.URL.Path, "/v1/") {
+		// Bound the time to answer, so the caller gets a 504 rather than
+		// waiting on Dataverse (see request for when the timer is made).
+		rq.timed, rq.deadline = true, time.Now().Add(s.cfg.RequestTimeout)
+		defer rq.release()
+	}
 	s.cfg.Metrics.inflight(1)
 	defer s.cfg.Metrics.inflight(-1)
-	s.handler.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), reqInfoKey{}, ri)))
-	if sw.status == 0 {
-		sw.status = http.StatusOK
+	r = r.WithContext(rq)
+	if r.Body != nil && r.Body != http.NoBody {
+		r.Body = http.MaxBytesReader(&rq.sw, r.Body, s.cfg.MaxBodyBytes)
+	}
+	s.handler.ServeHTTP(&rq.sw, r)
+	status := rq.sw.status
+	if status == 0 {
+		status = http.StatusOK
 	}
 	d := s.now().Sub(start)
-	s.cfg.Metrics.request(ri.op, sw.status, d)
+	s.opMetrics(ri.op).observe(status, d)
 	if ri.op == "Healthz" || ri.op == "Readyz" || ri.op == "metrics" {
 		return // probes and scrapes would drown the log
 	}
-	attrs := []slog.Attr{
+	var buf [12]slog.Attr
+	attrs := append(buf[:0],
 		slog.String("requestId", ri.id), slog.String("method", r.Method), slog.String("op", ri.op),
-		slog.Int("status", sw.status), slog.Float64("durationMs", float64(d.Microseconds())/1000),
-	}
+		slog.Int("status", status), slog.Float64("durationMs", float64(d.Microseconds())/1000),
+	)
 	if ri.integration != "" {
 		attrs = append(attrs, slog.String("integration", ri.integration))
 	}
@@ -159,7 +191,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			level = slog.LevelError
 		}
 	}
-	s.log.LogAttrs(r.Context(), level, "request", attrs...)
+	s.log.LogAttrs(rq, level, "request", attrs...)
 }
 
 // reqInfo collects what the access log line reports. It is written only by
@@ -172,6 +204,7 @@ type reqInfo struct {
 	email       string // masked
 	cache       string
 	err         *APIError
+	answer      jsonAnswer // a lookup's answer, written by the generated handler
 }
 
 type reqInfoKey struct{}
@@ -190,14 +223,31 @@ func recordOperation(f StrictHandlerFunc, operationID string) StrictHandlerFunc 
 	}
 }
 
-var requestIDPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
-
-// requestID echoes a caller's well-formed id, else makes one.
-func requestID(in string) string {
-	if requestIDPattern.MatchString(in) {
+// requestID echoes a caller's well-formed id (1-128 of A-Z a-z 0-9 . _ : -),
+// else makes one: a per-process random prefix and a counter, unique
+// without reading crypto/rand per request.
+func (s *Server) requestID(in string) string {
+	if validRequestID(in) {
 		return in
 	}
-	return rand.Text()
+	var buf [40]byte
+	b := append(buf[:0], s.idPrefix...)
+	b = strconv.AppendUint(b, s.idSeq.Add(1), 36)
+	return string(b)
+}
+
+func validRequestID(id string) bool {
+	if len(id) == 0 || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		switch c := id[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '.', c == '_', c == ':', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // authenticate requires the API token, compared in constant time (of
@@ -222,17 +272,26 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 	})
 }
 
-// limits bounds the request body and, for the API, the time to answer.
-func (s *Server) limits(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
-		if strings.HasPrefix(r.URL.Path, "/v1/") {
-			ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
-			defer cancel()
-			r = r.WithContext(ctx)
+// opMetrics returns the metrics of op (an operation id, or one of the
+// names NewServer adds).
+func (s *Server) opMetrics(op string) *opMetrics {
+	if m, ok := s.ops[op]; ok {
+		return m
+	}
+	return s.cfg.Metrics.op(op) // not reached: every op is in s.ops
+}
+
+// operationIDs lists the document's operation ids.
+func operationIDs(doc *openapi3.T) []string {
+	var ids []string
+	for _, p := range doc.Paths.Map() {
+		for _, o := range p.Operations() {
+			if o.OperationID != "" {
+				ids = append(ids, o.OperationID)
+			}
 		}
-		next.ServeHTTP(w, r)
-	})
+	}
+	return ids
 }
 
 // fail writes an error document and records it for the log.
@@ -295,6 +354,9 @@ func maskEmail(email string) string {
 	if !ok || local == "" {
 		return "***"
 	}
-	r := []rune(local)
-	return string(r[0]) + "***@" + domain
+	first := "\uFFFD" // as string([]rune(local)[0]) for invalid UTF-8
+	if c, n := utf8.DecodeRuneInString(local); c != utf8.RuneError || n > 1 {
+		first = local[:n]
+	}
+	return first + "***@" + domain
 }

@@ -1,0 +1,218 @@
+package sidecar
+
+import (
+	"context"
+	"encoding/json"
+	"hash/maphash"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// This file holds what makes a cached lookup cheap over HTTP: one
+// allocation for everything the server keeps per request (request, below),
+// a request timeout whose timer is only made when something waits, and
+// answers written from JSON encoded once per cached answer (answerMemo).
+
+// request is everything ServeHTTP keeps for one request, in one
+// allocation. It is also the request's context: the connection's context
+// plus reqInfo (Value) plus, on API paths, the request timeout.
+//
+// The timeout's deadline is fixed when the request starts, but the timer
+// behind Done is only made when something asks for Done, or Err after the
+// deadline: a cache hit never waits, so it never pays for a timer. Anything
+// that waits (the gateway's select on Done, a context derived from this one)
+// sees an ordinary context.WithDeadline. Safe for concurrent use: the
+// context may be passed to other goroutines.
+type request struct {
+	parent context.Context
+	info   reqInfo
+	sw     statusWriter
+	// idVal backs the X-Request-Id header value.
+	idVal [1]string
+
+	timed    bool      // API path: deadline applies
+	deadline time.Time // start + RequestTimeout (wall clock, as context.WithTimeout)
+	mu       sync.Mutex
+	inner    atomic.Pointer[timedContext]
+}
+
+type timedContext struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+var _ context.Context = (*request)(nil)
+
+// timer returns the context with the deadline, making it on first use.
+func (rq *request) timer() context.Context {
+	if t := rq.inner.Load(); t != nil {
+		return t.ctx
+	}
+	rq.mu.Lock()
+	defer rq.mu.Unlock()
+	if t := rq.inner.Load(); t != nil {
+		return t.ctx
+	}
+	ctx, cancel := context.WithDeadline(rq.parent, rq.deadline)
+	rq.inner.Store(&timedContext{ctx: ctx, cancel: cancel})
+	return ctx
+}
+
+// release stops the timer, if one was made; ServeHTTP calls it when the
+// handler returns (what the deferred cancel of context.WithTimeout did).
+func (rq *request) release() {
+	if t := rq.inner.Load(); t != nil {
+		t.cancel()
+	}
+}
+
+func (rq *request) Deadline() (time.Time, bool) {
+	if !rq.timed {
+		return rq.parent.Deadline()
+	}
+	if d, ok := rq.parent.Deadline(); ok && d.Before(rq.deadline) {
+		return d, true
+	}
+	return rq.deadline, true
+}
+
+func (rq *request) Done() <-chan struct{} {
+	if !rq.timed {
+		return rq.parent.Done()
+	}
+	return rq.timer().Done()
+}
+
+func (rq *request) Err() error {
+	if !rq.timed {
+		return rq.parent.Err()
+	}
+	if t := rq.inner.Load(); t != nil {
+		return t.ctx.Err()
+	}
+	if err := rq.parent.Err(); err != nil {
+		return err
+	}
+	if !time.Now().Before(rq.deadline) {
+		return rq.timer().Err() // made past its deadline: already expired
+	}
+	return nil
+}
+
+func (rq *request) Value(key any) any {
+	if _, ok := key.(reqInfoKey); ok {
+		return &rq.info
+	}
+	// Once the timer exists, the context package's own lookups (Cause,
+	// propagation to derived contexts) must find its cancelCtx, not the
+	// parent's.
+	if t := rq.inner.Load(); t != nil {
+		return t.ctx.Value(key)
+	}
+	return rq.parent.Value(key)
+}
+
+// jsonAnswer is a lookup's 200 answer: its body, encoded once per cached
+// answer (shared, read-only), and the Age and X-Cache headers the OpenAPI
+// document declares. It implements the generated response objects of the
+// lookups that have them, so the generated routing, parameter binding and
+// error handling stay in charge; only the encoding is ours. It lives in
+// reqInfo, so returning it costs no allocation.
+type jsonAnswer struct {
+	body []byte
+	// vals back the header values (Content-Type, Age, X-Cache), so that
+	// setting them does not allocate a slice each.
+	vals [3]string
+}
+
+func (a *jsonAnswer) set(body []byte, m Meta) *jsonAnswer {
+	a.body = body
+	a.vals = [3]string{"application/json", strconv.Itoa(ageSeconds(m)), m.Outcome}
+	return a
+}
+
+// write sends the answer. The header keys are in canonical form, so
+// assigning them directly is what Header.Set would do.
+func (a *jsonAnswer) write(w http.ResponseWriter) error {
+	h := w.Header()
+	h["Content-Type"] = a.vals[0:1:1]
+	h["Age"] = a.vals[1:2:2]
+	h["X-Cache"] = a.vals[2:3:3]
+	w.WriteHeader(http.StatusOK)
+	_, err := w.Write(a.body)
+	return err
+}
+
+func (a *jsonAnswer) VisitGetOrderResponse(w http.ResponseWriter) error      { return a.write(w) }
+func (a *jsonAnswer) VisitGetOrderInResponse(w http.ResponseWriter) error    { return a.write(w) }
+func (a *jsonAnswer) VisitGetCustomerResponse(w http.ResponseWriter) error   { return a.write(w) }
+func (a *jsonAnswer) VisitGetCustomerInResponse(w http.ResponseWriter) error { return a.write(w) }
+
+// encodeBody encodes v as the generated response objects do
+// (json.Encoder: HTML-escaped, with a trailing newline).
+func encodeBody(v any) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
+}
+
+func encodeOrder(o Order) ([]byte, error) {
+	if o.Lines == nil {
+		o.Lines = []OrderLine{}
+	}
+	return encodeBody(OrderResponse{Order: o})
+}
+
+func encodeCustomer(c Customer) ([]byte, error) { return encodeBody(CustomerResponse{Customer: c}) }
+
+// memoSlots is the number of encoded answers an answerMemo keeps per kind
+// and backend: enough for the hot keys of a help desk, small enough that
+// the answers it keeps alive after the cache evicted them do not matter
+// (about 1 KiB each).
+const memoSlots = 256
+
+// answerMemo remembers the JSON of recent answers, keyed by the answer's
+// pointer: the gateway shares one immutable answer per cache entry, so the
+// same pointer always encodes to the same bytes, and a refreshed answer is
+// a new pointer. It is a direct-mapped table (a colliding answer replaces
+// the slot's), so it is bounded without bookkeeping; a slot holds its
+// answer's pointer, so an address is never reused while it is a key. Safe
+// for concurrent use.
+type answerMemo[T any] struct {
+	seed  maphash.Seed
+	slots [memoSlots]atomic.Pointer[memoEntry[T]]
+}
+
+type memoEntry[T any] struct {
+	key  *T
+	body []byte
+}
+
+func newAnswerMemo[T any]() *answerMemo[T] { return &answerMemo[T]{seed: maphash.MakeSeed()} }
+
+// get returns the memoized body of key, else encodes it with encode.
+func (m *answerMemo[T]) get(key *T, encode func(*T) ([]byte, error)) ([]byte, error) {
+	slot := &m.slots[maphash.Comparable(m.seed, key)%memoSlots]
+	if e := slot.Load(); e != nil && e.key == key {
+		return e.body, nil
+	}
+	body, err := encode(key)
+	if err != nil {
+		return nil, err
+	}
+	slot.Store(&memoEntry[T]{key: key, body: body})
+	return body, nil
+}
+
+// encodedBackend is implemented by backends that answer the hot lookups
+// with the body already encoded (gatewayBackend, from its memo). Other
+// backends are encoded per request.
+type encodedBackend interface {
+	CustomerJSON(ctx context.Context, email string, mode Mode) ([]byte, Meta, error)
+	OrderJSON(ctx context.Context, ref string) ([]byte, Meta, error)
+}

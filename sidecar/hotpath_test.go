@@ -1,0 +1,281 @@
+package sidecar
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// The hot path writes answers itself; they must be byte for byte what the
+// generated response objects write (field names, HTML escaping, trailing
+// newline, headers).
+func TestJSONAnswerMatchesGenerated(t *testing.T) {
+	t.Parallel()
+	phone, tracking, acct := "+1 <555> & 0100", "1Z\u2028999", Account
+	due := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	order := Order{Id: "o1", Number: "ORD-1", Name: "Café <b>&</b>", Status: "Active / New", Customer: &Ref{Type: &acct, Id: "a1", Name: "Fabrikam"},
+		State: Choice{Value: 0, Label: "Active"}, StatusReason: Choice{Value: 1, Label: "New"}, RequestedDeliveryBy: &due, TrackingNumber: &tracking,
+		Total: Money{Amount: "1909.20", Currency: "EUR", Formatted: "€1,909.20"}, Lines: []OrderLine{{Number: 1, Quantity: "2", UnitPrice: "10.00", Amount: "20.00",
+			Product: &Product{Id: "p1", Name: "Widget", Sku: "W-1"}}, {Number: 2, WriteIn: true, Description: "Setup <install>", Quantity: "1", UnitPrice: "0.00", Amount: "0.00"}}}
+	customer := Customer{Type: Contact, Id: "c1", Name: "Alex \"Wu\"", Email: "alex.wu@example.com", Phone: &phone,
+		Account: &Ref{Type: &acct, Id: "a1", Name: "Fabrikam"}}
+	meta := Meta{Outcome: "stale", Age: 3599*time.Second + 999*time.Millisecond}
+	visit := func(f func(http.ResponseWriter) error) *httptest.ResponseRecorder {
+		rec := httptest.NewRecorder()
+		if err := f(rec); err != nil {
+			t.Fatal(err)
+		}
+		return rec
+	}
+	mustEncode := func(b []byte, err error) []byte {
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	noLines := order
+	noLines.Lines = nil
+	for _, tc := range []struct {
+		name      string
+		generated func(http.ResponseWriter) error
+		ours      []byte
+	}{
+		{"order", GetOrder200JSONResponse{OrderFoundJSONResponse{Body: OrderResponse{Order: order},
+			Headers: OrderFoundResponseHeaders{Age: 3599, XCache: "stale"}}}.VisitGetOrderResponse, mustEncode(encodeOrder(order))},
+		{"order without lines", GetOrderIn200JSONResponse{OrderFoundJSONResponse{Body: OrderResponse{Order: func() Order { o := order; o.Lines = []OrderLine{}; return o }()},
+			Headers: OrderFoundResponseHeaders{Age: 3599, XCache: "stale"}}}.VisitGetOrderInResponse, mustEncode(encodeOrder(noLines))},
+		{"customer", GetCustomer200JSONResponse{CustomerFoundJSONResponse{Body: CustomerResponse{Customer: customer},
+			Headers: CustomerFoundResponseHeaders{Age: 3599, XCache: "stale"}}}.VisitGetCustomerResponse, mustEncode(encodeCustomer(customer))},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			want := visit(tc.generated)
+			got := visit(new(jsonAnswer).set(tc.ours, meta).write)
+			if diff := cmp.Diff(want.Header(), got.Header()); diff != "" {
+				t.Errorf("headers (-generated +ours):\n%s", diff)
+			}
+			if want.Code != got.Code {
+				t.Errorf("status %d, generated %d", got.Code, want.Code)
+			}
+			if diff := cmp.Diff(want.Body.String(), got.Body.String()); diff != "" {
+				t.Errorf("body (-generated +ours):\n%s", diff)
+			}
+		})
+	}
+}
+
+
+func TestAnswerMemo(t *testing.T) {
+	t.Parallel()
+	m := newAnswerMemo[Order]()
+	var mu sync.Mutex
+	encoded := map[*Order]int{}
+	encode := func(o *Order) ([]byte, error) {
+		mu.Lock()
+		encoded[o]++
+		mu.Unlock()
+		return encodeOrder(*o)
+	}
+	a, b := &Order{Number: "A"}, &Order{Number: "B"}
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 100 {
+				for _, o := range []*Order{a, b} {
+					body, err := m.get(o, encode)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					want, _ := encodeOrder(*o)
+					if string(body) != string(want) {
+						t.Errorf("body of %s: %s", o.Number, body)
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	// Racing first calls may each encode, and a and b may share a slot;
+	// otherwise every call after the first is answered from the memo.
+	if n := encoded[a] + encoded[b]; n > 2*8*2 && n > 100 {
+		t.Errorf("encoded %d times for 1600 gets", n)
+	}
+	// Another answer (a refreshed cache entry) with the same content is
+	// encoded again: the key is the answer, not its content.
+	a2 := &Order{Number: "A2"}
+	if body, _ := m.get(a2, encode); !regexp.MustCompile(`"number":"A2"`).Match(body) {
+		t.Errorf("refreshed answer: %s", body)
+	}
+
+	fail := errors.New("boom")
+	if _, err := m.get(&Order{}, func(*Order) ([]byte, error) { return nil, fail }); !errors.Is(err, fail) {
+		t.Errorf("encode error: %v", err)
+	}
+}
+
+type ctxKey string
+
+// request is the request's context; its timeout must behave as
+// context.WithTimeout's although the timer is made lazily.
+func TestRequestContext(t *testing.T) {
+	t.Parallel()
+	const timeout = 25 * time.Second
+	newReq := func(parent context.Context, timed bool) *request {
+		rq := &request{parent: parent, timed: timed, deadline: time.Now().Add(timeout)}
+		rq.info.id = "req-1"
+		return rq
+	}
+	t.Run("values", func(t *testing.T) {
+		t.Parallel()
+		rq := newReq(context.WithValue(t.Context(), ctxKey("k"), "v"), true)
+		if got := info(rq); got != &rq.info || got.id != "req-1" {
+			t.Errorf("info = %+v", got)
+		}
+		if rq.Value(ctxKey("k")) != "v" {
+			t.Error("parent value lost")
+		}
+		_ = rq.Done()
+		if rq.Value(ctxKey("k")) != "v" || info(rq) != &rq.info {
+			t.Error("values lost once the timer exists")
+		}
+		rq.release()
+	})
+	t.Run("untimed", func(t *testing.T) {
+		t.Parallel()
+		parent, cancel := context.WithCancel(context.Background())
+		rq := newReq(parent, false)
+		if _, ok := rq.Deadline(); ok {
+			t.Error("deadline on a path without timeout")
+		}
+		if rq.Done() != parent.Done() {
+			t.Error("Done is not the parent's")
+		}
+		cancel()
+		if !errors.Is(rq.Err(), context.Canceled) {
+			t.Errorf("Err = %v", rq.Err())
+		}
+		rq.release()
+	})
+	t.Run("deadline without waiting", func(t *testing.T) {
+		t.Parallel()
+		synctest.Test(t, func(t *testing.T) {
+			rq := newReq(context.Background(), true)
+			defer rq.release()
+			if d, ok := rq.Deadline(); !ok || !d.Equal(time.Now().Add(timeout)) {
+				t.Errorf("Deadline = %v, %v", d, ok)
+			}
+			if rq.Err() != nil || rq.inner.Load() != nil {
+				t.Fatalf("Err = %v, timer made: %v", rq.Err(), rq.inner.Load() != nil)
+			}
+			time.Sleep(timeout)
+			if !errors.Is(rq.Err(), context.DeadlineExceeded) {
+				t.Errorf("Err after the deadline = %v", rq.Err())
+			}
+			select {
+			case <-rq.Done():
+			default:
+				t.Error("Done not closed after the deadline")
+			}
+			if !errors.Is(context.Cause(rq), context.DeadlineExceeded) {
+				t.Errorf("Cause = %v", context.Cause(rq))
+			}
+		})
+	})
+	t.Run("waiting", func(t *testing.T) {
+		t.Parallel()
+		synctest.Test(t, func(t *testing.T) {
+			rq := newReq(context.Background(), true)
+			defer rq.release()
+			child, cancel := context.WithCancel(rq) // as a caller deriving its own
+			defer cancel()
+			start := time.Now()
+			<-child.Done()
+			if waited := time.Since(start); waited != timeout {
+				t.Errorf("waited %v", waited)
+			}
+			if !errors.Is(child.Err(), context.DeadlineExceeded) || !errors.Is(context.Cause(rq), context.DeadlineExceeded) {
+				t.Errorf("child Err = %v, Cause = %v", child.Err(), context.Cause(rq))
+			}
+		})
+	})
+	t.Run("parent canceled", func(t *testing.T) {
+		t.Parallel()
+		synctest.Test(t, func(t *testing.T) {
+			parent, cancel := context.WithCancel(context.Background())
+			rq := newReq(parent, true)
+			defer rq.release()
+			done := rq.Done()
+			cancel()
+			<-done
+			if !errors.Is(rq.Err(), context.Canceled) {
+				t.Errorf("Err = %v", rq.Err())
+			}
+		})
+	})
+	t.Run("earlier parent deadline", func(t *testing.T) {
+		t.Parallel()
+		synctest.Test(t, func(t *testing.T) {
+			parent, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			rq := newReq(parent, true)
+			defer rq.release()
+			if d, _ := rq.Deadline(); !d.Equal(time.Now().Add(time.Second)) {
+				t.Errorf("Deadline = %v", d)
+			}
+		})
+	})
+	t.Run("release", func(t *testing.T) {
+		t.Parallel()
+		rq := newReq(context.Background(), true)
+		done := rq.Done()
+		rq.release()
+		<-done
+		if !errors.Is(rq.Err(), context.Canceled) {
+			t.Errorf("Err after release = %v", rq.Err())
+		}
+	})
+}
+
+func TestRequestIDs(t *testing.T) {
+	t.Parallel()
+	old := regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`) // the contract
+	long := string(make([]byte, 129))
+	for _, id := range []string{"", "abc-123", "a.b_c:d-E9", "bad id", "tab\t", "é", "a/b", "a\x00", long, "x" + string(make([]byte, 127))} {
+		if got, want := validRequestID(id), old.MatchString(id); got != want {
+			t.Errorf("validRequestID(%q) = %v, want %v", id, got, want)
+		}
+	}
+	a, err := NewServer(ServerConfig{Registry: &Registry{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewServer(ServerConfig{Registry: &Registry{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, s := range []*Server{a, b, a, b} {
+		for range 1000 {
+			id := s.requestID("")
+			if !old.MatchString(id) || seen[id] {
+				t.Fatalf("generated id %q: valid %v, duplicate %v", id, old.MatchString(id), seen[id])
+			}
+			seen[id] = true
+		}
+	}
+}
+
+func TestMaskEmailInvalidUTF8(t *testing.T) {
+	t.Parallel()
+	if got := maskEmail("\xffoo@x.fr"); got != "\uFFFD***@x.fr" {
+		t.Errorf("maskEmail = %q", got)
+	}
+}
