@@ -137,6 +137,12 @@ const notes = `## Decisions and open problems
   neared expiry (up to an hour).
 * **Stale at the caller's deadline**: a caller whose deadline comes before Dataverse answers gets the stale entry; before,
   the shared call's own bound (30 s) outlasted the sidecar's request timeout (25 s) and such callers got 504.
+* **Retry-After as an HTTP date** (found by FuzzHTTPError): a far date closed the throttling gate for that long (months);
+  it is now capped at 24 h, like delta-seconds.
+* **Unexpected ` + "`@odata.context`" + `** (a well-formed answer to another question): rows without the selected primary key are
+  rejected as ` + "`unavailable`" + ` (not cached; a stale entry may answer). Added as ` + "`dataversetest.Fault.Body`" + `.
+* **Retries absorb most faults**: in the soak, a 503 is retried and a 429 waits out its second, so callers saw no errors
+  and (almost) no stale answers; stale answers come from the fault matrix's storms.
 * **No stale entry and a Retry-After longer than the caller waits, but shorter than the shared call's bound (30 s)**: the
   shared call waits out the gate and the caller gets 504 ` + "`timeout`" + ` at its deadline rather than 503 ` + "`throttled`" + ` with
   Retry-After. Open: the gateway could fail fast when the gate will not open before the caller's deadline.
