@@ -71,7 +71,6 @@ func TestJSONAnswerMatchesGenerated(t *testing.T) {
 	}
 }
 
-
 func TestAnswerMemo(t *testing.T) {
 	t.Parallel()
 	m := newAnswerMemo[Order]()

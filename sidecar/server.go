@@ -191,7 +191,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			level = slog.LevelError
 		}
 	}
-	s.log.LogAttrs(rq, level, "request", attrs...)
+	// As Logger.LogAttrs, without its runtime.Callers for the source
+	// position (always this line, so it says nothing).
+	if h := s.log.Handler(); h.Enabled(rq, level) {
+		rec := slog.NewRecord(time.Now(), level, "request", 0)
+		rec.AddAttrs(attrs...)
+		_ = h.Handle(rq, rec)
+	}
 }
 
 // reqInfo collects what the access log line reports. It is written only by
