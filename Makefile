@@ -48,6 +48,10 @@ bench: ## Benchmarks with their baselines, benchstat-readable (BENCHCOUNT=n runs
 bench-report: ## Run the benchmarks and load runs, rewrite BENCHMARKS.md (~5 min)
 	$(GO) run ./bench/report -out BENCHMARKS.md
 
+.PHONY: bench-fleet
+bench-fleet: ## Measure the Redis shared level (4 replicas, needs redis-server), rewrite BENCHMARKS.md's fleet section (~40 s)
+	$(GO) run ./fleet/internal/benchfleet -out BENCHMARKS.md
+
 .PHONY: load
 LOADARGS ?= --inprocess -scenario mix -c 50 -d 10s
 load: ## Load generator (LOADARGS="-url http://127.0.0.1:8080 -scenario hit -c 50 -d 10s" for a running sidecar)

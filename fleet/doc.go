@@ -7,9 +7,9 @@
 // Redis is an optimisation, never a dependency: every operation is bounded
 // by Config.OpTimeout (50 ms by default), retries nothing, and on any error
 // the caller goes on as if Redis were not configured ("fail open": a
-// lookup asks Dataverse). After an error Redis is skipped for
-// Config.Backoff, so a dead or black-holed Redis costs a lookup at most one
-// timeout per Backoff period rather than one per operation. Failures are
+// lookup asks Dataverse). After three consecutive failures Redis is skipped
+// for Config.Backoff, so a dead or black-holed Redis costs a lookup at most
+// a few timeouts per Backoff period rather than one per operation. Failures are
 // counted in the metrics.
 //
 // Keys (P is Config.Prefix, "dvgate" by default; H a SHA-256 of the

@@ -77,6 +77,7 @@ type Redis struct {
 	log      *slog.Logger
 	metrics  *Metrics
 	skipTill atomic.Int64 // Unix ns on clock until which Redis is skipped
+	failures atomic.Int32 // consecutive failed operations
 
 	mu   sync.Mutex
 	orgs map[string]*orgState // by org hash; guarded by mu
@@ -216,6 +217,14 @@ func orgID(org string) string {
 
 func (r *Redis) throttleKey(id string) string { return r.prefix + ":throttle:" + id }
 
+// failuresBeforeSkip consecutive failures make Redis skipped for Backoff:
+// one slow answer on a loaded machine should not cut a replica off the
+// fleet for a second, but a dead Redis should stop costing timeouts fast.
+const failuresBeforeSkip = 3
+
+// succeeded resets the consecutive failures.
+func (r *Redis) succeeded() { r.failures.Store(0) }
+
 // errSkipped is returned while Redis is skipped after a failure.
 var errSkipped = errors.New("fleet: Redis skipped after a recent failure")
 
@@ -242,6 +251,9 @@ func (r *Redis) fail(parent context.Context, op string, err error) error {
 		outcome = "timeout"
 	}
 	r.metrics.op(op, outcome)
+	if r.failures.Add(1) < failuresBeforeSkip {
+		return fmt.Errorf("fleet: redis %s: %w", op, err)
+	}
 	until := r.clock().Add(r.backoff).UnixNano()
 	if prev := r.skipTill.Swap(until); prev < r.clock().UnixNano() {
 		r.log.Warn("Redis failed; working without the shared level for a while (lookups go to Dataverse)",
@@ -265,11 +277,13 @@ func (r *Redis) Get(ctx context.Context, kind, key string) ([]byte, bool, error)
 	b, err := r.c.Get(octx, r.dataKey(kind, key)).Bytes()
 	switch {
 	case errors.Is(err, redis.Nil):
+		r.succeeded()
 		r.metrics.op("get", "miss")
 		return nil, false, nil
 	case err != nil:
 		return nil, false, r.fail(ctx, "get", err)
 	}
+	r.succeeded()
 	r.metrics.op("get", "hit")
 	return b, true, nil
 }
@@ -287,6 +301,7 @@ func (r *Redis) Set(ctx context.Context, kind, key string, payload []byte, ttl t
 	if err := r.c.Set(octx, r.dataKey(kind, key), payload, ttl).Err(); err != nil {
 		return r.fail(ctx, "set", err)
 	}
+	r.succeeded()
 	r.metrics.op("set", "ok")
 	return nil
 }
@@ -315,6 +330,7 @@ func (r *Redis) Lock(ctx context.Context, kind, key string) (func(), bool, error
 	if err != nil {
 		return nil, false, r.fail(ctx, "lock", err)
 	}
+	r.succeeded()
 	if !ok {
 		r.metrics.op("lock", "busy")
 		return nil, false, nil
@@ -411,6 +427,7 @@ func (r *Redis) Block(ctx context.Context, org string, d time.Duration) {
 		_ = r.fail(ctx, "throttle_set", err)
 		return
 	}
+	r.succeeded()
 	r.metrics.op("throttle_set", "ok")
 	r.log.Info("Dataverse throttled this application user; holding every replica back", "retry_after", d)
 }
@@ -465,6 +482,7 @@ func (r *Redis) readBlock(ctx context.Context, id string) (time.Duration, error)
 	if err != nil {
 		return 0, r.fail(ctx, "throttle_get", err)
 	}
+	r.succeeded()
 	if d > 0 {
 		r.metrics.op("throttle_get", "blocked")
 		return d, nil
