@@ -1,11 +1,15 @@
 package sidecar
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -277,4 +281,83 @@ func TestMaskEmailInvalidUTF8(t *testing.T) {
 	if got := maskEmail("\xffoo@x.fr"); got != "\uFFFD***@x.fr" {
 		t.Errorf("maskEmail = %q", got)
 	}
+}
+
+// The access log and metrics name each request's operation (resolved per
+// route); a request the generated binding rejects reached no operation.
+func TestAccessLogAndMetricsPerOperation(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, "", nil)
+	var buf syncBuffer
+	h.srv.log = slog.New(slog.NewJSONHandler(&buf, nil)) // before the first request
+	for _, tc := range []struct {
+		path   string
+		status int
+		log    map[string]any
+	}{
+		{"/v1/orders/ORD-1", 200, map[string]any{"op": "GetOrder", "integration": "default", "kind": "order", "cache": "stale", "status": 200.0, "requestId": "r1"}},
+		{"/v1/integrations/eu/customers?email=alex@example.com", 200, map[string]any{"op": "GetCustomerIn", "integration": "eu", "kind": "customer",
+			"cache": "hit", "email": "a***@example.com", "status": 200.0, "requestId": "r2"}},
+		{"/v1/customers", 400, map[string]any{"op": "other", "status": 400.0, "error": "invalid_input", "requestId": "r3"}},
+		{"/v1/nope", 404, map[string]any{"op": "other", "status": 404.0, "error": "not_found", "requestId": "r4"}},
+	} {
+		buf.Reset()
+		id := tc.log["requestId"].(string)
+		resp, body := h.do(t, "GET", tc.path, "X-Request-Id", id)
+		if resp.StatusCode != tc.status {
+			t.Fatalf("GET %s: %d %s", tc.path, resp.StatusCode, body)
+		}
+		var line map[string]any
+		if err := json.Unmarshal(buf.Bytes(), &line); err != nil {
+			t.Fatalf("GET %s: log %q: %v", tc.path, buf.String(), err)
+		}
+		for k, want := range tc.log {
+			if line[k] != want {
+				t.Errorf("GET %s: log %s = %v, want %v (line %s)", tc.path, k, line[k], want, buf.String())
+			}
+		}
+		if line["msg"] != "request" || line["method"] != "GET" || line["durationMs"] == nil {
+			t.Errorf("GET %s: log line %s", tc.path, buf.String())
+		}
+	}
+	_, metrics := h.do(t, "GET", "/metrics")
+	for _, want := range []string{
+		`dvgate_http_requests_total{code="200",operation="GetOrder"} 1`,
+		`dvgate_http_requests_total{code="200",operation="GetCustomerIn"} 1`,
+		`dvgate_http_requests_total{code="400",operation="other"} 1`,
+		`dvgate_http_requests_total{code="404",operation="other"} 1`,
+		`dvgate_http_request_duration_seconds_count{operation="GetOrder"} 1`,
+	} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if strings.Contains(string(metrics), `operation="Readyz"`) {
+		t.Error("metrics list an operation that was never called")
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) Bytes() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return bytes.Clone(s.b.Bytes())
+}
+
+func (s *syncBuffer) String() string { return string(s.Bytes()) }
+
+func (s *syncBuffer) Reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.b.Reset()
 }
