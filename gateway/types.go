@@ -149,34 +149,46 @@ type Meta struct {
 }
 
 // Approximate in-memory sizes, for the cache's byte budget. They count the
-// struct headers and the string bytes; decimals are counted as a small
-// fixed size (a big.Int of one or two words plus the exponent).
+// struct headers and each string as its header plus its bytes rounded up to
+// the allocator's 16-byte size classes (a 36-byte GUID string takes 48);
+// decimals are counted as a small fixed size (a big.Int of one or two words
+// plus the exponent). TestCostMatchesHeap checks the estimate against the
+// live heap.
 const (
 	decimalSize = 48
 	refSize     = 48
 )
 
+// strSize is the heap a string value takes: its header in the struct, and
+// its bytes in their own allocation.
+func strSize(s string) int64 {
+	if s == "" {
+		return 16
+	}
+	return 16 + int64(len(s)+15)&^15
+}
+
 func (c *Customer) size() int64 {
-	n := int64(96 + len(c.Type) + len(c.ID) + len(c.Name) + len(c.Email) + len(c.Phone))
+	n := 32 + strSize(c.Type) + strSize(c.ID) + strSize(c.Name) + strSize(c.Email) + strSize(c.Phone)
 	if c.Account != nil {
-		n += refSize + int64(len(c.Account.Type)+len(c.Account.ID)+len(c.Account.Name))
+		n += refSize + strSize(c.Account.Type) + strSize(c.Account.ID) + strSize(c.Account.Name)
 	}
 	return n
 }
 
 func (o *Order) size() int64 {
-	n := int64(256 + len(o.ID) + len(o.Number) + len(o.Name) + len(o.Status) +
-		len(o.State.Label) + len(o.StatusReason.Label) + len(o.Total.Currency) + len(o.Total.Formatted))
+	n := 256 + strSize(o.ID) + strSize(o.Number) + strSize(o.Name) + strSize(o.Status) +
+		strSize(o.State.Label) + strSize(o.StatusReason.Label) + strSize(o.Total.Currency) + strSize(o.Total.Formatted)
 	if o.Customer != nil {
-		n += refSize + int64(len(o.Customer.Type)+len(o.Customer.ID)+len(o.Customer.Name))
+		n += refSize + strSize(o.Customer.Type) + strSize(o.Customer.ID) + strSize(o.Customer.Name)
 	}
 	if o.TrackingNumber != nil {
-		n += 16 + int64(len(*o.TrackingNumber))
+		n += 16 + strSize(*o.TrackingNumber)
 	}
 	for _, l := range o.Lines {
-		n += 64 + 3*decimalSize + int64(len(l.Description))
+		n += 64 + 3*decimalSize + strSize(l.Description)
 		if l.Product != nil {
-			n += 48 + int64(len(l.Product.ID)+len(l.Product.Name)+len(l.Product.SKU))
+			n += 48 + strSize(l.Product.ID) + strSize(l.Product.Name) + strSize(l.Product.SKU)
 		}
 	}
 	return n
@@ -185,8 +197,8 @@ func (o *Order) size() int64 {
 func summariesSize(s []OrderSummary) int64 {
 	n := int64(24)
 	for _, o := range s {
-		n += 160 + decimalSize + int64(len(o.ID)+len(o.Number)+len(o.Name)+len(o.Status)+
-			len(o.State.Label)+len(o.StatusReason.Label)+len(o.Total.Currency)+len(o.Total.Formatted))
+		n += 160 + decimalSize + strSize(o.ID) + strSize(o.Number) + strSize(o.Name) + strSize(o.Status) +
+			strSize(o.State.Label) + strSize(o.StatusReason.Label) + strSize(o.Total.Currency) + strSize(o.Total.Formatted)
 	}
 	return n
 }
