@@ -146,7 +146,22 @@ func run(ctx context.Context, outPath string, count int, log io.Writer) error {
 	}
 	machine.runtime = time.Since(started).Round(time.Second)
 	doc := render(machine, parseBench(benchOut.String()), loads, benchOut.String(), count)
+	// Sections other tools write (make bench-fleet's "## Fleet") are kept.
+	if old, err := os.ReadFile(outPath); err == nil {
+		doc += keptSections(string(old))
+	}
 	return os.WriteFile(outPath, []byte(doc), 0o644)
+}
+
+// keptSections returns what an earlier report holds from the "## Fleet"
+// heading on (written by make bench-fleet, always last), or "".
+func keptSections(old string) string {
+	const fleet = "\n## Fleet"
+	i := strings.Index(old, fleet)
+	if i < 0 {
+		return ""
+	}
+	return old[i:]
 }
 
 type machine struct {
