@@ -42,13 +42,16 @@ type ServerConfig struct {
 
 // Server is the sidecar's http.Handler. It is safe for concurrent use.
 type Server struct {
-	cfg      ServerConfig
-	log      *slog.Logger
-	now      func() time.Time
-	handler  http.Handler
-	spec     []byte
-	tokenSum [sha256.Size]byte
-	draining atomic.Bool
+	cfg ServerConfig
+	log *slog.Logger
+	now func() time.Time
+	// realClock: now is time.Now, so its readings serve as wall-clock
+	// time too (one clock read fewer per request; see wallClock).
+	realClock bool
+	handler   http.Handler
+	spec      []byte
+	tokenSum  [sha256.Size]byte
+	draining  atomic.Bool
 	// Request ids: idPrefix (random per Server) and a counter.
 	idPrefix string
 	idSeq    atomic.Uint64
@@ -69,7 +72,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 64 << 10
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Clock}
+	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Clock, realClock: cfg.Clock == nil}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -140,7 +143,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if strings.HasPrefix(r.URL.Path, "/v1/") {
 		// Bound the time to answer, so the caller gets a 504 rather than
 		// waiting on Dataverse (see request for when the timer is made).
-		rq.timed, rq.deadline = true, time.Now().Add(s.cfg.RequestTimeout)
+		rq.timed, rq.deadline = true, s.wallClock(start).Add(s.cfg.RequestTimeout)
 		defer rq.release()
 	}
 	s.cfg.Metrics.inflight(1)
@@ -154,7 +157,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if status == 0 {
 		status = http.StatusOK
 	}
-	d := s.now().Sub(start)
+	end := s.now()
+	d := end.Sub(start)
 	s.opMetrics(ri.op).observe(status, d)
 	if ri.op == "Healthz" || ri.op == "Readyz" || ri.op == "metrics" {
 		return // probes and scrapes would drown the log
@@ -198,7 +202,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// As Logger.LogAttrs, without its runtime.Callers for the source
 	// position (always this line, so it says nothing).
 	if h := s.log.Handler(); h.Enabled(rq, level) {
-		rec := slog.NewRecord(time.Now(), level, "request", 0)
+		rec := slog.NewRecord(s.wallClock(end), level, "request", 0)
 		rec.AddAttrs(attrs...)
 		_ = h.Handle(rq, rec)
 	}
@@ -305,6 +309,16 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// wallClock returns t, read from s.now, if that is the real clock, else
+// time.Now: the request timeout and log timestamps are wall-clock time
+// even under a test clock.
+func (s *Server) wallClock(t time.Time) time.Time {
+	if s.realClock {
+		return t
+	}
+	return time.Now()
 }
 
 // opMetrics returns the metrics of op (an operation id, or one of the
