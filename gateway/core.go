@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dvgate/dvgate/dataverse"
 	"golang.org/x/sync/singleflight"
 )
 
@@ -49,6 +50,10 @@ type core struct {
 	// shared is the optional second level shared by replicas (shared.go);
 	// nil = in-process cache only.
 	shared SharedCache
+	// throttledUntil reports until when the connection holds requests back
+	// after a 429 (*dataverse.Conn.ThrottledUntil); nil when the upstream
+	// has no such gate.
+	throttledUntil func() time.Time
 
 	sf singleflight.Group
 
@@ -148,6 +153,17 @@ func (c *core) get(ctx context.Context, s spec) (any, Meta, error) {
 				c.log.Warn("serving stale answer: Dataverse did not answer before the caller's deadline",
 					"integration", c.name, "kind", s.kind, "age", e.age(now))
 				return answer(e, Meta{Outcome: out, Age: e.age(now)})
+			}
+		}
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) && c.throttledUntil != nil {
+			// The shared call is waiting out a Retry-After that outlasts
+			// this caller: tell it so (503 with Retry-After), rather than
+			// "timeout", which invites an immediate retry.
+			if rem := c.throttledUntil().Sub(c.clock()); rem > 0 {
+				kc.inc(outcomeError)
+				return nil, Meta{}, &dataverse.Error{Kind: dataverse.KindThrottled, Op: s.kind + " lookup", RetryAfter: rem,
+					Message: "Dataverse is throttling this application user and the wait outlasts the request",
+					Remedy:  fmt.Sprintf("Dataverse service protection limit reached; retry after %d seconds.", int64((rem+time.Second-1)/time.Second))}
 			}
 		}
 		kc.inc(outcomeCanceled)

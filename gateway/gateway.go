@@ -211,6 +211,9 @@ func New(cfg Config) (*Gateway, error) {
 		up: cfg.Conn, svc: svc, baseURL: cfg.Conn.BaseURL(), mode: cfg.Mode, tracking: cfg.TrackingColumn,
 		customerTTL: cfg.CustomerTTL, orderTTL: cfg.OrderTTL, ownCache: own, throttle: cfg.Throttle,
 	}
+	if gate, ok := cfg.Conn.(interface{ ThrottledUntil() time.Time }); ok {
+		g.throttledUntil = gate.ThrottledUntil
+	}
 	if cfg.Metrics != nil {
 		g.counters = map[string]*kindCounters{}
 		for _, k := range []string{kindCustomer, kindOrder, kindRecentOrders} {
