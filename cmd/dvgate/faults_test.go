@@ -50,6 +50,13 @@ const wrongContext = `{"@odata.context":"https://other.crm.dynamics.com/api/data
 // caller never waits much past its deadline. Cases with a stale entry look
 // the order up once, then move the gateway's clock past the order
 // freshness (1 min), so the entry may only be served on a transient error.
+// retrySpan is the caller's timeout in the cases that wait for the
+// connection's four attempts (backoff ~0.25 + 0.5 + 1 s, plus a new TLS
+// connection after each reset): ample, so that a busy 2-core CI machine
+// under -race does not turn "unavailable" into "timeout". The cases finish
+// as soon as the attempts are spent.
+const retrySpan = 12 * time.Second
+
 func TestFaultMatrix(t *testing.T) {
 	t.Parallel()
 	type fault = dataversetest.Fault
@@ -118,13 +125,13 @@ func TestFaultMatrix(t *testing.T) {
 			inject: func(r *rig) { r.sim.InjectFault(fault{Path: webOrders, Status: 429, RetryAfter: 5 * sec}) },
 			status: 503, code: "throttled", retry: 4, web: [2]int{1, 1},
 			note: "the shared call waits out the window; the caller is told to come back then, not that it timed out"},
-		{name: "503 burst (2), no Retry-After", timeout: 6 * sec,
+		{name: "503 burst (2), no Retry-After", timeout: retrySpan,
 			inject: func(r *rig) { r.sim.InjectFault(fault{Path: webOrders, Status: 503, Count: 2}) },
 			status: 200, code: "miss", web: [2]int{3, 3}, note: "retried with backoff"},
-		{name: "503 storm, no Retry-After, stale entry", warm: true, timeout: 6 * sec,
+		{name: "503 storm, no Retry-After, stale entry", warm: true, timeout: retrySpan,
 			inject: func(r *rig) { r.sim.InjectFault(fault{Path: webOrders, Status: 503}) },
 			status: 200, code: "stale", web: [2]int{4, 4}, note: "4 attempts, then the stale answer"},
-		{name: "503 storm, no Retry-After, no cached answer", timeout: 6 * sec,
+		{name: "503 storm, no Retry-After, no cached answer", timeout: retrySpan,
 			inject: func(r *rig) { r.sim.InjectFault(fault{Path: webOrders, Status: 503}) },
 			status: 503, code: "unavailable", web: [2]int{4, 4}},
 		{name: "503 with Retry-After 300s, no cached answer",
@@ -142,10 +149,10 @@ func TestFaultMatrix(t *testing.T) {
 		{name: "connection reset once",
 			inject: func(r *rig) { r.sim.InjectFault(fault{Path: webOrders, Reset: true, Count: 1}) },
 			status: 200, code: "miss", web: [2]int{2, 2}},
-		{name: "connection reset storm, stale entry", warm: true, timeout: 6 * sec,
+		{name: "connection reset storm, stale entry", warm: true, timeout: retrySpan,
 			inject: func(r *rig) { r.sim.InjectFault(fault{Path: webOrders, Reset: true}) },
 			status: 200, code: "stale", web: [2]int{4, 8}, note: "net/http may replay a reset on a reused connection"},
-		{name: "connection reset storm, no cached answer", timeout: 6 * sec,
+		{name: "connection reset storm, no cached answer", timeout: retrySpan,
 			inject: func(r *rig) { r.sim.InjectFault(fault{Path: webOrders, Reset: true}) },
 			status: 503, code: "unavailable", web: [2]int{4, 8}},
 		{name: "slow body (300 ms)",
@@ -169,7 +176,7 @@ func TestFaultMatrix(t *testing.T) {
 		{name: "unexpected @odata.context (system users), stale entry", warm: true,
 			inject: func(r *rig) { r.sim.InjectFault(fault{Path: webOrders, Body: wrongContext}) },
 			status: 200, code: "stale", web: [2]int{1, 1}},
-		{name: "token endpoint down (503), not signed in", cold: true, timeout: 6 * sec,
+		{name: "token endpoint down (503), not signed in", cold: true, timeout: retrySpan,
 			inject: func(r *rig) { r.sim.InjectFault(fault{Path: "token", Status: 503}) },
 			status: 503, code: "unavailable", web: [2]int{0, 0}, tokens: -1},
 		{name: "token endpoint down (503), token cached", warm: true,
