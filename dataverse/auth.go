@@ -223,6 +223,11 @@ func (t *tokenSource) token(ctx context.Context) (string, *Error) {
 		}
 		return res.AccessToken, nil
 	})
+	return awaitToken(ctx, ch)
+}
+
+// awaitToken waits for a shared sign-in, or for the caller's context.
+func awaitToken(ctx context.Context, ch <-chan singleflight.Result) (string, *Error) {
 	select {
 	case r := <-ch:
 		if r.Err != nil {
@@ -252,7 +257,7 @@ func (t *tokenSource) refresh(ctx context.Context, rejected string) (string, *Er
 		defer cancel()
 		res, err := t.client.AcquireTokenByCredential(fctx, t.scopes)
 		t.mu.Lock()
-		recent := !t.forcedAt.IsZero() && time.Since(t.forcedAt) < forceInterval
+		recent := !t.forcedAt.IsZero() && t.clock.Now().Sub(t.forcedAt) < forceInterval
 		t.mu.Unlock()
 		if err == nil && (res.AccessToken != rejected || recent) {
 			return res.AccessToken, nil
@@ -260,7 +265,7 @@ func (t *tokenSource) refresh(ctx context.Context, rejected string) (string, *Er
 		claims := fmt.Sprintf(`{"access_token":{"nbf":{"essential":true,"value":"%d"}}}`, time.Now().Unix())
 		res, err = t.client.AcquireTokenByCredential(fctx, t.scopes, confidential.WithClaims(claims))
 		t.mu.Lock()
-		t.forcedAt = time.Now()
+		t.forcedAt = t.clock.Now()
 		t.mu.Unlock()
 		if err != nil {
 			e := t.signInError(err)
@@ -271,15 +276,7 @@ func (t *tokenSource) refresh(ctx context.Context, rejected string) (string, *Er
 		t.log.Info("dataverse signed in again after a rejected token", "expires_on", res.ExpiresOn)
 		return res.AccessToken, nil
 	})
-	select {
-	case r := <-ch:
-		if r.Err != nil {
-			return "", r.Err.(*Error)
-		}
-		return r.Val.(string), nil
-	case <-ctx.Done():
-		return "", ctxError("sign in", ctx.Err())
-	}
+	return awaitToken(ctx, ch)
 }
 
 // entraErrorBody is the OAuth error JSON Entra returns with 400/401.
