@@ -61,6 +61,12 @@ type core struct {
 	// started or joined the shared call for its key.
 	testHookJoined func()
 
+	// life ends at close; it cancels the shared calls still running, so
+	// that Close does not wait out their UpstreamTimeout. nil (tests that
+	// build a core directly) means calls are not canceled.
+	life    context.Context
+	endLife context.CancelFunc
+
 	mu      sync.Mutex
 	closed  bool           // guarded by mu
 	flights sync.WaitGroup // running shared calls; Add only under mu while !closed
@@ -210,6 +216,9 @@ func (c *core) flight(parent context.Context, s spec) (res any, err error) {
 
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), c.timeout)
 	defer cancel()
+	if c.life != nil {
+		defer context.AfterFunc(c.life, cancel)()
+	}
 	if c.shared != nil {
 		fresh, stale, unlock := c.fromShared(ctx, s)
 		if fresh != nil {
@@ -264,5 +273,8 @@ func (c *core) close() {
 	c.mu.Lock()
 	c.closed = true
 	c.mu.Unlock()
+	if c.endLife != nil {
+		c.endLife()
+	}
 	c.flights.Wait()
 }

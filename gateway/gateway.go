@@ -211,6 +211,7 @@ func New(cfg Config) (*Gateway, error) {
 		up: cfg.Conn, svc: svc, baseURL: cfg.Conn.BaseURL(), mode: cfg.Mode, tracking: cfg.TrackingColumn,
 		customerTTL: cfg.CustomerTTL, orderTTL: cfg.OrderTTL, ownCache: own, throttle: cfg.Throttle,
 	}
+	g.life, g.endLife = context.WithCancel(context.Background())
 	if gate, ok := cfg.Conn.(interface{ ThrottledUntil() time.Time }); ok {
 		g.throttledUntil = gate.ThrottledUntil
 	}
@@ -230,8 +231,8 @@ func New(cfg Config) (*Gateway, error) {
 	return g, nil
 }
 
-// Close waits for running Dataverse calls (bounded by UpstreamTimeout) and
-// closes the cache if New created it. Lookups after Close fail.
+// Close cancels the Dataverse calls still running, waits for them to
+// return, and closes the cache if New created it. Lookups after Close fail.
 func (g *Gateway) Close() {
 	g.core.close()
 	if g.ownCache {

@@ -454,3 +454,23 @@ func TestSimStaleReplacedBySuccess(t *testing.T) {
 		t.Errorf("%d requests, want 3", n)
 	}
 }
+
+// TestCloseCancelsRunningCalls: Close does not wait out a hanging Dataverse
+// call (bounded only by UpstreamTimeout, 30 s by default): it cancels it.
+func TestCloseCancelsRunningCalls(t *testing.T) {
+	t.Parallel()
+	e := newSimEnv(t, dataversetest.Options{}, Config{})
+	e.sim.InjectFault(dataversetest.Fault{Path: "/api/data/v9.2/salesorders", Latency: time.Hour})
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	if _, _, err := e.g.Order(ctx, demoOrder); err == nil {
+		t.Fatal("a lookup of a hanging Dataverse succeeded")
+	}
+	closed := make(chan struct{})
+	go func() { e.g.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second): // a bound on a hang, not a wait for something to happen
+		t.Fatal("Close is still waiting for the hanging Dataverse call after 10 s")
+	}
+}
