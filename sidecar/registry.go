@@ -73,6 +73,9 @@ type lease struct {
 	refs    int
 	retired bool
 	onIdle  func() // called once, when retired and unused
+	// releaseFn is release as a func value, made once per lease so that
+	// Acquire does not allocate a method value per request.
+	releaseFn func()
 }
 
 func (l *lease) acquire() bool {
@@ -155,6 +158,7 @@ func NewRegistry(cfg RegistryConfig) (*Registry, error) {
 
 func (r *Registry) newLease(c IntegrationConfig, b Backend) *lease {
 	l := &lease{cfg: c, fp: c.Fingerprint(), b: b}
+	l.releaseFn = l.release
 	r.closing.Add(1)
 	l.onIdle = sync.OnceFunc(func() {
 		defer r.closing.Done()
@@ -181,7 +185,7 @@ func (r *Registry) Acquire(name string) (b Backend, release func(), ok bool) {
 		// again finds the new one.
 		l := in.cur.Load()
 		if l.acquire() {
-			return l.b, l.release, true
+			return l.b, l.releaseFn, true
 		}
 	}
 }
