@@ -431,6 +431,12 @@ type MiddlewareFunc func(http.Handler) http.Handler
 // Healthz operation middleware
 func (siw *ServerInterfaceWrapper) Healthz(w http.ResponseWriter, r *http.Request) {
 
+	if len(siw.HandlerMiddlewares) == 0 {
+		// dvgate: no middleware, so no closure to wrap the call in.
+		siw.Handler.Healthz(w, r)
+		return
+	}
+
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.Healthz(w, r)
 	}))
@@ -444,6 +450,12 @@ func (siw *ServerInterfaceWrapper) Healthz(w http.ResponseWriter, r *http.Reques
 
 // Readyz operation middleware
 func (siw *ServerInterfaceWrapper) Readyz(w http.ResponseWriter, r *http.Request) {
+
+	if len(siw.HandlerMiddlewares) == 0 {
+		// dvgate: no middleware, so no closure to wrap the call in.
+		siw.Handler.Readyz(w, r)
+		return
+	}
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.Readyz(w, r)
@@ -465,9 +477,12 @@ func (siw *ServerInterfaceWrapper) GetCustomer(w http.ResponseWriter, r *http.Re
 	// Parameter object where we will unmarshal all parameters from the context
 	var params GetCustomerParams
 
+	// dvgate: the query string is parsed once, not once per parameter.
+	query := r.URL.Query()
+
 	// ------------- Required query parameter "email" -------------
 
-	err = runtime.BindQueryParameterWithOptions("form", true, true, "email", r.URL.Query(), &params.Email, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	err = runtime.BindQueryParameterWithOptions("form", true, true, "email", query, &params.Email, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
 	if err != nil {
 		var requiredError *runtime.RequiredParameterError
 		if errors.As(err, &requiredError) {
@@ -480,7 +495,7 @@ func (siw *ServerInterfaceWrapper) GetCustomer(w http.ResponseWriter, r *http.Re
 
 	// ------------- Optional query parameter "mode" -------------
 
-	err = runtime.BindQueryParameterWithOptions("form", true, false, "mode", r.URL.Query(), &params.Mode, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "mode", query, &params.Mode, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
 	if err != nil {
 		var requiredError *runtime.RequiredParameterError
 		if errors.As(err, &requiredError) {
@@ -488,6 +503,12 @@ func (siw *ServerInterfaceWrapper) GetCustomer(w http.ResponseWriter, r *http.Re
 		} else {
 			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "mode", Err: err})
 		}
+		return
+	}
+
+	if len(siw.HandlerMiddlewares) == 0 {
+		// dvgate: no middleware, so no closure to wrap the call in.
+		siw.Handler.GetCustomer(w, r, params)
 		return
 	}
 
@@ -529,9 +550,12 @@ func (siw *ServerInterfaceWrapper) GetRecentOrders(w http.ResponseWriter, r *htt
 	// Parameter object where we will unmarshal all parameters from the context
 	var params GetRecentOrdersParams
 
+	// dvgate: the query string is parsed once, not once per parameter.
+	query := r.URL.Query()
+
 	// ------------- Optional query parameter "limit" -------------
 
-	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", r.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", query, &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
 	if err != nil {
 		var requiredError *runtime.RequiredParameterError
 		if errors.As(err, &requiredError) {
@@ -539,6 +563,12 @@ func (siw *ServerInterfaceWrapper) GetRecentOrders(w http.ResponseWriter, r *htt
 		} else {
 			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "limit", Err: err})
 		}
+		return
+	}
+
+	if len(siw.HandlerMiddlewares) == 0 {
+		// dvgate: no middleware, so no closure to wrap the call in.
+		siw.Handler.GetRecentOrders(w, r, pType, id, params)
 		return
 	}
 
@@ -571,9 +601,12 @@ func (siw *ServerInterfaceWrapper) GetCustomerIn(w http.ResponseWriter, r *http.
 	// Parameter object where we will unmarshal all parameters from the context
 	var params GetCustomerInParams
 
+	// dvgate: the query string is parsed once, not once per parameter.
+	query := r.URL.Query()
+
 	// ------------- Required query parameter "email" -------------
 
-	err = runtime.BindQueryParameterWithOptions("form", true, true, "email", r.URL.Query(), &params.Email, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	err = runtime.BindQueryParameterWithOptions("form", true, true, "email", query, &params.Email, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
 	if err != nil {
 		var requiredError *runtime.RequiredParameterError
 		if errors.As(err, &requiredError) {
@@ -586,7 +619,7 @@ func (siw *ServerInterfaceWrapper) GetCustomerIn(w http.ResponseWriter, r *http.
 
 	// ------------- Optional query parameter "mode" -------------
 
-	err = runtime.BindQueryParameterWithOptions("form", true, false, "mode", r.URL.Query(), &params.Mode, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "mode", query, &params.Mode, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
 	if err != nil {
 		var requiredError *runtime.RequiredParameterError
 		if errors.As(err, &requiredError) {
@@ -594,6 +627,12 @@ func (siw *ServerInterfaceWrapper) GetCustomerIn(w http.ResponseWriter, r *http.
 		} else {
 			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "mode", Err: err})
 		}
+		return
+	}
+
+	if len(siw.HandlerMiddlewares) == 0 {
+		// dvgate: no middleware, so no closure to wrap the call in.
+		siw.Handler.GetCustomerIn(w, r, integration, params)
 		return
 	}
 
@@ -644,9 +683,12 @@ func (siw *ServerInterfaceWrapper) GetRecentOrdersIn(w http.ResponseWriter, r *h
 	// Parameter object where we will unmarshal all parameters from the context
 	var params GetRecentOrdersInParams
 
+	// dvgate: the query string is parsed once, not once per parameter.
+	query := r.URL.Query()
+
 	// ------------- Optional query parameter "limit" -------------
 
-	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", r.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", query, &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
 	if err != nil {
 		var requiredError *runtime.RequiredParameterError
 		if errors.As(err, &requiredError) {
@@ -654,6 +696,12 @@ func (siw *ServerInterfaceWrapper) GetRecentOrdersIn(w http.ResponseWriter, r *h
 		} else {
 			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "limit", Err: err})
 		}
+		return
+	}
+
+	if len(siw.HandlerMiddlewares) == 0 {
+		// dvgate: no middleware, so no closure to wrap the call in.
+		siw.Handler.GetRecentOrdersIn(w, r, integration, pType, id, params)
 		return
 	}
 
@@ -692,6 +740,12 @@ func (siw *ServerInterfaceWrapper) GetOrderIn(w http.ResponseWriter, r *http.Req
 		return
 	}
 
+	if len(siw.HandlerMiddlewares) == 0 {
+		// dvgate: no middleware, so no closure to wrap the call in.
+		siw.Handler.GetOrderIn(w, r, integration, ref)
+		return
+	}
+
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.GetOrderIn(w, r, integration, ref)
 	}))
@@ -721,9 +775,12 @@ func (siw *ServerInterfaceWrapper) GetRefundsIn(w http.ResponseWriter, r *http.R
 	// Parameter object where we will unmarshal all parameters from the context
 	var params GetRefundsInParams
 
+	// dvgate: the query string is parsed once, not once per parameter.
+	query := r.URL.Query()
+
 	// ------------- Required query parameter "order" -------------
 
-	err = runtime.BindQueryParameterWithOptions("form", true, true, "order", r.URL.Query(), &params.Order, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	err = runtime.BindQueryParameterWithOptions("form", true, true, "order", query, &params.Order, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
 	if err != nil {
 		var requiredError *runtime.RequiredParameterError
 		if errors.As(err, &requiredError) {
@@ -731,6 +788,12 @@ func (siw *ServerInterfaceWrapper) GetRefundsIn(w http.ResponseWriter, r *http.R
 		} else {
 			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "order", Err: err})
 		}
+		return
+	}
+
+	if len(siw.HandlerMiddlewares) == 0 {
+		// dvgate: no middleware, so no closure to wrap the call in.
+		siw.Handler.GetRefundsIn(w, r, integration, params)
 		return
 	}
 
@@ -760,6 +823,12 @@ func (siw *ServerInterfaceWrapper) TestConnectionIn(w http.ResponseWriter, r *ht
 		return
 	}
 
+	if len(siw.HandlerMiddlewares) == 0 {
+		// dvgate: no middleware, so no closure to wrap the call in.
+		siw.Handler.TestConnectionIn(w, r, integration)
+		return
+	}
+
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.TestConnectionIn(w, r, integration)
 	}))
@@ -786,6 +855,12 @@ func (siw *ServerInterfaceWrapper) GetOrder(w http.ResponseWriter, r *http.Reque
 		return
 	}
 
+	if len(siw.HandlerMiddlewares) == 0 {
+		// dvgate: no middleware, so no closure to wrap the call in.
+		siw.Handler.GetOrder(w, r, ref)
+		return
+	}
+
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.GetOrder(w, r, ref)
 	}))
@@ -806,9 +881,12 @@ func (siw *ServerInterfaceWrapper) GetRefunds(w http.ResponseWriter, r *http.Req
 	// Parameter object where we will unmarshal all parameters from the context
 	var params GetRefundsParams
 
+	// dvgate: the query string is parsed once, not once per parameter.
+	query := r.URL.Query()
+
 	// ------------- Required query parameter "order" -------------
 
-	err = runtime.BindQueryParameterWithOptions("form", true, true, "order", r.URL.Query(), &params.Order, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	err = runtime.BindQueryParameterWithOptions("form", true, true, "order", query, &params.Order, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
 	if err != nil {
 		var requiredError *runtime.RequiredParameterError
 		if errors.As(err, &requiredError) {
@@ -816,6 +894,12 @@ func (siw *ServerInterfaceWrapper) GetRefunds(w http.ResponseWriter, r *http.Req
 		} else {
 			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "order", Err: err})
 		}
+		return
+	}
+
+	if len(siw.HandlerMiddlewares) == 0 {
+		// dvgate: no middleware, so no closure to wrap the call in.
+		siw.Handler.GetRefunds(w, r, params)
 		return
 	}
 
@@ -832,6 +916,12 @@ func (siw *ServerInterfaceWrapper) GetRefunds(w http.ResponseWriter, r *http.Req
 
 // TestConnection operation middleware
 func (siw *ServerInterfaceWrapper) TestConnection(w http.ResponseWriter, r *http.Request) {
+
+	if len(siw.HandlerMiddlewares) == 0 {
+		// dvgate: no middleware, so no closure to wrap the call in.
+		siw.Handler.TestConnection(w, r)
+		return
+	}
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.TestConnection(w, r)
@@ -2253,14 +2343,22 @@ type strictHandler struct {
 func (sh *strictHandler) Healthz(w http.ResponseWriter, r *http.Request) {
 	var request HealthzRequestObject
 
-	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
-		return sh.ssi.Healthz(ctx, request.(HealthzRequestObject))
+	var (
+		response interface{}
+		err      error
+	)
+	if len(sh.middlewares) == 0 {
+		// No strict middleware: call the implementation directly, without a closure or boxing the request.
+		response, err = sh.ssi.Healthz(r.Context(), request)
+	} else {
+		handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+			return sh.ssi.Healthz(ctx, request.(HealthzRequestObject))
+		}
+		for _, middleware := range sh.middlewares {
+			handler = middleware(handler, "Healthz")
+		}
+		response, err = handler(r.Context(), w, r, request)
 	}
-	for _, middleware := range sh.middlewares {
-		handler = middleware(handler, "Healthz")
-	}
-
-	response, err := handler(r.Context(), w, r, request)
 
 	if err != nil {
 		sh.options.ResponseErrorHandlerFunc(w, r, err)
@@ -2277,14 +2375,22 @@ func (sh *strictHandler) Healthz(w http.ResponseWriter, r *http.Request) {
 func (sh *strictHandler) Readyz(w http.ResponseWriter, r *http.Request) {
 	var request ReadyzRequestObject
 
-	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
-		return sh.ssi.Readyz(ctx, request.(ReadyzRequestObject))
+	var (
+		response interface{}
+		err      error
+	)
+	if len(sh.middlewares) == 0 {
+		// No strict middleware: call the implementation directly, without a closure or boxing the request.
+		response, err = sh.ssi.Readyz(r.Context(), request)
+	} else {
+		handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+			return sh.ssi.Readyz(ctx, request.(ReadyzRequestObject))
+		}
+		for _, middleware := range sh.middlewares {
+			handler = middleware(handler, "Readyz")
+		}
+		response, err = handler(r.Context(), w, r, request)
 	}
-	for _, middleware := range sh.middlewares {
-		handler = middleware(handler, "Readyz")
-	}
-
-	response, err := handler(r.Context(), w, r, request)
 
 	if err != nil {
 		sh.options.ResponseErrorHandlerFunc(w, r, err)
@@ -2303,14 +2409,22 @@ func (sh *strictHandler) GetCustomer(w http.ResponseWriter, r *http.Request, par
 
 	request.Params = params
 
-	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
-		return sh.ssi.GetCustomer(ctx, request.(GetCustomerRequestObject))
+	var (
+		response interface{}
+		err      error
+	)
+	if len(sh.middlewares) == 0 {
+		// No strict middleware: call the implementation directly, without a closure or boxing the request.
+		response, err = sh.ssi.GetCustomer(r.Context(), request)
+	} else {
+		handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+			return sh.ssi.GetCustomer(ctx, request.(GetCustomerRequestObject))
+		}
+		for _, middleware := range sh.middlewares {
+			handler = middleware(handler, "GetCustomer")
+		}
+		response, err = handler(r.Context(), w, r, request)
 	}
-	for _, middleware := range sh.middlewares {
-		handler = middleware(handler, "GetCustomer")
-	}
-
-	response, err := handler(r.Context(), w, r, request)
 
 	if err != nil {
 		sh.options.ResponseErrorHandlerFunc(w, r, err)
@@ -2331,14 +2445,22 @@ func (sh *strictHandler) GetRecentOrders(w http.ResponseWriter, r *http.Request,
 	request.Id = id
 	request.Params = params
 
-	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
-		return sh.ssi.GetRecentOrders(ctx, request.(GetRecentOrdersRequestObject))
+	var (
+		response interface{}
+		err      error
+	)
+	if len(sh.middlewares) == 0 {
+		// No strict middleware: call the implementation directly, without a closure or boxing the request.
+		response, err = sh.ssi.GetRecentOrders(r.Context(), request)
+	} else {
+		handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+			return sh.ssi.GetRecentOrders(ctx, request.(GetRecentOrdersRequestObject))
+		}
+		for _, middleware := range sh.middlewares {
+			handler = middleware(handler, "GetRecentOrders")
+		}
+		response, err = handler(r.Context(), w, r, request)
 	}
-	for _, middleware := range sh.middlewares {
-		handler = middleware(handler, "GetRecentOrders")
-	}
-
-	response, err := handler(r.Context(), w, r, request)
 
 	if err != nil {
 		sh.options.ResponseErrorHandlerFunc(w, r, err)
@@ -2358,14 +2480,22 @@ func (sh *strictHandler) GetCustomerIn(w http.ResponseWriter, r *http.Request, i
 	request.Integration = integration
 	request.Params = params
 
-	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
-		return sh.ssi.GetCustomerIn(ctx, request.(GetCustomerInRequestObject))
+	var (
+		response interface{}
+		err      error
+	)
+	if len(sh.middlewares) == 0 {
+		// No strict middleware: call the implementation directly, without a closure or boxing the request.
+		response, err = sh.ssi.GetCustomerIn(r.Context(), request)
+	} else {
+		handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+			return sh.ssi.GetCustomerIn(ctx, request.(GetCustomerInRequestObject))
+		}
+		for _, middleware := range sh.middlewares {
+			handler = middleware(handler, "GetCustomerIn")
+		}
+		response, err = handler(r.Context(), w, r, request)
 	}
-	for _, middleware := range sh.middlewares {
-		handler = middleware(handler, "GetCustomerIn")
-	}
-
-	response, err := handler(r.Context(), w, r, request)
 
 	if err != nil {
 		sh.options.ResponseErrorHandlerFunc(w, r, err)
@@ -2387,14 +2517,22 @@ func (sh *strictHandler) GetRecentOrdersIn(w http.ResponseWriter, r *http.Reques
 	request.Id = id
 	request.Params = params
 
-	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
-		return sh.ssi.GetRecentOrdersIn(ctx, request.(GetRecentOrdersInRequestObject))
+	var (
+		response interface{}
+		err      error
+	)
+	if len(sh.middlewares) == 0 {
+		// No strict middleware: call the implementation directly, without a closure or boxing the request.
+		response, err = sh.ssi.GetRecentOrdersIn(r.Context(), request)
+	} else {
+		handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+			return sh.ssi.GetRecentOrdersIn(ctx, request.(GetRecentOrdersInRequestObject))
+		}
+		for _, middleware := range sh.middlewares {
+			handler = middleware(handler, "GetRecentOrdersIn")
+		}
+		response, err = handler(r.Context(), w, r, request)
 	}
-	for _, middleware := range sh.middlewares {
-		handler = middleware(handler, "GetRecentOrdersIn")
-	}
-
-	response, err := handler(r.Context(), w, r, request)
 
 	if err != nil {
 		sh.options.ResponseErrorHandlerFunc(w, r, err)
@@ -2414,14 +2552,22 @@ func (sh *strictHandler) GetOrderIn(w http.ResponseWriter, r *http.Request, inte
 	request.Integration = integration
 	request.Ref = ref
 
-	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
-		return sh.ssi.GetOrderIn(ctx, request.(GetOrderInRequestObject))
+	var (
+		response interface{}
+		err      error
+	)
+	if len(sh.middlewares) == 0 {
+		// No strict middleware: call the implementation directly, without a closure or boxing the request.
+		response, err = sh.ssi.GetOrderIn(r.Context(), request)
+	} else {
+		handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+			return sh.ssi.GetOrderIn(ctx, request.(GetOrderInRequestObject))
+		}
+		for _, middleware := range sh.middlewares {
+			handler = middleware(handler, "GetOrderIn")
+		}
+		response, err = handler(r.Context(), w, r, request)
 	}
-	for _, middleware := range sh.middlewares {
-		handler = middleware(handler, "GetOrderIn")
-	}
-
-	response, err := handler(r.Context(), w, r, request)
 
 	if err != nil {
 		sh.options.ResponseErrorHandlerFunc(w, r, err)
@@ -2441,14 +2587,22 @@ func (sh *strictHandler) GetRefundsIn(w http.ResponseWriter, r *http.Request, in
 	request.Integration = integration
 	request.Params = params
 
-	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
-		return sh.ssi.GetRefundsIn(ctx, request.(GetRefundsInRequestObject))
+	var (
+		response interface{}
+		err      error
+	)
+	if len(sh.middlewares) == 0 {
+		// No strict middleware: call the implementation directly, without a closure or boxing the request.
+		response, err = sh.ssi.GetRefundsIn(r.Context(), request)
+	} else {
+		handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+			return sh.ssi.GetRefundsIn(ctx, request.(GetRefundsInRequestObject))
+		}
+		for _, middleware := range sh.middlewares {
+			handler = middleware(handler, "GetRefundsIn")
+		}
+		response, err = handler(r.Context(), w, r, request)
 	}
-	for _, middleware := range sh.middlewares {
-		handler = middleware(handler, "GetRefundsIn")
-	}
-
-	response, err := handler(r.Context(), w, r, request)
 
 	if err != nil {
 		sh.options.ResponseErrorHandlerFunc(w, r, err)
@@ -2467,14 +2621,22 @@ func (sh *strictHandler) TestConnectionIn(w http.ResponseWriter, r *http.Request
 
 	request.Integration = integration
 
-	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
-		return sh.ssi.TestConnectionIn(ctx, request.(TestConnectionInRequestObject))
+	var (
+		response interface{}
+		err      error
+	)
+	if len(sh.middlewares) == 0 {
+		// No strict middleware: call the implementation directly, without a closure or boxing the request.
+		response, err = sh.ssi.TestConnectionIn(r.Context(), request)
+	} else {
+		handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+			return sh.ssi.TestConnectionIn(ctx, request.(TestConnectionInRequestObject))
+		}
+		for _, middleware := range sh.middlewares {
+			handler = middleware(handler, "TestConnectionIn")
+		}
+		response, err = handler(r.Context(), w, r, request)
 	}
-	for _, middleware := range sh.middlewares {
-		handler = middleware(handler, "TestConnectionIn")
-	}
-
-	response, err := handler(r.Context(), w, r, request)
 
 	if err != nil {
 		sh.options.ResponseErrorHandlerFunc(w, r, err)
@@ -2493,14 +2655,22 @@ func (sh *strictHandler) GetOrder(w http.ResponseWriter, r *http.Request, ref Or
 
 	request.Ref = ref
 
-	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
-		return sh.ssi.GetOrder(ctx, request.(GetOrderRequestObject))
+	var (
+		response interface{}
+		err      error
+	)
+	if len(sh.middlewares) == 0 {
+		// No strict middleware: call the implementation directly, without a closure or boxing the request.
+		response, err = sh.ssi.GetOrder(r.Context(), request)
+	} else {
+		handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+			return sh.ssi.GetOrder(ctx, request.(GetOrderRequestObject))
+		}
+		for _, middleware := range sh.middlewares {
+			handler = middleware(handler, "GetOrder")
+		}
+		response, err = handler(r.Context(), w, r, request)
 	}
-	for _, middleware := range sh.middlewares {
-		handler = middleware(handler, "GetOrder")
-	}
-
-	response, err := handler(r.Context(), w, r, request)
 
 	if err != nil {
 		sh.options.ResponseErrorHandlerFunc(w, r, err)
@@ -2519,14 +2689,22 @@ func (sh *strictHandler) GetRefunds(w http.ResponseWriter, r *http.Request, para
 
 	request.Params = params
 
-	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
-		return sh.ssi.GetRefunds(ctx, request.(GetRefundsRequestObject))
+	var (
+		response interface{}
+		err      error
+	)
+	if len(sh.middlewares) == 0 {
+		// No strict middleware: call the implementation directly, without a closure or boxing the request.
+		response, err = sh.ssi.GetRefunds(r.Context(), request)
+	} else {
+		handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+			return sh.ssi.GetRefunds(ctx, request.(GetRefundsRequestObject))
+		}
+		for _, middleware := range sh.middlewares {
+			handler = middleware(handler, "GetRefunds")
+		}
+		response, err = handler(r.Context(), w, r, request)
 	}
-	for _, middleware := range sh.middlewares {
-		handler = middleware(handler, "GetRefunds")
-	}
-
-	response, err := handler(r.Context(), w, r, request)
 
 	if err != nil {
 		sh.options.ResponseErrorHandlerFunc(w, r, err)
@@ -2543,14 +2721,22 @@ func (sh *strictHandler) GetRefunds(w http.ResponseWriter, r *http.Request, para
 func (sh *strictHandler) TestConnection(w http.ResponseWriter, r *http.Request) {
 	var request TestConnectionRequestObject
 
-	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
-		return sh.ssi.TestConnection(ctx, request.(TestConnectionRequestObject))
+	var (
+		response interface{}
+		err      error
+	)
+	if len(sh.middlewares) == 0 {
+		// No strict middleware: call the implementation directly, without a closure or boxing the request.
+		response, err = sh.ssi.TestConnection(r.Context(), request)
+	} else {
+		handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+			return sh.ssi.TestConnection(ctx, request.(TestConnectionRequestObject))
+		}
+		for _, middleware := range sh.middlewares {
+			handler = middleware(handler, "TestConnection")
+		}
+		response, err = handler(r.Context(), w, r, request)
 	}
-	for _, middleware := range sh.middlewares {
-		handler = middleware(handler, "TestConnection")
-	}
-
-	response, err := handler(r.Context(), w, r, request)
 
 	if err != nil {
 		sh.options.ResponseErrorHandlerFunc(w, r, err)

@@ -23,7 +23,11 @@ func TestAPIGenIsFresh(t *testing.T) {
 	}
 	bin := strings.TrimSpace(string(out))
 	dir := t.TempDir()
-	for _, f := range []string{"cfg.yaml", "openapi.yaml", "templates/imports.tmpl"} {
+	tmpls, err := filepath.Glob("templates/*.tmpl")
+	if err != nil || len(tmpls) == 0 {
+		t.Fatalf("templates/*.tmpl: %v (%d found)", err, len(tmpls))
+	}
+	for _, f := range append([]string{"cfg.yaml", "openapi.yaml"}, tmpls...) {
 		b, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
