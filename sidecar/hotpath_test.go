@@ -316,7 +316,13 @@ func TestAccessLogAndMetricsPerOperation(t *testing.T) {
 				t.Errorf("GET %s: log %s = %v, want %v (line %s)", tc.path, k, line[k], want, buf.String())
 			}
 		}
-		if line["msg"] != "request" || line["method"] != "GET" || line["durationMs"] == nil {
+		if ms, ok := line["durationMs"].(float64); !ok || ms < 0 {
+			t.Errorf("GET %s: durationMs is not a number of milliseconds: %s", tc.path, buf.String())
+		}
+		if _, ok := line[""]; ok {
+			t.Errorf("GET %s: log line has an empty key: %s", tc.path, buf.String())
+		}
+		if line["msg"] != "request" || line["method"] != "GET" {
 			t.Errorf("GET %s: log line %s", tc.path, buf.String())
 		}
 	}
@@ -360,4 +366,19 @@ func (s *syncBuffer) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.b.Reset()
+}
+
+// A text handler renders the duration as digits too, not as a pointer.
+func TestLogMillisText(t *testing.T) {
+	t.Parallel()
+	var m logMillis
+	m.set(1234567 * time.Nanosecond)
+	var buf bytes.Buffer
+	slog.New(slog.NewTextHandler(&buf, nil)).Info("x", "durationMs", &m)
+	if !strings.Contains(buf.String(), " durationMs=1.234\n") {
+		t.Errorf("text line %q lacks durationMs=1.234", buf.String())
+	}
+	if b, _ := json.Marshal(&m); string(b) != "1.234" {
+		t.Errorf("JSON %s, want 1.234", b)
+	}
 }

@@ -132,7 +132,8 @@ func (s *Server) Drain() { s.draining.Store(true) }
 // allocation holds the per-request state and context (request), header
 // values are assigned without a slice each, the request timeout's timer is
 // made only if something waits, metric children are resolved once per
-// operation, and the log line's attributes are built on the stack.
+// operation, and the log line's attributes are kept in request (no
+// allocation of their own).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := s.now()
 	rq := &request{parent: r.Context(), sw: statusWriter{ResponseWriter: w}}
@@ -163,11 +164,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if ri.op == "Healthz" || ri.op == "Readyz" || ri.op == "metrics" {
 		return // probes and scrapes would drown the log
 	}
-	var buf [12]slog.Attr
-	attrs := append(buf[:0],
-		slog.String("requestId", ri.id), slog.String("method", r.Method), slog.String("op", ri.op),
-		slog.Int("status", status), slog.Float64("durationMs", float64(d.Microseconds())/1000),
-	)
+	// The record keeps five attributes inline and allocates for more, so
+	// everything after status goes in one group with an empty key, which
+	// handlers inline (same flat JSON line); its attributes live in rq.
+	rq.dur.set(d)
+	attrs := append(rq.logAttrs[:0], slog.Any("durationMs", &rq.dur))
 	if ri.integration != "" {
 		attrs = append(attrs, slog.String("integration", ri.integration))
 	}
@@ -203,7 +204,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// position (always this line, so it says nothing).
 	if h := s.log.Handler(); h.Enabled(rq, level) {
 		rec := slog.NewRecord(s.wallClock(end), level, "request", 0)
-		rec.AddAttrs(attrs...)
+		rec.AddAttrs(slog.String("requestId", ri.id), slog.String("method", r.Method), slog.String("op", ri.op),
+			slog.Int("status", status), slog.Attr{Value: slog.GroupValue(attrs...)})
 		_ = h.Handle(rq, rec)
 	}
 }
