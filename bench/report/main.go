@@ -20,6 +20,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/dvgate/dvgate/bench"
 )
 
 func main() {
@@ -70,42 +72,11 @@ func (b benches) get(name, unit string) (float64, bool) {
 	return v, ok
 }
 
-// loadReport mirrors cmd/dvgate-load's JSON output (the fields used here).
-type loadReport struct {
-	Scenario          string  `json:"scenario"`
-	Clients           int     `json:"clients"`
-	InjectedLatencyMs float64 `json:"injected_latency_ms"`
-	Workload          string  `json:"workload"`
-	BodyBytes         int     `json:"body_bytes"`
-	Runs              []struct {
-		Name        string           `json:"name"`
-		Tool        string           `json:"tool"`
-		Seconds     float64          `json:"seconds"`
-		Requests    int64            `json:"requests"`
-		Tickets     int64            `json:"tickets"`
-		RPS         float64          `json:"rps"`
-		P50Ms       float64          `json:"p50_ms"`
-		P90Ms       float64          `json:"p90_ms"`
-		P99Ms       float64          `json:"p99_ms"`
-		MaxMs       float64          `json:"max_ms"`
-		Errors      int64            `json:"errors"`
-		Statuses    map[string]int64 `json:"statuses"`
-		CacheHits   int64            `json:"cache_hits"`
-		CacheMisses int64            `json:"cache_misses"`
-		Upstream    int64            `json:"upstream"`
-		Tokens      int64            `json:"tokens"`
-	} `json:"runs"`
-	TokensSinceStart int64    `json:"tokens_since_start"`
-	PeakRSSMB        float64  `json:"peak_rss_mb"`
-	RSSSource        string   `json:"rss_source"`
-	Notes            []string `json:"notes"`
-}
-
 // load is one dvgate-load invocation.
 type load struct {
 	name string
 	args []string
-	rep  loadReport
+	rep  bench.LoadReport
 }
 
 func run(ctx context.Context, outPath string, count int, log io.Writer) error {

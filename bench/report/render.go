@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/dvgate/dvgate/bench"
 )
 
 func status(ok bool) string {
@@ -171,7 +173,7 @@ func render(m machine, b benches, loads []*load, raw string, count int) string {
 			if r.Tokens >= 0 {
 				tok = fmt.Sprint(r.Tokens)
 			}
-			outcomes := outcomesOf(r.Statuses)
+			outcomes := bench.Counts(r.Statuses)
 			if r.CacheHits+r.CacheMisses > 0 {
 				outcomes += fmt.Sprintf("; X-Cache hit %.1f%%", 100*float64(r.CacheHits)/float64(r.CacheHits+r.CacheMisses))
 			}
@@ -215,17 +217,4 @@ func render(m machine, b benches, loads []*load, raw string, count int) string {
 	p("`EmailSweep` is one op of 1,000,000 lookups (its ns/op is the whole sweep).\n\n")
 	p("<details><summary>Raw `make bench` output (benchstat input)</summary>\n\n```\n%s```\n\n</details>\n", raw)
 	return w.String()
-}
-
-func outcomesOf(m map[string]int64) string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		parts[i] = fmt.Sprintf("%s=%d", k, m[k])
-	}
-	return strings.Join(parts, " ")
 }

@@ -19,33 +19,6 @@ import (
 	"github.com/dvgate/dvgate/testdata"
 )
 
-// result is one measured run.
-type result struct {
-	Name     string  `json:"name"` // "sidecar", "baseline-fixed", "baseline-naive"
-	Tool     string  `json:"tool"` // which client produced the figures
-	Clients  int     `json:"clients"`
-	Seconds  float64 `json:"seconds"`
-	Requests int64   `json:"requests"`
-	Tickets  int64   `json:"tickets,omitempty"`
-	RPS      float64 `json:"rps"`
-	P50Ms    float64 `json:"p50_ms"`
-	P90Ms    float64 `json:"p90_ms"`
-	P99Ms    float64 `json:"p99_ms"`
-	MaxMs    float64 `json:"max_ms"`
-	Errors   int64   `json:"errors"`
-	// Statuses counts HTTP statuses (naive: "found"/"not_found").
-	Statuses map[string]int64 `json:"statuses,omitempty"`
-	// CacheHits and CacheMisses count X-Cache answers (hit / miss, stale).
-	CacheHits   int64 `json:"cache_hits,omitempty"`
-	CacheMisses int64 `json:"cache_misses,omitempty"`
-	// Upstream and Tokens are Dataverse Web API and Entra token requests
-	// made during the run; -1 = not observable.
-	Upstream int64 `json:"upstream"`
-	Tokens   int64 `json:"tokens"`
-	// FirstError describes the first error, for diagnosis.
-	FirstError string `json:"first_error,omitempty"`
-}
-
 // recorder collects one client's measurements; each client has its own.
 type recorder struct {
 	lat       []time.Duration
@@ -133,9 +106,9 @@ func drive(ctx context.Context, clients int, d time.Duration, limit int64,
 	return &slice{recs: recs, elapsed: time.Since(start), steps: min(steps.Load(), max(limit, 0))}
 }
 
-// summarize merges the slices of one run into a result.
-func summarize(name, tool string, clients int, runs ...*slice) result {
-	res := result{Name: name, Tool: tool, Clients: clients, Statuses: map[string]int64{}, Upstream: -1, Tokens: -1}
+// summarize merges the slices of one run into a LoadRun.
+func summarize(name, tool string, clients int, runs ...*slice) bench.LoadRun {
+	res := bench.LoadRun{Name: name, Tool: tool, Clients: clients, Statuses: map[string]int64{}, Upstream: -1, Tokens: -1}
 	var lat []time.Duration
 	var elapsed time.Duration
 	for _, x := range runs {
@@ -198,7 +171,7 @@ func (t *target) counters(ctx context.Context) (upstream, tokens int64) {
 	return int64(m.sum("dvgate_upstream_calls_total")), -1
 }
 
-func (t *target) measure(ctx context.Context, f func() result) result {
+func (t *target) measure(ctx context.Context, f func() bench.LoadRun) bench.LoadRun {
 	u0, t0 := t.counters(ctx)
 	res := f()
 	u1, t1 := t.counters(ctx)
@@ -211,8 +184,8 @@ func (t *target) measure(ctx context.Context, f func() result) result {
 	return res
 }
 
-func execute(ctx context.Context, o options, log io.Writer) (*report, error) {
-	rep := &report{Scenario: o.scenario, Clients: o.clients, CPUs: runtime.NumCPU(), GoVersion: runtime.Version()}
+func execute(ctx context.Context, o options, log io.Writer) (*bench.LoadReport, error) {
+	rep := &bench.LoadReport{Scenario: o.scenario, Clients: o.clients, CPUs: runtime.NumCPU(), GoVersion: runtime.Version()}
 	t := &target{url: o.url}
 	if o.inprocess {
 		st, err := bench.StartStack(ctx, bench.StackConfig{Latency: o.latency, CacheBytes: o.cacheBytes})
@@ -249,7 +222,7 @@ func execute(ctx context.Context, o options, log io.Writer) (*report, error) {
 }
 
 // runHit measures the plain cache-hit path: one cached order, all clients.
-func runHit(ctx context.Context, o options, t *target, client *http.Client, rep *report, log io.Writer) error {
+func runHit(ctx context.Context, o options, t *target, client *http.Client, rep *bench.LoadReport, log io.Writer) error {
 	u := t.url + o.path
 	body, err := warm(ctx, client, u)
 	if err != nil {
@@ -301,7 +274,7 @@ func runHit(ctx context.Context, o options, t *target, client *http.Client, rep 
 	if fixedURL == "" {
 		targets = targets[:1]
 	}
-	parts := make([][]result, len(targets))
+	parts := make([][]bench.LoadRun, len(targets))
 	for range o.rounds {
 		for i, w := range targets {
 			res, err := runWrk(ctx, wrk, w.name, w.url, o.clients, per)
@@ -320,7 +293,7 @@ func runHit(ctx context.Context, o options, t *target, client *http.Client, rep 
 
 // mergeWrk combines wrk runs of one target: counts add up, percentiles are
 // averaged, the maximum is the largest.
-func mergeWrk(rs []result) result {
+func mergeWrk(rs []bench.LoadRun) bench.LoadRun {
 	m := rs[0]
 	m.Requests, m.Seconds, m.Errors, m.P50Ms, m.P90Ms, m.P99Ms, m.MaxMs = 0, 0, 0, 0, 0, 0, 0
 	for _, r := range rs {
@@ -365,7 +338,7 @@ func warm(ctx context.Context, c *http.Client, u string) ([]byte, error) {
 }
 
 // runMix runs tickets through the sidecar, then the naive baseline.
-func runMix(ctx context.Context, o options, t *target, client *http.Client, rep *report, log io.Writer) error {
+func runMix(ctx context.Context, o options, t *target, client *http.Client, rep *bench.LoadReport, log io.Writer) error {
 	seed, err := bench.ParseSeed(testdata.DemoSeed())
 	if err != nil {
 		return err
@@ -389,7 +362,7 @@ func runMix(ctx context.Context, o options, t *target, client *http.Client, rep 
 	if err != nil {
 		return err
 	}
-	rep.Runs = append(rep.Runs, t.measure(ctx, func() result {
+	rep.Runs = append(rep.Runs, t.measure(ctx, func() bench.LoadRun {
 		return summarize("sidecar", goTool, o.clients, drive(ctx, o.clients, o.duration, o.tickets, func(ctx context.Context, i int, r *recorder) {
 			tk := src[i].Next()
 			r.get(ctx, client, t.url+"/v1/customers?email="+url.QueryEscape(tk.Email), http.StatusOK, http.StatusNotFound)
@@ -426,7 +399,7 @@ func runMix(ctx context.Context, o options, t *target, client *http.Client, rep 
 			r.status["not_found"]++
 		}
 	}
-	res := t.measure(ctx, func() result {
+	res := t.measure(ctx, func() bench.LoadRun {
 		return summarize("baseline-naive", "dvgate-load (bench.Naive over dataverse.Conn, closed loop)", o.clients,
 			drive(ctx, o.clients, o.duration, o.tickets, func(ctx context.Context, i int, r *recorder) {
 				tk := src[i].Next()

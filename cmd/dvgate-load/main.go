@@ -48,7 +48,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "dvgate-load:", err)
 		return 1
 	}
-	if err := rep.write(stdout, o.json); err != nil {
+	if err := writeReport(stdout, rep, o.json); err != nil {
 		fmt.Fprintln(stderr, "dvgate-load:", err)
 		return 1
 	}

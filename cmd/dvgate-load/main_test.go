@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dvgate/dvgate/bench"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -20,7 +21,7 @@ func TestSmoke(t *testing.T) {
 		if code := run(t.Context(), []string{"--inprocess", "-scenario", "mix", "-c", "4", "-d", "1s", "-latency", "1ms", "-json"}, &out, &errOut); code != 0 {
 			t.Fatalf("exit %d: %s", code, errOut.String())
 		}
-		var rep report
+		var rep bench.LoadReport
 		if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
 			t.Fatalf("%v\n%s", err, out.String())
 		}
@@ -76,7 +77,7 @@ Transfer/sec:     26.70MB
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := result{RPS: 24835.12, P50Ms: 0.85, P90Ms: 32.19, P99Ms: 1020, MaxMs: 119.57, Requests: 74576, Errors: 7}
+	want := bench.LoadRun{RPS: 24835.12, P50Ms: 0.85, P90Ms: 32.19, P99Ms: 1020, MaxMs: 119.57, Requests: 74576, Errors: 7}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("parseWrk (-want +got):\n%s", diff)
 	}

@@ -4,32 +4,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"sort"
-	"strings"
 	"text/tabwriter"
+
+	"github.com/dvgate/dvgate/bench"
 )
 
-// report is everything one invocation measured.
-type report struct {
-	Scenario          string   `json:"scenario"`
-	Target            string   `json:"target"`
-	Clients           int      `json:"clients"`
-	CPUs              int      `json:"cpus"`
-	GoVersion         string   `json:"go_version"`
-	InjectedLatencyMs float64  `json:"injected_latency_ms,omitempty"`
-	Workload          string   `json:"workload,omitempty"`
-	BodyBytes         int      `json:"body_bytes,omitempty"`
-	Runs              []result `json:"runs"`
-	// TokensSinceStart counts token requests since the simulator started
-	// (in-process only; includes the sidecar's first sign-in and the naive
-	// baseline's own connection).
-	TokensSinceStart int64    `json:"tokens_since_start,omitempty"`
-	PeakRSSMB        float64  `json:"peak_rss_mb"`
-	RSSSource        string   `json:"rss_source,omitempty"`
-	Notes            []string `json:"notes,omitempty"`
-}
-
-func (r *report) write(w io.Writer, asJSON bool) error {
+// writeReport prints r as text, or as JSON for bench/report.
+func writeReport(w io.Writer, r *bench.LoadReport, asJSON bool) error {
 	if asJSON {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
@@ -56,7 +37,7 @@ func (r *report) write(w io.Writer, asJSON bool) error {
 		fmt.Fprintf(tw, "  latency p50/p90/p99/max:\t%.3f / %.3f / %.3f / %.3f ms\n", x.P50Ms, x.P90Ms, x.P99Ms, x.MaxMs)
 		fmt.Fprintf(tw, "  errors:\t%d\n", x.Errors)
 		if len(x.Statuses) > 0 {
-			fmt.Fprintf(tw, "  outcomes:\t%s\n", statuses(x.Statuses))
+			fmt.Fprintf(tw, "  outcomes:\t%s\n", bench.Counts(x.Statuses))
 		}
 		if x.CacheHits+x.CacheMisses > 0 {
 			fmt.Fprintf(tw, "  X-Cache hit share:\t%.3f (%d hit, %d miss)\n",
@@ -89,17 +70,4 @@ func count(n int64) string {
 		return "n/a"
 	}
 	return fmt.Sprint(n)
-}
-
-func statuses(m map[string]int64) string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		parts[i] = fmt.Sprintf("%s=%d", k, m[k])
-	}
-	return strings.Join(parts, " ")
 }

@@ -9,18 +9,20 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/dvgate/dvgate/bench"
 )
 
 // runWrk measures url with wrk (same connection count as our clients,
 // threads = min(clients, CPUs)) and parses its --latency report.
-func runWrk(ctx context.Context, wrk, name, url string, clients int, d time.Duration) (result, error) {
+func runWrk(ctx context.Context, wrk, name, url string, clients int, d time.Duration) (bench.LoadRun, error) {
 	threads := min(clients, runtime.NumCPU())
 	secs := max(1, int(d.Round(time.Second)/time.Second))
 	cmd := exec.CommandContext(ctx, wrk, "-t", strconv.Itoa(threads), "-c", strconv.Itoa(clients),
 		"-d", strconv.Itoa(secs)+"s", "--latency", url)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return result{}, fmt.Errorf("%v: %s", err, out)
+		return bench.LoadRun{}, fmt.Errorf("%v: %s", err, out)
 	}
 	res, err := parseWrk(string(out))
 	res.Name, res.Clients, res.Seconds = name, clients, float64(secs)
@@ -31,8 +33,8 @@ func runWrk(ctx context.Context, wrk, name, url string, clients int, d time.Dura
 
 // parseWrk reads wrk's summary: Requests/sec, the latency distribution,
 // Max latency, request count, socket errors and non-2xx responses.
-func parseWrk(out string) (result, error) {
-	var res result
+func parseWrk(out string) (bench.LoadRun, error) {
+	var res bench.LoadRun
 	var gotRPS bool
 	sc := bufio.NewScanner(strings.NewReader(out))
 	for sc.Scan() {
