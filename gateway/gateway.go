@@ -497,7 +497,9 @@ func ErrorCode(err error) (code string, httpStatus int) {
 	case dataverse.KindConfig:
 		return "config", 502
 	case dataverse.KindBadRequest:
-		return "bad_request", 502 // our query does not fit this org: an admin/config problem
+		// Dataverse rejected our query: it does not fit this org's schema,
+		// which an admin fixes like a configuration error.
+		return "config", 502
 	case dataverse.KindNotFound:
 		return "not_found", 404
 	case dataverse.KindThrottled:
@@ -507,13 +509,14 @@ func ErrorCode(err error) (code string, httpStatus int) {
 	case dataverse.KindTimeout:
 		return "timeout", 504
 	case dataverse.KindCanceled:
-		return "canceled", 499
+		// The caller went away, or the server is shutting down.
+		return "unavailable", 503
 	}
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
 		return "timeout", 504
 	case errors.Is(err, context.Canceled):
-		return "canceled", 499
+		return "unavailable", 503
 	}
 	return "internal", 500
 }

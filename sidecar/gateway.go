@@ -233,15 +233,7 @@ func (b *gatewayBackend) Test(ctx context.Context) (TestResult, error) {
 func apiError(err error, notFound string) *APIError {
 	code, status := gateway.ErrorCode(err)
 	e := &APIError{Code: ErrorCode(code), Status: status, Err: err}
-	switch {
-	case code == "bad_request":
-		// Dataverse rejected our query: it does not fit this org's schema,
-		// which an admin fixes like a configuration error.
-		e.Code = ErrorCodeConfig
-	case code == "canceled":
-		// The caller went away (or we are shutting down); nobody reads this.
-		e.Code, e.Status = ErrorCodeUnavailable, http.StatusServiceUnavailable
-	case !e.Code.Valid():
+	if !e.Code.Valid() {
 		e.Code, e.Status = ErrorCodeInternal, http.StatusInternalServerError
 	}
 	var (
