@@ -2,19 +2,15 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-
 	"github.com/dvgate/dvgate/dataverse"
 	"github.com/dvgate/dvgate/dataversetest"
-	"github.com/dvgate/dvgate/gateway"
+	"github.com/dvgate/dvgate/integration"
 	"github.com/dvgate/dvgate/sidecar"
 )
 
@@ -33,20 +29,24 @@ type StackConfig struct {
 	// level written to io.Discard, so the formatting cost of production
 	// logging is measured without terminal I/O.
 	Logger *slog.Logger
+	// Env adds to the simulator's environment (DVGATE_* settings, e.g.
+	// DVGATE_REDIS_URL for a shared level).
+	Env map[string]string
 }
 
-// Stack is dvgate's sidecar wired as cmd/dvgate serve wires it (registry,
-// gateway connector, Prometheus metrics), served on 127.0.0.1:0, over an
-// in-process Dataverse simulator with the demo data.
+// Stack is dvgate's sidecar as dvgate serve runs it (sidecar.Open: the
+// integrations, metrics, HTTP server with its timeouts, limits and token
+// check, and the shared level when configured), served on 127.0.0.1:0,
+// over an in-process Dataverse simulator with the demo data.
 type Stack struct {
 	// URL is the sidecar's base URL, "http://127.0.0.1:PORT".
 	URL string
 	Sim *dataversetest.Server
+	// Server is the running sidecar; Server.Integrations() serves lookups
+	// in process through the same wiring.
+	Server *sidecar.Server
 
-	reg    *sidecar.Registry
-	srv    *http.Server
 	remove func()
-	done   chan struct{}
 }
 
 // StartStack starts a simulator and a sidecar on it and waits until the
@@ -64,61 +64,32 @@ func StartStack(ctx context.Context, cfg StackConfig) (*Stack, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Stack{Sim: sim, remove: func() {}, done: make(chan struct{})}
+	s := &Stack{Sim: sim, remove: func() {}}
 	if cfg.Latency > 0 {
 		s.remove = sim.InjectFault(dataversetest.Fault{Latency: cfg.Latency})
 	}
-	if err := s.start(ctx, cfg, log); err != nil {
+	env := sim.Env()
+	for k, v := range cfg.Env {
+		env[k] = v
+	}
+	s.Server, err = sidecar.Open(ctx, sidecar.Options{Listen: "127.0.0.1:0", Logger: log,
+		Integrations: integration.Options{Source: integration.Source{Getenv: integration.MapEnv(env, nil), ReadFile: integration.NoFiles},
+			HTTPClient: sim.Client(), CacheBytes: cfg.CacheBytes}})
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.URL = s.Server.URL()
+	if err := s.Server.Integrations().Check(ctx); err != nil {
 		s.Close()
 		return nil, err
 	}
 	return s, nil
 }
 
-func (s *Stack) start(ctx context.Context, cfg StackConfig, log *slog.Logger) error {
-	env := s.Env()
-	src := sidecar.Source{Getenv: func(k string) string { return env[k] }, ReadFile: func(string) ([]byte, error) {
-		return nil, errors.New("bench: no files")
-	}}
-	promReg := prometheus.NewRegistry()
-	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	gm, err := gateway.NewMetrics(promReg)
-	if err != nil {
-		return err
-	}
-	sm, err := sidecar.NewMetrics(promReg)
-	if err != nil {
-		return err
-	}
-	conn := &sidecar.GatewayConnector{HTTPClient: s.Sim.Client(), Logger: log, Metrics: gm, CacheBytes: cfg.CacheBytes}
-	if s.reg, err = sidecar.NewRegistry(sidecar.RegistryConfig{Source: src, Connector: conn, Logger: log, Metrics: sm}); err != nil {
-		return err
-	}
-	h, err := sidecar.NewServer(sidecar.ServerConfig{Registry: s.reg, Logger: log, Metrics: sm, Gatherer: promReg})
-	if err != nil {
-		return err
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	s.URL = "http://" + ln.Addr().String()
-	s.srv = &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 90 * time.Second}
-	go func() {
-		defer close(s.done)
-		_ = s.srv.Serve(ln)
-	}()
-	return s.reg.Check(ctx)
-}
-
 // Env is the environment that configures a dataverse.Conn (or dvgate) for
 // the simulator.
-func (s *Stack) Env() map[string]string {
-	return map[string]string{
-		dataverse.EnvURL: s.Sim.URL(), dataverse.EnvTenantID: s.Sim.TenantID(), dataverse.EnvClientID: s.Sim.ClientID(),
-		dataverse.EnvClientSecret: s.Sim.ClientSecret(), dataverse.EnvAuthorityHost: s.Sim.AuthorityHost(),
-	}
-}
+func (s *Stack) Env() map[string]string { return s.Sim.Env() }
 
 // NewConn returns a new connection (own token cache and pool) to the
 // simulator, for the naive baseline or a gateway used directly.
@@ -134,31 +105,27 @@ func (s *Stack) NewConn() (*dataverse.Conn, error) {
 
 // Close stops the sidecar and the simulator.
 func (s *Stack) Close() {
-	if s.srv != nil {
+	if s.Server != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_ = s.srv.Shutdown(ctx)
+		_ = s.Server.Close(ctx)
 		cancel()
-		<-s.done
-	}
-	if s.reg != nil {
-		s.reg.Close()
 	}
 	s.remove()
 	s.Sim.Close()
 }
 
 // StartFixed serves body (as application/json) for every request on
-// 127.0.0.1:0 with a plain net/http server: baseline (a), the limit of the
-// HTTP stack. It returns the base URL and a function that stops it.
+// 127.0.0.1:0 with a plain net/http handler in the sidecar's http.Server
+// (same timeouts and limits): baseline (a), the limit of the HTTP stack. It returns the base URL and a function that stops it.
 func StartFixed(body []byte) (string, func(), error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", nil, err
 	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	srv := sidecar.NewHTTPServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(body)
-	}), ReadHeaderTimeout: 5 * time.Second}
+	}), sidecar.Options{})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

@@ -4,96 +4,87 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/dvgate/dvgate/gateway"
+	"github.com/dvgate/dvgate/integration"
+	"github.com/dvgate/dvgate/sidecar/internal/httpapi"
 )
 
-// api implements the generated StrictServerInterface. Bare /v1/... paths
-// and /v1/integrations/{name}/... paths share one implementation each.
-type api struct{ s *Server }
+// handlers implements the generated StrictServerInterface over the
+// integration registry. Bare /v1/... paths and /v1/integrations/{name}/...
+// paths share one implementation each.
+type handlers struct{ h *handler }
 
-var _ StrictServerInterface = (*api)(nil)
+var _ httpapi.StrictServerInterface = (*handlers)(nil)
 
 // backend finds the named integration's current backend; release must be
 // called when done.
-func (a *api) backend(ctx context.Context, name, kind string) (Backend, func(), error) {
+func (a *handlers) backend(ctx context.Context, name, kind string) (integration.Backend, func(), error) {
 	ri := info(ctx)
 	ri.integration, ri.kind = name, kind
-	b, release, ok := a.s.cfg.Registry.Acquire(name)
+	b, release, ok := a.h.cfg.Registry.Acquire(name)
 	if !ok {
-		return nil, nil, errNotFound(fmt.Sprintf("No integration named %q is configured; configured: %v.", name, a.s.cfg.Registry.Names()))
+		return nil, nil, errNotFound(fmt.Sprintf("No integration named %q is configured.", name))
 	}
 	return b, release, nil
 }
 
-func ageSeconds(m Meta) int { return int(m.Age / time.Second) }
+func ageSeconds(m gateway.Meta) int { return int(m.Age / time.Second) }
 
-// customer answers GetCustomer and GetCustomerIn with the encoded body
-// (memoized per cached answer when the backend can, see encodedBackend).
-func (a *api) customer(ctx context.Context, name, email string, mode *Mode) (*jsonAnswer, error) {
+// customer answers GetCustomer and GetCustomerIn with the encoded body,
+// memoized per cached answer (see answerMemo).
+func (a *handlers) customer(ctx context.Context, name, email string, mode *httpapi.Mode) (*jsonAnswer, error) {
 	ri := info(ctx)
 	ri.email = maskEmail(email)
-	var m Mode
+	var m string
 	if mode != nil {
 		if !mode.Valid() {
 			return nil, errInvalid("The mode %q is not one of both, contacts, accounts.", *mode)
 		}
-		m = *mode
+		m = string(*mode)
 	}
 	b, release, err := a.backend(ctx, name, "customer")
 	if err != nil {
 		return nil, err
 	}
 	defer release()
-	var (
-		body []byte
-		meta Meta
-	)
-	if eb, ok := b.(encodedBackend); ok {
-		body, meta, err = eb.CustomerJSON(ctx, email, m)
-	} else {
-		var c Customer
-		if c, meta, err = b.Customer(ctx, email, m); err == nil {
-			body, err = encodeCustomer(c)
-		}
-	}
+	c, meta, err := b.Customer(ctx, email, m)
 	if err != nil {
 		return nil, err
 	}
-	ri.cache = meta.Outcome
+	body, err := a.h.customers.get(c, encodeCustomer)
+	if err != nil {
+		return nil, err
+	}
+	ri.cache = meta.Outcome.String()
 	return ri.answer.set(body, meta), nil
 }
 
 // order answers GetOrder and GetOrderIn, as customer does.
-func (a *api) order(ctx context.Context, name, ref string) (*jsonAnswer, error) {
+func (a *handlers) order(ctx context.Context, name, ref string) (*jsonAnswer, error) {
 	b, release, err := a.backend(ctx, name, "order")
 	if err != nil {
 		return nil, err
 	}
 	defer release()
-	var (
-		body []byte
-		meta Meta
-	)
-	if eb, ok := b.(encodedBackend); ok {
-		body, meta, err = eb.OrderJSON(ctx, ref)
-	} else {
-		var o Order
-		if o, meta, err = b.Order(ctx, ref); err == nil {
-			body, err = encodeOrder(o)
-		}
+	o, meta, err := b.Order(ctx, ref)
+	if err != nil {
+		return nil, err
 	}
+	body, err := a.h.orders.get(o, encodeOrder)
 	if err != nil {
 		return nil, err
 	}
 	ri := info(ctx)
-	ri.cache = meta.Outcome
+	ri.cache = meta.Outcome.String()
 	return ri.answer.set(body, meta), nil
 }
 
 // maxLimit matches the maximum of the limit parameter in openapi.yaml.
 const maxLimit = 50
 
-func (a *api) recentOrders(ctx context.Context, name string, typ CustomerType, id string, limit *int) (OrdersFoundJSONResponse, error) {
-	var out OrdersFoundJSONResponse
+func (a *handlers) recentOrders(ctx context.Context, name string, typ httpapi.CustomerType, id string, limit *int) (httpapi.OrdersFoundJSONResponse, error) {
+	var out httpapi.OrdersFoundJSONResponse
 	if !typ.Valid() {
 		return out, errInvalid("The customer type %q is not contact or account.", typ)
 	}
@@ -109,57 +100,54 @@ func (a *api) recentOrders(ctx context.Context, name string, typ CustomerType, i
 		return out, err
 	}
 	defer release()
-	list, meta, err := b.RecentOrders(ctx, typ, id, n)
+	list, meta, err := b.RecentOrders(ctx, string(typ), id, n)
 	if err != nil {
 		return out, err
 	}
-	info(ctx).cache = meta.Outcome
-	if list == nil {
-		list = []OrderSummary{}
+	info(ctx).cache = meta.Outcome.String()
+	out.Body.Orders = make([]httpapi.OrderSummary, 0, len(list))
+	for i := range list {
+		out.Body.Orders = append(out.Body.Orders, orderSummaryOf(&list[i]))
 	}
-	out.Body.Orders = list
-	out.Headers = OrdersFoundResponseHeaders{Age: ageSeconds(meta), XCache: meta.Outcome}
+	out.Headers = httpapi.OrdersFoundResponseHeaders{Age: ageSeconds(meta), XCache: meta.Outcome.String()}
 	return out, nil
 }
 
-func (a *api) refunds(ctx context.Context, name, ref string) (RefundsFoundJSONResponse, error) {
+func (a *handlers) refunds(ctx context.Context, name, ref string) (httpapi.RefundsFoundJSONResponse, error) {
 	b, release, err := a.backend(ctx, name, "refunds")
 	if err != nil {
-		return RefundsFoundJSONResponse{}, err
+		return httpapi.RefundsFoundJSONResponse{}, err
 	}
 	defer release()
 	list, err := b.Refunds(ctx, ref)
 	if err != nil {
-		return RefundsFoundJSONResponse{}, err
+		return httpapi.RefundsFoundJSONResponse{}, err
 	}
-	if list == nil {
-		list = []Refund{}
-	}
-	return RefundsFoundJSONResponse{Refunds: list}, nil
+	return httpapi.RefundsFoundJSONResponse{Refunds: make([]httpapi.Refund, 0, len(list))}, nil
 }
 
-func (a *api) test(ctx context.Context, name string) (TestPassedJSONResponse, error) {
+func (a *handlers) test(ctx context.Context, name string) (httpapi.TestPassedJSONResponse, error) {
 	b, release, err := a.backend(ctx, name, "test")
 	if err != nil {
-		return TestPassedJSONResponse{}, err
+		return httpapi.TestPassedJSONResponse{}, err
 	}
 	defer release()
 	res, err := b.Test(ctx)
 	if err != nil {
-		return TestPassedJSONResponse{}, err
+		return httpapi.TestPassedJSONResponse{}, err
 	}
-	res.Ok = true
-	return TestPassedJSONResponse(res), nil
+	return httpapi.TestPassedJSONResponse{Ok: true, OrganizationId: res.OrganizationID, UserId: res.UserID,
+		BusinessUnitId: res.BusinessUnitID}, nil
 }
 
-func (a *api) Healthz(ctx context.Context, _ HealthzRequestObject) (HealthzResponseObject, error) {
-	return Healthz200JSONResponse{Status: "ok"}, nil
+func (a *handlers) Healthz(ctx context.Context, _ httpapi.HealthzRequestObject) (httpapi.HealthzResponseObject, error) {
+	return httpapi.Healthz200JSONResponse{Status: "ok"}, nil
 }
 
-func (a *api) Readyz(ctx context.Context, _ ReadyzRequestObject) (ReadyzResponseObject, error) {
-	out := Readiness{Ready: true, Integrations: []IntegrationReadiness{}}
-	for _, st := range a.s.cfg.Registry.Readiness() {
-		ir := IntegrationReadiness{Name: st.Name, Ready: st.Ready}
+func (a *handlers) Readyz(ctx context.Context, _ httpapi.ReadyzRequestObject) (httpapi.ReadyzResponseObject, error) {
+	out := httpapi.Readiness{Ready: true, Integrations: []httpapi.IntegrationReadiness{}}
+	for _, st := range a.h.cfg.Registry.Readiness() {
+		ir := httpapi.IntegrationReadiness{Name: st.Name, Ready: st.Ready}
 		if st.Reason != "" {
 			reason := st.Reason
 			ir.Reason = &reason
@@ -171,24 +159,24 @@ func (a *api) Readyz(ctx context.Context, _ ReadyzRequestObject) (ReadyzResponse
 		out.Ready = out.Ready && st.Ready
 		out.Integrations = append(out.Integrations, ir)
 	}
-	if a.s.draining.Load() {
+	if a.h.draining.Load() {
 		out.Ready = false
 	}
 	if !out.Ready {
-		return Readyz503JSONResponse(out), nil
+		return httpapi.Readyz503JSONResponse(out), nil
 	}
-	return Readyz200JSONResponse(out), nil
+	return httpapi.Readyz200JSONResponse(out), nil
 }
 
-func (a *api) GetCustomer(ctx context.Context, req GetCustomerRequestObject) (GetCustomerResponseObject, error) {
-	r, err := a.customer(ctx, DefaultIntegration, req.Params.Email, req.Params.Mode)
+func (a *handlers) GetCustomer(ctx context.Context, req httpapi.GetCustomerRequestObject) (httpapi.GetCustomerResponseObject, error) {
+	r, err := a.customer(ctx, integration.Default, req.Params.Email, req.Params.Mode)
 	if err != nil {
 		return nil, err
 	}
 	return r, nil
 }
 
-func (a *api) GetCustomerIn(ctx context.Context, req GetCustomerInRequestObject) (GetCustomerInResponseObject, error) {
+func (a *handlers) GetCustomerIn(ctx context.Context, req httpapi.GetCustomerInRequestObject) (httpapi.GetCustomerInResponseObject, error) {
 	r, err := a.customer(ctx, req.Integration, req.Params.Email, req.Params.Mode)
 	if err != nil {
 		return nil, err
@@ -196,15 +184,15 @@ func (a *api) GetCustomerIn(ctx context.Context, req GetCustomerInRequestObject)
 	return r, nil
 }
 
-func (a *api) GetOrder(ctx context.Context, req GetOrderRequestObject) (GetOrderResponseObject, error) {
-	r, err := a.order(ctx, DefaultIntegration, req.Ref)
+func (a *handlers) GetOrder(ctx context.Context, req httpapi.GetOrderRequestObject) (httpapi.GetOrderResponseObject, error) {
+	r, err := a.order(ctx, integration.Default, req.Ref)
 	if err != nil {
 		return nil, err
 	}
 	return r, nil
 }
 
-func (a *api) GetOrderIn(ctx context.Context, req GetOrderInRequestObject) (GetOrderInResponseObject, error) {
+func (a *handlers) GetOrderIn(ctx context.Context, req httpapi.GetOrderInRequestObject) (httpapi.GetOrderInResponseObject, error) {
 	r, err := a.order(ctx, req.Integration, req.Ref)
 	if err != nil {
 		return nil, err
@@ -212,50 +200,50 @@ func (a *api) GetOrderIn(ctx context.Context, req GetOrderInRequestObject) (GetO
 	return r, nil
 }
 
-func (a *api) GetRecentOrders(ctx context.Context, req GetRecentOrdersRequestObject) (GetRecentOrdersResponseObject, error) {
-	r, err := a.recentOrders(ctx, DefaultIntegration, req.Type, req.Id.String(), req.Params.Limit)
+func (a *handlers) GetRecentOrders(ctx context.Context, req httpapi.GetRecentOrdersRequestObject) (httpapi.GetRecentOrdersResponseObject, error) {
+	r, err := a.recentOrders(ctx, integration.Default, req.Type, req.Id.String(), req.Params.Limit)
 	if err != nil {
 		return nil, err
 	}
-	return GetRecentOrders200JSONResponse{r}, nil
+	return httpapi.GetRecentOrders200JSONResponse{OrdersFoundJSONResponse: r}, nil
 }
 
-func (a *api) GetRecentOrdersIn(ctx context.Context, req GetRecentOrdersInRequestObject) (GetRecentOrdersInResponseObject, error) {
+func (a *handlers) GetRecentOrdersIn(ctx context.Context, req httpapi.GetRecentOrdersInRequestObject) (httpapi.GetRecentOrdersInResponseObject, error) {
 	r, err := a.recentOrders(ctx, req.Integration, req.Type, req.Id.String(), req.Params.Limit)
 	if err != nil {
 		return nil, err
 	}
-	return GetRecentOrdersIn200JSONResponse{r}, nil
+	return httpapi.GetRecentOrdersIn200JSONResponse{OrdersFoundJSONResponse: r}, nil
 }
 
-func (a *api) GetRefunds(ctx context.Context, req GetRefundsRequestObject) (GetRefundsResponseObject, error) {
-	r, err := a.refunds(ctx, DefaultIntegration, req.Params.Order)
+func (a *handlers) GetRefunds(ctx context.Context, req httpapi.GetRefundsRequestObject) (httpapi.GetRefundsResponseObject, error) {
+	r, err := a.refunds(ctx, integration.Default, req.Params.Order)
 	if err != nil {
 		return nil, err
 	}
-	return GetRefunds200JSONResponse{r}, nil
+	return httpapi.GetRefunds200JSONResponse{RefundsFoundJSONResponse: r}, nil
 }
 
-func (a *api) GetRefundsIn(ctx context.Context, req GetRefundsInRequestObject) (GetRefundsInResponseObject, error) {
+func (a *handlers) GetRefundsIn(ctx context.Context, req httpapi.GetRefundsInRequestObject) (httpapi.GetRefundsInResponseObject, error) {
 	r, err := a.refunds(ctx, req.Integration, req.Params.Order)
 	if err != nil {
 		return nil, err
 	}
-	return GetRefundsIn200JSONResponse{r}, nil
+	return httpapi.GetRefundsIn200JSONResponse{RefundsFoundJSONResponse: r}, nil
 }
 
-func (a *api) TestConnection(ctx context.Context, _ TestConnectionRequestObject) (TestConnectionResponseObject, error) {
-	r, err := a.test(ctx, DefaultIntegration)
+func (a *handlers) TestConnection(ctx context.Context, _ httpapi.TestConnectionRequestObject) (httpapi.TestConnectionResponseObject, error) {
+	r, err := a.test(ctx, integration.Default)
 	if err != nil {
 		return nil, err
 	}
-	return TestConnection200JSONResponse{r}, nil
+	return httpapi.TestConnection200JSONResponse{TestPassedJSONResponse: r}, nil
 }
 
-func (a *api) TestConnectionIn(ctx context.Context, req TestConnectionInRequestObject) (TestConnectionInResponseObject, error) {
+func (a *handlers) TestConnectionIn(ctx context.Context, req httpapi.TestConnectionInRequestObject) (httpapi.TestConnectionInResponseObject, error) {
 	r, err := a.test(ctx, req.Integration)
 	if err != nil {
 		return nil, err
 	}
-	return TestConnectionIn200JSONResponse{r}, nil
+	return httpapi.TestConnectionIn200JSONResponse{TestPassedJSONResponse: r}, nil
 }

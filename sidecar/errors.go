@@ -6,34 +6,44 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/dvgate/dvgate/integration"
+	"github.com/dvgate/dvgate/sidecar/internal/httpapi"
 )
 
-// APIError is an error as the API reports it: a code from the ErrorCode
-// enum, the HTTP status that goes with it and a message for whoever reads
-// the help-desk's error banner (for auth, permission and config failures,
-// the admin's remedy).
-type APIError struct {
-	Code           ErrorCode
-	Status         int
-	Message        string
-	DataverseCode  string        // Dataverse "0x80040220" or Entra "AADSTS7000215"; "" if none
-	RetryAfter     time.Duration // for throttled and unavailable
-	UpstreamStatus int           // HTTP status Dataverse or Entra answered, for the log; 0 if none
-	Err            error         // cause, for the log only
+// statusOf is the HTTP API's status table: the HTTP status that answers
+// each of the domain's error codes (integration.Code). The codes
+// themselves are the API's "code" enum (openapi.yaml), checked by a test.
+var statusOf = map[integration.Code]int{
+	integration.CodeInvalidInput: http.StatusBadRequest,
+	integration.CodeNotFound:     http.StatusNotFound,
+	// Sign-in, permission and configuration failures are the upstream's
+	// answer to the gateway, not the caller's fault: 502, with the remedy.
+	integration.CodeAuth:        http.StatusBadGateway,
+	integration.CodePermission:  http.StatusBadGateway,
+	integration.CodeConfig:      http.StatusBadGateway,
+	integration.CodeThrottled:   http.StatusServiceUnavailable,
+	integration.CodeBusy:        http.StatusServiceUnavailable,
+	integration.CodeUnavailable: http.StatusServiceUnavailable,
+	integration.CodeTimeout:     http.StatusGatewayTimeout,
+	integration.CodeInternal:    http.StatusInternalServerError,
 }
 
-func (e *APIError) Error() string {
-	if e.Err != nil {
-		return fmt.Sprintf("%s: %s: %v", e.Code, e.Message, e.Err)
-	}
-	return fmt.Sprintf("%s: %s", e.Code, e.Message)
+// apiError is an error as the API reports it: the domain's error and the
+// HTTP status its code has in statusOf (or the HTTP layer's own, such as
+// 401 for a missing API token).
+type apiError struct {
+	domainError
+	Status int
 }
 
-func (e *APIError) Unwrap() error { return e.Err }
+// domainError names the embedded field, whose Error method a field
+// named Error would hide.
+type domainError = integration.Error
 
-// Body renders e as the API's error document.
-func (e *APIError) Body() ErrorResponse {
-	out := ErrorResponse{Error: Error{Code: e.Code, Message: e.Message}}
+// body renders e as the API's error document.
+func (e *apiError) body() httpapi.ErrorResponse {
+	out := httpapi.ErrorResponse{Error: httpapi.Error{Code: httpapi.ErrorCode(e.Code), Message: e.Message}}
 	if e.DataverseCode != "" {
 		c := e.DataverseCode
 		out.Error.DataverseCode = &c
@@ -52,32 +62,37 @@ func retryAfterSeconds(d time.Duration) int {
 	return int((d + time.Second - 1) / time.Second)
 }
 
-func errInvalid(format string, args ...any) *APIError {
-	return &APIError{Code: ErrorCodeInvalidInput, Status: http.StatusBadRequest, Message: fmt.Sprintf(format, args...)}
+func errInvalid(format string, args ...any) *apiError {
+	return &apiError{domainError{Code: integration.CodeInvalidInput, Message: fmt.Sprintf(format, args...)}, http.StatusBadRequest}
 }
 
-func errNotFound(msg string) *APIError {
-	return &APIError{Code: ErrorCodeNotFound, Status: http.StatusNotFound, Message: msg}
+func errNotFound(msg string) *apiError {
+	return &apiError{domainError{Code: integration.CodeNotFound, Message: msg}, http.StatusNotFound}
 }
 
-// asAPIError returns err as an *APIError; errors that are not are internal
-// failures (500) whose details stay in the log.
-func asAPIError(err error) *APIError {
-	var ae *APIError
+// asAPIError returns err as the API reports it: an *apiError as it is, an
+// integration error through the status table, anything else as an internal
+// failure (500) whose details stay in the log.
+func asAPIError(err error) *apiError {
+	var ae *apiError
 	if errors.As(err, &ae) {
 		return ae
 	}
-	return &APIError{Code: ErrorCodeInternal, Status: http.StatusInternalServerError,
-		Message: "The gateway failed unexpectedly; the log has the details under this request id.", Err: err}
+	ie := integration.ErrorOf(err, "")
+	status, ok := statusOf[ie.Code]
+	if !ok {
+		status = http.StatusInternalServerError
+	}
+	return &apiError{*ie, status}
 }
 
 // writeError writes the error document with its status (and Retry-After).
-func writeError(w http.ResponseWriter, e *APIError) {
+func writeError(w http.ResponseWriter, e *apiError) {
 	if s := retryAfterSeconds(e.RetryAfter); s > 0 && (e.Status == http.StatusServiceUnavailable || e.Status == http.StatusTooManyRequests) {
 		w.Header().Set("Retry-After", strconv.Itoa(s))
 	}
 	if e.Status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="dvgate"`)
 	}
-	writeJSON(w, e.Status, e.Body())
+	writeJSON(w, e.Status, e.body())
 }

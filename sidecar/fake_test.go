@@ -2,18 +2,23 @@ package sidecar
 
 import (
 	"context"
+	"fmt"
 	"io/fs"
-	"net/http"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/dvgate/dvgate/gateway"
+	"github.com/dvgate/dvgate/integration"
 )
 
 // fakeBackend answers from fixed data; its behaviour comes from its
 // configuration's ClientSecret ("bad" fails Test) so rotation tests can
 // drive it through a Source.
 type fakeBackend struct {
-	cfg       IntegrationConfig
+	cfg       integration.Config
 	err       error         // returned by every lookup when set
 	block     chan struct{} // when set, Order waits for it to close
 	entered   chan struct{} // when set, Order signals it arrived
@@ -36,27 +41,25 @@ func (f *fakeBackend) isClosed() bool {
 	return f.closed
 }
 
-func (f *fakeBackend) Customer(ctx context.Context, email string, mode Mode) (Customer, Meta, error) {
+func (f *fakeBackend) Customer(ctx context.Context, email, mode string) (*gateway.Customer, gateway.Meta, error) {
 	f.count()
 	if f.err != nil {
-		return Customer{}, Meta{}, f.err
+		return nil, gateway.Meta{}, f.err
 	}
 	if !strings.Contains(email, "@") {
-		return Customer{}, Meta{}, errInvalid("The email %q is not an email address.", email)
+		return nil, gateway.Meta{}, &integration.Error{Code: integration.CodeInvalidInput, Message: fmt.Sprintf("The email %q is not an email address.", email)}
 	}
 	if email == "nobody@example.com" {
-		return Customer{}, Meta{}, errNotFound("No contact or account has this email address.")
+		return nil, gateway.Meta{}, &integration.Error{Code: integration.CodeNotFound, Message: "No contact or account has this email address."}
 	}
-	if mode == Accounts {
-		return Customer{Type: Account, Id: "a1", Name: "Fabrikam", Email: email}, Meta{Outcome: "miss"}, nil
+	if mode == "accounts" {
+		return &gateway.Customer{Type: "account", ID: "a1", Name: "Fabrikam", Email: email}, gateway.Meta{Outcome: gateway.Miss}, nil
 	}
-	phone := "555-0100"
-	acct := Account
-	return Customer{Type: Contact, Id: "c1", Name: "Alex Wu", Email: email, Phone: &phone,
-		Account: &Ref{Type: &acct, Id: "a1", Name: "Fabrikam"}}, Meta{Outcome: "hit", Age: 42 * time.Second}, nil
+	return &gateway.Customer{Type: "contact", ID: "c1", Name: "Alex Wu", Email: email, Phone: "555-0100",
+		Account: &gateway.Ref{Type: "account", ID: "a1", Name: "Fabrikam"}}, gateway.Meta{Outcome: gateway.Hit, Age: 42 * time.Second}, nil
 }
 
-func (f *fakeBackend) Order(ctx context.Context, ref string) (Order, Meta, error) {
+func (f *fakeBackend) Order(ctx context.Context, ref string) (*gateway.Order, gateway.Meta, error) {
 	f.count()
 	if f.entered != nil {
 		f.entered <- struct{}{}
@@ -65,38 +68,38 @@ func (f *fakeBackend) Order(ctx context.Context, ref string) (Order, Meta, error
 		<-f.block
 	}
 	if f.err != nil {
-		return Order{}, Meta{}, f.err
+		return nil, gateway.Meta{}, f.err
 	}
-	return Order{Id: "o1", Number: ref, Name: "Order", Status: "Active / New",
-		State: Choice{Value: 0, Label: "Active"}, StatusReason: Choice{Value: 1, Label: "New"},
-		Total: Money{Amount: "1234.56", Currency: "USD", Formatted: "$1,234.56"}, Lines: []OrderLine{{
-			Number: 1, Product: &Product{Id: "p1", Name: "Widget", Sku: "W-1"}, Quantity: "2", UnitPrice: "10.00", Amount: "20.00"}},
-	}, Meta{Outcome: "stale", Age: 90 * time.Second}, nil
+	return &gateway.Order{ID: "o1", Number: ref, Name: "Order", Status: "Active / New",
+		State: gateway.Choice{Value: 0, Label: "Active"}, StatusReason: gateway.Choice{Value: 1, Label: "New"},
+		Total: gateway.Money{Amount: decimal.RequireFromString("1234.56"), Currency: "USD", Formatted: "$1,234.56"}, Lines: []gateway.Line{{
+			Number: 1, Product: &gateway.Product{ID: "p1", Name: "Widget", SKU: "W-1"}, Quantity: decimal.NewFromInt(2),
+			UnitPrice: decimal.RequireFromString("10"), Amount: decimal.RequireFromString("20")}},
+	}, gateway.Meta{Outcome: gateway.Stale, Age: 90 * time.Second}, nil
 }
 
-func (f *fakeBackend) RecentOrders(ctx context.Context, t CustomerType, id string, limit int) ([]OrderSummary, Meta, error) {
+func (f *fakeBackend) RecentOrders(ctx context.Context, t, id string, limit int) ([]gateway.OrderSummary, gateway.Meta, error) {
 	f.count()
 	if f.err != nil {
-		return nil, Meta{}, f.err
+		return nil, gateway.Meta{}, f.err
 	}
-	return nil, Meta{Outcome: "miss"}, nil
+	return nil, gateway.Meta{Outcome: gateway.Miss}, nil
 }
 
-func (f *fakeBackend) Refunds(ctx context.Context, ref string) ([]Refund, error) {
+func (f *fakeBackend) Refunds(ctx context.Context, ref string) ([]gateway.Refund, error) {
 	f.count()
 	return nil, f.err
 }
 
-func (f *fakeBackend) Test(ctx context.Context) (TestResult, error) {
+func (f *fakeBackend) Test(ctx context.Context) (*gateway.TestResult, error) {
 	f.count()
 	if f.cfg.Dataverse.ClientSecret == "bad" {
-		return TestResult{}, &APIError{Code: ErrorCodeAuth, Status: http.StatusBadGateway,
-			Message: "The client secret is wrong.", DataverseCode: "AADSTS7000215"}
+		return nil, &integration.Error{Code: integration.CodeAuth, Message: "The client secret is wrong.", DataverseCode: "AADSTS7000215"}
 	}
 	if f.err != nil {
-		return TestResult{}, f.err
+		return nil, f.err
 	}
-	return TestResult{OrganizationId: "org", UserId: "user", BusinessUnitId: "bu"}, nil
+	return &gateway.TestResult{OrganizationID: "org", UserID: "user", BusinessUnitID: "bu"}, nil
 }
 
 func (f *fakeBackend) ThrottledUntil() time.Time { return f.throttled }
@@ -117,7 +120,7 @@ type fakeConnector struct {
 	setup func(*fakeBackend)
 }
 
-func (c *fakeConnector) Connect(cfg IntegrationConfig, prev Backend) (Backend, error) {
+func (c *fakeConnector) Connect(cfg integration.Config, prev integration.Backend) (integration.Backend, error) {
 	b := &fakeBackend{cfg: cfg}
 	if c.setup != nil {
 		c.setup(b)

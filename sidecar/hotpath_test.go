@@ -16,6 +16,11 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/shopspring/decimal"
+
+	"github.com/dvgate/dvgate/gateway"
+	"github.com/dvgate/dvgate/integration"
+	"github.com/dvgate/dvgate/sidecar/internal/httpapi"
 )
 
 // The hot path writes answers itself; they must be byte for byte what the
@@ -23,15 +28,19 @@ import (
 // newline, headers).
 func TestJSONAnswerMatchesGenerated(t *testing.T) {
 	t.Parallel()
-	phone, tracking, acct := "+1 <555> & 0100", "1Z\u2028999", Account
+	tracking := "1Z\u2028999"
 	due := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
-	order := Order{Id: "o1", Number: "ORD-1", Name: "Café <b>&</b>", Status: "Active / New", Customer: &Ref{Type: &acct, Id: "a1", Name: "Fabrikam"},
-		State: Choice{Value: 0, Label: "Active"}, StatusReason: Choice{Value: 1, Label: "New"}, RequestedDeliveryBy: &due, TrackingNumber: &tracking,
-		Total: Money{Amount: "1909.20", Currency: "EUR", Formatted: "€1,909.20"}, Lines: []OrderLine{{Number: 1, Quantity: "2", UnitPrice: "10.00", Amount: "20.00",
-			Product: &Product{Id: "p1", Name: "Widget", Sku: "W-1"}}, {Number: 2, WriteIn: true, Description: "Setup <install>", Quantity: "1", UnitPrice: "0.00", Amount: "0.00"}}}
-	customer := Customer{Type: Contact, Id: "c1", Name: "Alex \"Wu\"", Email: "alex.wu@example.com", Phone: &phone,
-		Account: &Ref{Type: &acct, Id: "a1", Name: "Fabrikam"}}
-	meta := Meta{Outcome: "stale", Age: 3599*time.Second + 999*time.Millisecond}
+	d := decimal.RequireFromString
+	order := &gateway.Order{ID: "o1", Number: "ORD-1", Name: "Café <b>&</b>", Status: "Active / New",
+		Customer: &gateway.Ref{Type: "account", ID: "a1", Name: "Fabrikam"},
+		State:    gateway.Choice{Value: 0, Label: "Active"}, StatusReason: gateway.Choice{Value: 1, Label: "New"}, RequestedDeliveryBy: &due,
+		TrackingNumber: &tracking, Total: gateway.Money{Amount: d("1909.2"), Currency: "EUR", Formatted: "€1,909.20"},
+		Lines: []gateway.Line{{Number: 1, Quantity: d("2"), UnitPrice: d("10"), Amount: d("20"),
+			Product: &gateway.Product{ID: "p1", Name: "Widget", SKU: "W-1"}},
+			{Number: 2, WriteIn: true, Description: "Setup <install>", Quantity: d("1"), UnitPrice: d("0"), Amount: d("0")}}}
+	customer := &gateway.Customer{Type: "contact", ID: "c1", Name: "Alex \"Wu\"", Email: "alex.wu@example.com", Phone: "+1 <555> & 0100",
+		Account: &gateway.Ref{Type: "account", ID: "a1", Name: "Fabrikam"}}
+	meta := gateway.Meta{Outcome: gateway.Stale, Age: 3599*time.Second + 999*time.Millisecond}
 	visit := func(f func(http.ResponseWriter) error) *httptest.ResponseRecorder {
 		rec := httptest.NewRecorder()
 		if err := f(rec); err != nil {
@@ -45,19 +54,19 @@ func TestJSONAnswerMatchesGenerated(t *testing.T) {
 		}
 		return b
 	}
-	noLines := order
+	noLines := *order
 	noLines.Lines = nil
 	for _, tc := range []struct {
 		name      string
 		generated func(http.ResponseWriter) error
 		ours      []byte
 	}{
-		{"order", GetOrder200JSONResponse{OrderFoundJSONResponse{Body: OrderResponse{Order: order},
-			Headers: OrderFoundResponseHeaders{Age: 3599, XCache: "stale"}}}.VisitGetOrderResponse, mustEncode(encodeOrder(order))},
-		{"order without lines", GetOrderIn200JSONResponse{OrderFoundJSONResponse{Body: OrderResponse{Order: func() Order { o := order; o.Lines = []OrderLine{}; return o }()},
-			Headers: OrderFoundResponseHeaders{Age: 3599, XCache: "stale"}}}.VisitGetOrderInResponse, mustEncode(encodeOrder(noLines))},
-		{"customer", GetCustomer200JSONResponse{CustomerFoundJSONResponse{Body: CustomerResponse{Customer: customer},
-			Headers: CustomerFoundResponseHeaders{Age: 3599, XCache: "stale"}}}.VisitGetCustomerResponse, mustEncode(encodeCustomer(customer))},
+		{"order", httpapi.GetOrder200JSONResponse{OrderFoundJSONResponse: httpapi.OrderFoundJSONResponse{Body: httpapi.OrderResponse{Order: orderOf(order)},
+			Headers: httpapi.OrderFoundResponseHeaders{Age: 3599, XCache: "stale"}}}.VisitGetOrderResponse, mustEncode(encodeOrder(order))},
+		{"order without lines", httpapi.GetOrderIn200JSONResponse{OrderFoundJSONResponse: httpapi.OrderFoundJSONResponse{Body: httpapi.OrderResponse{Order: orderOf(&noLines)},
+			Headers: httpapi.OrderFoundResponseHeaders{Age: 3599, XCache: "stale"}}}.VisitGetOrderInResponse, mustEncode(encodeOrder(&noLines))},
+		{"customer", httpapi.GetCustomer200JSONResponse{CustomerFoundJSONResponse: httpapi.CustomerFoundJSONResponse{Body: httpapi.CustomerResponse{Customer: customerOf(customer)},
+			Headers: httpapi.CustomerFoundResponseHeaders{Age: 3599, XCache: "stale"}}}.VisitGetCustomerResponse, mustEncode(encodeCustomer(customer))},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			want := visit(tc.generated)
@@ -77,27 +86,27 @@ func TestJSONAnswerMatchesGenerated(t *testing.T) {
 
 func TestAnswerMemo(t *testing.T) {
 	t.Parallel()
-	m := newAnswerMemo[Order]()
+	m := newAnswerMemo[gateway.Order]()
 	var mu sync.Mutex
-	encoded := map[*Order]int{}
-	encode := func(o *Order) ([]byte, error) {
+	encoded := map[*gateway.Order]int{}
+	encode := func(o *gateway.Order) ([]byte, error) {
 		mu.Lock()
 		encoded[o]++
 		mu.Unlock()
-		return encodeOrder(*o)
+		return encodeOrder(o)
 	}
-	a, b := &Order{Number: "A"}, &Order{Number: "B"}
+	a, b := &gateway.Order{Number: "A"}, &gateway.Order{Number: "B"}
 	var wg sync.WaitGroup
 	for range 8 {
 		wg.Go(func() {
 			for range 100 {
-				for _, o := range []*Order{a, b} {
+				for _, o := range []*gateway.Order{a, b} {
 					body, err := m.get(o, encode)
 					if err != nil {
 						t.Error(err)
 						return
 					}
-					want, _ := encodeOrder(*o)
+					want, _ := encodeOrder(o)
 					if string(body) != string(want) {
 						t.Errorf("body of %s: %s", o.Number, body)
 					}
@@ -113,13 +122,13 @@ func TestAnswerMemo(t *testing.T) {
 	}
 	// Another answer (a refreshed cache entry) with the same content is
 	// encoded again: the key is the answer, not its content.
-	a2 := &Order{Number: "A2"}
+	a2 := &gateway.Order{Number: "A2"}
 	if body, _ := m.get(a2, encode); !regexp.MustCompile(`"number":"A2"`).Match(body) {
 		t.Errorf("refreshed answer: %s", body)
 	}
 
 	fail := errors.New("boom")
-	if _, err := m.get(&Order{}, func(*Order) ([]byte, error) { return nil, fail }); !errors.Is(err, fail) {
+	if _, err := m.get(&gateway.Order{}, func(*gateway.Order) ([]byte, error) { return nil, fail }); !errors.Is(err, fail) {
 		t.Errorf("encode error: %v", err)
 	}
 }
@@ -256,16 +265,16 @@ func TestRequestIDs(t *testing.T) {
 			t.Errorf("validRequestID(%q) = %v, want %v", id, got, want)
 		}
 	}
-	a, err := NewServer(ServerConfig{Registry: &Registry{}})
+	a, err := newHandler(handlerConfig{Registry: &integration.Registry{}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := NewServer(ServerConfig{Registry: &Registry{}})
+	b, err := newHandler(handlerConfig{Registry: &integration.Registry{}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	seen := map[string]bool{}
-	for _, s := range []*Server{a, b, a, b} {
+	for _, s := range []*handler{a, b, a, b} {
 		for range 1000 {
 			id := s.requestID("")
 			if !old.MatchString(id) || seen[id] {

@@ -10,21 +10,18 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Metrics are the sidecar's own Prometheus collectors (the gateway
-// registers its lookup and upstream metrics itself). Labels never carry an
-// email, order number or id. A nil *Metrics records nothing.
-type Metrics struct {
-	requests  *prometheus.CounterVec
-	duration  *prometheus.HistogramVec
-	inFlight  prometheus.Gauge
-	reloads   *prometheus.CounterVec
-	rotations *prometheus.CounterVec
-	ready     *prometheus.GaugeVec
+// metrics are the HTTP API's own Prometheus collectors (the integrations
+// register theirs). Labels never carry an email, order number or id. A nil
+// *metrics records nothing.
+type metrics struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	inFlight prometheus.Gauge
 }
 
-// NewMetrics creates the collectors and registers them with reg.
-func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
-	m := &Metrics{
+// newMetrics creates the collectors and registers them with reg.
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "dvgate_http_requests_total",
 			Help: "HTTP requests answered, by operation and status code.",
@@ -38,20 +35,8 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "dvgate_http_requests_in_flight",
 			Help: "HTTP requests being answered.",
 		}),
-		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "dvgate_config_reloads_total",
-			Help: "Configuration reloads by result: ok, rejected (some integration's new configuration failed validation), error (unreadable or invalid configuration).",
-		}, []string{"result"}),
-		rotations: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "dvgate_integration_updates_total",
-			Help: "Changed integration configurations (e.g. rotated credentials), by result: applied or rejected.",
-		}, []string{"integration", "result"}),
-		ready: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "dvgate_integration_ready",
-			Help: "1 when the integration signed in and WhoAmI succeeded, else 0.",
-		}, []string{"integration"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.inFlight, m.reloads, m.rotations, m.ready} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.inFlight} {
 		if err := reg.Register(c); err != nil {
 			return nil, errors.Join(errors.New("sidecar: registering metrics"), err)
 		}
@@ -65,7 +50,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 // called); other statuses are looked up per request. A nil *opMetrics
 // records nothing. Safe for concurrent use.
 type opMetrics struct {
-	m    *Metrics
+	m    *metrics
 	op   string
 	once sync.Once
 	ok   prometheus.Counter
@@ -73,7 +58,7 @@ type opMetrics struct {
 }
 
 // op returns the metrics of operation op; nil if m is nil.
-func (m *Metrics) op(op string) *opMetrics {
+func (m *metrics) op(op string) *opMetrics {
 	if m == nil {
 		return nil
 	}
@@ -98,45 +83,8 @@ func (o *opMetrics) resolve() {
 	o.dur = o.m.duration.WithLabelValues(o.op)
 }
 
-func (m *Metrics) inflight(delta float64) {
+func (m *metrics) inflight(delta float64) {
 	if m != nil {
 		m.inFlight.Add(delta)
-	}
-}
-
-func (m *Metrics) reload(result string) {
-	if m != nil {
-		m.reloads.WithLabelValues(result).Inc()
-	}
-}
-
-func (m *Metrics) rotation(integration, result string) {
-	if m != nil {
-		m.rotations.WithLabelValues(integration, result).Inc()
-	}
-}
-
-func (m *Metrics) setIntegrations(names, removed []string) {
-	if m == nil {
-		return
-	}
-	for _, n := range removed {
-		m.ready.DeleteLabelValues(n)
-	}
-	for _, n := range names {
-		m.ready.WithLabelValues(n) // create at 0 until Check says otherwise
-	}
-}
-
-func (m *Metrics) setReady(r *Registry) {
-	if m == nil {
-		return
-	}
-	for _, in := range *r.integrations.Load() {
-		v := 0.0
-		if in.status.Load().ready {
-			v = 1
-		}
-		m.ready.WithLabelValues(in.name).Set(v)
 	}
 }

@@ -11,6 +11,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/dvgate/dvgate/integration"
+	"github.com/dvgate/dvgate/sidecar/internal/httpapi"
 )
 
 const testConfig = `{"integrations": {
@@ -22,8 +25,8 @@ const testConfig = `{"integrations": {
 type harness struct {
 	files *memFiles
 	conn  *fakeConnector
-	reg   *Registry
-	srv   *Server
+	reg   *integration.Registry
+	srv   *handler
 	ts    *httptest.Server
 }
 
@@ -34,16 +37,20 @@ func newHarness(t *testing.T, token string, setup func(*fakeBackend)) *harness {
 	h.files.set("/etc/dvgate/secret", "s3cret\n")
 	env := map[string]string{"EU_SECRET": "eu-secret"}
 	promReg := prometheus.NewRegistry()
-	m, err := NewMetrics(promReg)
+	m, err := newMetrics(promReg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.reg, err = NewRegistry(RegistryConfig{Connector: h.conn, Metrics: m,
-		Source: Source{Path: "/etc/dvgate/config.json", ReadFile: h.files.read, Getenv: func(k string) string { return env[k] }}})
+	rm, err := integration.NewMetrics(promReg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.srv, err = NewServer(ServerConfig{Registry: h.reg, Metrics: m, Gatherer: promReg, APIToken: token})
+	h.reg, err = integration.NewRegistry(integration.RegistryConfig{Connector: h.conn, Metrics: rm,
+		Source: integration.Source{Path: "/etc/dvgate/config.json", ReadFile: h.files.read, Getenv: func(k string) string { return env[k] }}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.srv, err = newHandler(handlerConfig{Registry: h.reg, Metrics: m, Gatherer: promReg, APIToken: token})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +120,7 @@ func TestEndpoints(t *testing.T) {
 		{"bad type", "GET", "/v1/customers/lead/7f1b8c3e-0000-4000-8000-000000000001/orders", 400, "", "", `{"error":{"code":"invalid_input","message":"The customer type \"lead\" is not contact or account."}}`},
 		{"backend says invalid", "GET", "/v1/customers?email=nope", 400, "", "", `{"error":{"code":"invalid_input","message":"The email \"nope\" is not an email address."}}`},
 		{"not found", "GET", "/v1/customers?email=nobody@example.com", 404, "", "", `{"error":{"code":"not_found","message":"No contact or account has this email address."}}`},
-		{"unknown integration", "GET", "/v1/integrations/us/orders/X", 404, "", "", `{"error":{"code":"not_found","message":"No integration named \"us\" is configured; configured: [default eu]."}}`},
+		{"unknown integration", "GET", "/v1/integrations/us/orders/X", 404, "", "", `{"error":{"code":"not_found","message":"No integration named \"us\" is configured."}}`},
 		{"no such path", "GET", "/v2/x", 404, "", "", `{"error":{"code":"not_found","message":"No such endpoint: GET /v2/x; see /openapi.json."}}`},
 		{"healthz", "GET", "/healthz", 200, "", "", `{"status":"ok"}`},
 		{"readyz before check", "GET", "/readyz", 503, "", "", `{"ready":false,"integrations":[{"name":"default","ready":false,"reason":"not checked yet"},{"name":"eu","ready":false,"reason":"not checked yet"}]}`},
@@ -139,20 +146,34 @@ func TestEndpoints(t *testing.T) {
 	}
 }
 
+// TestErrorMapping is the HTTP API's status table: every domain code has
+// a status and is a member of the API's code enum, and an integration
+// error is answered with its status, Retry-After and document.
 func TestErrorMapping(t *testing.T) {
 	t.Parallel()
+	for _, c := range integration.Codes {
+		if _, ok := statusOf[c]; !ok || !httpapi.ErrorCode(c).Valid() {
+			t.Errorf("code %q: status table has it %v, API enum has it %v", c, ok, httpapi.ErrorCode(c).Valid())
+		}
+	}
 	tests := []struct {
-		err        *APIError
+		err        *integration.Error
 		status     int
 		retryAfter string
 		body       string
 	}{
-		{&APIError{Code: ErrorCodeThrottled, Status: 503, Message: "Dataverse is throttling; retry later.", DataverseCode: "0x80072322", RetryAfter: 1500 * time.Millisecond},
+		{&integration.Error{Code: integration.CodeThrottled, Message: "Dataverse is throttling; retry later.", DataverseCode: "0x80072322", RetryAfter: 1500 * time.Millisecond},
 			503, "2", `{"error":{"code":"throttled","message":"Dataverse is throttling; retry later.","dataverseCode":"0x80072322","retryAfterSeconds":2}}`},
-		{&APIError{Code: ErrorCodePermission, Status: 502, Message: "Give the application user read access.", DataverseCode: "0x80040220"},
+		{&integration.Error{Code: integration.CodeBusy, Message: "The request budget is spent.", RetryAfter: 3 * time.Second},
+			503, "3", `{"error":{"code":"busy","message":"The request budget is spent.","retryAfterSeconds":3}}`},
+		{&integration.Error{Code: integration.CodePermission, Message: "Give the application user read access.", DataverseCode: "0x80040220"},
 			502, "", `{"error":{"code":"permission","message":"Give the application user read access.","dataverseCode":"0x80040220"}}`},
-		{&APIError{Code: ErrorCodeTimeout, Status: 504, Message: "Dataverse did not answer in time."},
+		{&integration.Error{Code: integration.CodeConfig, Message: "Fix the column."},
+			502, "", `{"error":{"code":"config","message":"Fix the column."}}`},
+		{&integration.Error{Code: integration.CodeTimeout, Message: "Dataverse did not answer in time."},
 			504, "", `{"error":{"code":"timeout","message":"Dataverse did not answer in time."}}`},
+		{&integration.Error{Code: integration.CodeNotFound, Message: "No sales order has this number or id."},
+			404, "", `{"error":{"code":"not_found","message":"No sales order has this number or id."}}`},
 	}
 	for _, tc := range tests {
 		t.Run(string(tc.err.Code), func(t *testing.T) {
@@ -219,7 +240,7 @@ func TestMaskEmail(t *testing.T) {
 
 func TestOpenAPIDocumentValid(t *testing.T) {
 	t.Parallel()
-	doc, err := GetSpec()
+	doc, err := httpapi.GetSpec()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,10 +3,14 @@ package main
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // TestRotation rewrites the secret file the config file references: a
@@ -125,7 +129,7 @@ func TestShutdown(t *testing.T) {
 	<-bt.arrived // the request is now waiting on Dataverse
 
 	shutdownStarted := make(chan struct{})
-	e.m.httpSrv.RegisterOnShutdown(func() { close(shutdownStarted) })
+	e.m.server.RegisterOnShutdown(func() { close(shutdownStarted) })
 	closed := make(chan error, 1)
 	go func() { closed <- e.m.Close() }()
 	<-shutdownStarted
@@ -254,5 +258,78 @@ func TestDemo(t *testing.T) {
 	}
 	if r := doReq(t, c, "GET", "http://"+m.Addr()+"/readyz"); r.status != 200 {
 		t.Errorf("demo not ready: %s", r.body)
+	}
+}
+
+// TestBrokenIntegrationAtStartup is the start-up rule for many orgs: an
+// integration whose secret is missing is reported (log, /readyz with its
+// remedy, a metric) and answers its requests with a config error, while
+// the other one serves; once the secret is there, a reload brings it up.
+// With every integration broken, dvgate serve does not start.
+func TestBrokenIntegrationAtStartup(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, integ{name: "default"}, integ{name: "eu", secretEnv: "EU_SECRET"})
+	e.start()
+
+	c := must(t, e.do("GET", "/v1/customers?email="+alex), 200).json(t)["customer"].(map[string]any)
+	if c["name"] != "Alex Wu" {
+		t.Errorf("the good integration: %v", c)
+	}
+	code, msg, _ := errorOf(t, must(t, e.do("GET", "/v1/integrations/eu/customers?email="+alex), 502))
+	const remedy = "environment variable EU_SECRET is empty or unset"
+	if code != "config" || !strings.Contains(msg, remedy) {
+		t.Errorf("the broken integration answers %s %q, want config naming EU_SECRET", code, msg)
+	}
+	rd := must(t, e.do("GET", "/readyz"), 503).json(t)
+	want := map[string]any{"ready": false, "integrations": []any{
+		map[string]any{"name": "default", "ready": true},
+		map[string]any{"name": "eu", "ready": false, "reason": "Config file " + filepath.Join(e.dir, "config.json") +
+			`: integration "eu": clientSecret: ` + remedy + "."},
+	}}
+	if d := cmp.Diff(want, rd); d != "" {
+		t.Errorf("readyz (-want +got):\n%s", d)
+	}
+	if m := string(must(t, e.do("GET", "/metrics"), 200).body); !strings.Contains(m, `dvgate_integration_config_error{integration="eu"} 1`) ||
+		!strings.Contains(m, `dvgate_integration_config_error{integration="default"} 0`) {
+		t.Errorf("metrics lack the config error gauge")
+	}
+	if logs := e.stderr.String(); !strings.Contains(logs, `"msg":"integration cannot start; the others serve","integration":"eu"`) {
+		t.Errorf("no log line for the broken integration:\n%s", logs)
+	}
+
+	e.vars["EU_SECRET"] = e.sim.ClientSecret()
+	e.reload <- struct{}{}
+	e.tick()
+	must(t, e.do("GET", "/v1/integrations/eu/customers?email="+alex), 200)
+	must(t, e.do("GET", "/readyz"), 200)
+
+	none := newEnv(t, integ{name: "eu", secretEnv: "EU_SECRET"})
+	m := none.main("serve", "--listen", "127.0.0.1:0")
+	err := m.Run(t.Context())
+	if cerr := m.Close(); cerr != nil {
+		t.Error(cerr)
+	}
+	if err == nil || !strings.Contains(err.Error(), "no integration can start") || !strings.Contains(err.Error(), remedy) {
+		t.Errorf("serve with only a broken integration: %v", err)
+	}
+}
+
+// TestFatalErrorIsALogLine: an error that stops dvgate is written in the
+// log's format, so a collector of JSON lines sees it.
+func TestFatalErrorIsALogLine(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ format, want string }{
+		{"json", `"level":"ERROR","msg":"dvgate stopped","error":"boom"}`},
+		{"text", `level=ERROR msg="dvgate stopped" error=boom`},
+	} {
+		var stderr syncBuffer
+		m := &Main{Stdout: io.Discard, Stderr: &stderr, Getenv: func(string) string { return "" }}
+		if err := m.ParseFlags([]string{"test", "--log-format", tc.format}); err != nil {
+			t.Fatal(err)
+		}
+		m.Fatal(errors.New("boom"))
+		if !strings.Contains(stderr.String(), tc.want) {
+			t.Errorf("--log-format %s: %q, want it to contain %q", tc.format, stderr.String(), tc.want)
+		}
 	}
 }

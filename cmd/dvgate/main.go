@@ -10,6 +10,11 @@
 // references to environment variables or files. SIGHUP, or a change of the
 // config file or a secret file, reloads it: changed credentials are checked
 // with WhoAmI before they replace the old ones.
+//
+// Everything dvgate writes to stderr is log lines in one format, JSON by
+// default or text with --log-format=text; an error that stops dvgate is the
+// last of them. Only a command line that does not parse is answered with
+// plain usage text, since there is no log yet.
 package main
 
 import (
@@ -49,7 +54,7 @@ func main() {
 	if err := m.Run(ctx); err != nil {
 		var ee exitError
 		if !errors.As(err, &ee) {
-			fmt.Fprintln(os.Stderr, "dvgate:", err)
+			m.Fatal(err)
 		}
 		m.Close()
 		os.Exit(1)
@@ -59,7 +64,7 @@ func main() {
 		stop() // a second signal kills the process
 	}
 	if err := m.Close(); err != nil {
-		fmt.Fprintln(os.Stderr, "dvgate:", err)
+		m.Fatal(err)
 		os.Exit(1)
 	}
 }

@@ -8,24 +8,19 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/dvgate/dvgate/dataverse"
 	"github.com/dvgate/dvgate/dataversetest"
-	"github.com/dvgate/dvgate/fleet"
 	"github.com/dvgate/dvgate/gateway"
+	"github.com/dvgate/dvgate/integration"
 	"github.com/dvgate/dvgate/sidecar"
 )
 
-// Environment variables of the command (besides sidecar's and dataverse's).
+// Environment variables of the command (besides integration's and dataverse's).
 const (
 	envListen   = "DVGATE_LISTEN"
 	envAPIToken = "DVGATE_API_TOKEN"
@@ -61,19 +56,14 @@ type Main struct {
 	demo         bool
 	integration  string
 	logLevel     string
+	logFormat    string
 	pollInterval time.Duration
 
-	log     *slog.Logger
-	sim     *dataversetest.Server
-	fleet   *fleet.Redis // shared level of several replicas; nil = alone
-	reg     *sidecar.Registry
-	server  *sidecar.Server
-	httpSrv *http.Server
-	ln      net.Listener
-	stop    context.CancelFunc
-	bg      sync.WaitGroup
-	serving bool
-	closed  bool
+	log    *slog.Logger
+	sim    *dataversetest.Server
+	reg    *integration.Registry // test and lookup
+	server *sidecar.Server       // serve
+	closed bool
 }
 
 // NewMain returns a Main wired to the process (stdout, stderr, environment).
@@ -124,8 +114,9 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&m.listen, "listen", listen, "address to listen on (env "+envListen+")")
 	fs.StringVar(&m.configPath, "config", "", "JSON file of named integrations (default: the environment)")
 	fs.BoolVar(&m.demo, "demo", false, "run against the in-process Dataverse simulator with demo data")
-	fs.StringVar(&m.integration, "integration", sidecar.DefaultIntegration, "integration for test and lookup")
+	fs.StringVar(&m.integration, "integration", integration.Default, "integration for test and lookup")
 	fs.StringVar(&m.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&m.logFormat, "log-format", "json", "json, or text for a person at a terminal; every line on stderr, a fatal error included, uses it")
 	fs.DurationVar(&m.pollInterval, "poll", 5*time.Second, "how often to check the config and secret files for changes")
 	// Flags may follow positional arguments (dvgate lookup order REF --demo).
 	var pos []string
@@ -144,7 +135,15 @@ func (m *Main) ParseFlags(args []string) error {
 	if err := lvl.UnmarshalText([]byte(m.logLevel)); err != nil {
 		return fmt.Errorf("--log-level: %w", err)
 	}
-	m.log = slog.New(slog.NewJSONHandler(m.Stderr, &slog.HandlerOptions{Level: lvl}))
+	ho := &slog.HandlerOptions{Level: lvl}
+	switch m.logFormat {
+	case "json":
+		m.log = slog.New(slog.NewJSONHandler(m.Stderr, ho))
+	case "text":
+		m.log = slog.New(slog.NewTextHandler(m.Stderr, ho))
+	default:
+		return fmt.Errorf("--log-format %q is not json or text", m.logFormat)
+	}
 	if m.pollInterval <= 0 {
 		return errors.New("--poll must be positive")
 	}
@@ -182,6 +181,18 @@ func (m *Main) defaults() {
 	}
 }
 
+// Fatal reports err, which ends the program, as the last line of the log,
+// in the log's format (--log-format), so that a log collector reading
+// JSON lines sees it too. Before ParseFlags succeeded there is no log, and
+// err goes to Stderr as text.
+func (m *Main) Fatal(err error) {
+	if m.log == nil {
+		fmt.Fprintln(m.Stderr, "dvgate:", err)
+		return
+	}
+	m.log.Error("dvgate stopped", "error", err.Error())
+}
+
 // exitError makes the process exit with status 1 after the command already
 // printed why.
 type exitError struct{ msg string }
@@ -206,136 +217,52 @@ func (m *Main) Run(ctx context.Context) error {
 }
 
 // Serving reports whether Run started a server that Close must stop.
-func (m *Main) Serving() bool { return m.serving }
+func (m *Main) Serving() bool { return m.server != nil }
 
 // Addr is the address the server listens on (after Run).
-func (m *Main) Addr() string { return m.ln.Addr().String() }
+func (m *Main) Addr() string { return m.server.Addr() }
 
 // Registry is the running integrations (after Run), for tests.
-func (m *Main) Registry() *sidecar.Registry { return m.reg }
+func (m *Main) Registry() *integration.Registry {
+	if m.server != nil {
+		return m.server.Integrations()
+	}
+	return m.reg
+}
 
-// source returns where the configuration comes from; with --demo it starts
-// the simulator and configures one integration on it from a fake environment.
-func (m *Main) source() (sidecar.Source, *http.Client, error) {
-	src := sidecar.Source{Path: m.configPath, Getenv: m.Getenv, ReadFile: m.ReadFile}
+// integrations returns how the integrations are configured: where the
+// configuration comes from and the base HTTP client. With --demo it starts
+// the simulator and configures one integration on it from its environment.
+func (m *Main) integrations() (integration.Options, error) {
+	o := integration.Options{Source: integration.Source{Path: m.configPath, Getenv: m.Getenv, ReadFile: m.ReadFile},
+		HTTPClient: m.HTTPClient, Logger: m.log, Clock: m.Clock}
 	if !m.demo {
-		return src, m.HTTPClient, nil
+		return o, nil
 	}
 	sim, err := dataversetest.NewServer(dataversetest.Options{Logger: m.log.With("component", "simulator")})
 	if err != nil {
-		return src, nil, err
+		return o, err
 	}
 	m.sim = sim
-	env := map[string]string{
-		dataverse.EnvURL: sim.URL(), dataverse.EnvTenantID: sim.TenantID(), dataverse.EnvClientID: sim.ClientID(),
-		dataverse.EnvClientSecret: sim.ClientSecret(), dataverse.EnvAuthorityHost: sim.AuthorityHost(),
-	}
-	src = sidecar.Source{Getenv: func(k string) string {
-		if v, ok := env[k]; ok {
-			return v
-		}
-		return m.Getenv(k)
-	}, ReadFile: m.ReadFile}
-	return src, sim.Client(), nil
-}
-
-// open loads the configuration and connects every integration.
-func (m *Main) open(promReg prometheus.Registerer) (*sidecar.Metrics, error) {
-	src, client, err := m.source()
-	if err != nil {
-		return nil, err
-	}
-	conn := &sidecar.GatewayConnector{HTTPClient: client, Logger: m.log, Clock: m.Clock}
-	var sm *sidecar.Metrics
-	var fm *fleet.Metrics
-	if promReg != nil {
-		if conn.Metrics, err = gateway.NewMetrics(promReg); err != nil {
-			return nil, err
-		}
-		if sm, err = sidecar.NewMetrics(promReg); err != nil {
-			return nil, err
-		}
-		if fm, err = fleet.NewMetrics(promReg); err != nil {
-			return nil, err
-		}
-	}
-	fc, err := src.LoadFleet()
-	if err != nil {
-		return nil, err
-	}
-	if fc.URL != "" {
-		if m.fleet, err = fleet.New(fleet.Config{URL: fc.URL, Prefix: fc.Prefix, Logger: m.log.With("component", "fleet"), Metrics: fm}); err != nil {
-			return nil, err
-		}
-		conn.Fleet = m.fleet
-		m.log.Info("sharing cache and throttle state with other replicas", "fleet", fc.String())
-	}
-	m.reg, err = sidecar.NewRegistry(sidecar.RegistryConfig{Source: src, Connector: conn, Logger: m.log, Metrics: sm})
-	return sm, err
-}
-
-func isLoopback(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	o.Source = integration.Source{Getenv: integration.MapEnv(sim.Env(), m.Getenv), ReadFile: m.ReadFile}
+	o.HTTPClient = sim.Client()
+	return o, nil
 }
 
 func (m *Main) serve(ctx context.Context) error {
+	io, err := m.integrations()
+	if err != nil {
+		return err
+	}
 	token := strings.TrimSpace(m.Getenv(envAPIToken))
-	if !isLoopback(m.listen) && token == "" {
+	m.server, err = sidecar.Open(ctx, sidecar.Options{Listen: m.listen, APIToken: token, Integrations: io, Logger: m.log,
+		RequestTimeout: m.RequestTimeout, PollTicks: m.PollTicks, PollInterval: m.pollInterval, Reload: m.Reload})
+	if errors.Is(err, sidecar.ErrNoAPIToken) {
 		return fmt.Errorf("refusing to listen on %s without an API token: set %s (clients then send \"Authorization: Bearer <token>\"), or listen on 127.0.0.1", m.listen, envAPIToken)
 	}
-	promReg := prometheus.NewRegistry()
-	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	sm, err := m.open(promReg)
 	if err != nil {
 		return err
 	}
-	m.server, err = sidecar.NewServer(sidecar.ServerConfig{Registry: m.reg, Logger: m.log, Metrics: sm, Gatherer: promReg,
-		APIToken: token, RequestTimeout: m.RequestTimeout})
-	if err != nil {
-		return err
-	}
-	if m.ln, err = net.Listen("tcp", m.listen); err != nil {
-		return err
-	}
-	m.httpSrv = &http.Server{
-		Handler:           m.server,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      m.RequestTimeout + 5*time.Second,
-		IdleTimeout:       90 * time.Second,
-		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          slog.NewLogLogger(m.log.Handler(), slog.LevelWarn),
-	}
-	m.serving = true
-	m.bg.Go(func() {
-		if err := m.httpSrv.Serve(m.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			m.log.Error("server stopped", "error", err)
-		}
-	})
-	m.log.Info("listening", "addr", m.Addr(), "integrations", m.reg.Names(), "apiToken", token != "")
-
-	// Sign in once before returning, so that readiness is known; failures
-	// are retried by the watch loop and reported by /readyz.
-	wctx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	m.stop = stop
-	if err := m.reg.Check(wctx); err != nil {
-		m.log.Warn("not ready yet; will retry", "error", err)
-	}
-	ticks := m.PollTicks
-	if ticks == nil {
-		t := time.NewTicker(m.pollInterval)
-		m.bg.Go(func() { <-wctx.Done(); t.Stop() })
-		ticks = t.C
-	}
-	m.bg.Go(func() { m.reg.Watch(wctx, ticks, m.Reload) })
 	if m.demo {
 		m.printDemo()
 	}
@@ -343,7 +270,7 @@ func (m *Main) serve(ctx context.Context) error {
 }
 
 func (m *Main) printDemo() {
-	base := "http://" + m.Addr()
+	base := m.server.URL()
 	fmt.Fprintf(m.Stdout, `dvgate demo: gateway on %[1]s, Dataverse simulator on %[2]s (demo data)
 
   curl -s '%[1]s/v1/customers?email=alex.wu@example.com'
@@ -367,22 +294,12 @@ func (m *Main) Close() error {
 	m.closed = true
 	var err error
 	if m.server != nil {
-		m.server.Drain()
-	}
-	if m.stop != nil {
-		m.stop()
-	}
-	if m.httpSrv != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), m.ShutdownTimeout)
-		err = m.httpSrv.Shutdown(ctx)
+		err = m.server.Close(ctx)
 		cancel()
 	}
-	m.bg.Wait()
 	if m.reg != nil {
 		m.reg.Close()
-	}
-	if m.fleet != nil {
-		m.fleet.Close()
 	}
 	if m.sim != nil {
 		m.sim.Close()
@@ -392,13 +309,17 @@ func (m *Main) Close() error {
 
 // acquire opens the configuration (no metrics) and returns the backend of
 // the chosen integration.
-func (m *Main) acquire() (sidecar.Backend, func(), error) {
-	if _, err := m.open(nil); err != nil {
+func (m *Main) acquire() (integration.Backend, func(), error) {
+	io, err := m.integrations()
+	if err != nil {
+		return nil, nil, err
+	}
+	if m.reg, err = integration.Open(io); err != nil {
 		return nil, nil, err
 	}
 	b, release, ok := m.reg.Acquire(m.integration)
 	if !ok {
-		return nil, nil, fmt.Errorf("no integration named %q; configured: %v", m.integration, m.reg.Names())
+		return nil, nil, fmt.Errorf("no integration named %q is configured", m.integration)
 	}
 	return b, release, nil
 }
@@ -411,23 +332,15 @@ func (m *Main) test(ctx context.Context) error {
 	defer release()
 	res, err := b.Test(ctx)
 	if err != nil {
-		e := apiErr(err)
+		e := integration.ErrorOf(err, "")
 		fmt.Fprintf(m.Stdout, "FAILED (%s): %s\n", e.Code, e.Message)
 		if e.DataverseCode != "" {
 			fmt.Fprintf(m.Stdout, "Dataverse/Entra code: %s\n", e.DataverseCode)
 		}
 		return exitError{msg: e.Message}
 	}
-	fmt.Fprintf(m.Stdout, "OK: organization %s (user %s, business unit %s)\n", res.OrganizationId, res.UserId, res.BusinessUnitId)
+	fmt.Fprintf(m.Stdout, "OK: organization %s (user %s, business unit %s)\n", res.OrganizationID, res.UserID, res.BusinessUnitID)
 	return nil
-}
-
-func apiErr(err error) *sidecar.APIError {
-	var e *sidecar.APIError
-	if errors.As(err, &e) {
-		return e
-	}
-	return &sidecar.APIError{Code: sidecar.ErrorCodeInternal, Message: err.Error()}
 }
 
 func (m *Main) lookup(ctx context.Context) error {
@@ -439,18 +352,19 @@ func (m *Main) lookup(ctx context.Context) error {
 	var out any
 	switch m.args[0] {
 	case "customer":
-		var c sidecar.Customer
+		var c *gateway.Customer
 		if c, _, err = b.Customer(ctx, m.args[1], ""); err == nil {
-			out = sidecar.CustomerResponse{Customer: c}
+			out = map[string]any{"customer": c}
 		}
 	default:
-		var o sidecar.Order
+		var o *gateway.Order
 		if o, _, err = b.Order(ctx, m.args[1]); err == nil {
-			out = sidecar.OrderResponse{Order: o}
+			out = map[string]any{"order": o}
 		}
 	}
 	if err != nil {
-		out = apiErr(err).Body()
+		e := integration.ErrorOf(err, "")
+		out = map[string]any{"error": map[string]any{"code": e.Code, "message": e.Message}}
 	}
 	enc := json.NewEncoder(m.Stdout)
 	enc.SetIndent("", "  ")
@@ -458,7 +372,7 @@ func (m *Main) lookup(ctx context.Context) error {
 		return werr
 	}
 	if err != nil {
-		return exitError{msg: apiErr(err).Message}
+		return exitError{msg: integration.ErrorOf(err, "").Message}
 	}
 	return nil
 }

@@ -16,11 +16,11 @@ import (
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/legacy"
 
-	"github.com/dvgate/dvgate/sidecar"
+	"github.com/dvgate/dvgate/sidecar/internal/httpapi"
 )
 
 var load = sync.OnceValues(func() (routers.Router, error) {
-	doc, err := sidecar.GetSpec()
+	doc, err := httpapi.GetSpec()
 	if err != nil {
 		return nil, err
 	}

@@ -2,8 +2,10 @@
 // writes the "## Fleet (Redis second level)" section of BENCHMARKS.md,
 // leaving the rest of the file alone.
 //
-// It runs 4 gateway replicas in one process, each with its own Dataverse
-// connection, in-process cache and Redis client (as 4 processes would),
+// It runs 4 replicas in one process, each wired as dvgate serve wires it
+// (sidecar.Open: its own Dataverse connection, in-process cache, Redis
+// client and fleet transport, as 4 processes would), looked up in process
+// through their integrations,
 // against one dataversetest simulator with an injected round trip and one
 // throw-away redis-server, under the Zipf ticket workload of package bench
 // spread round-robin over the replicas (a load balancer), once alone and
@@ -28,13 +30,14 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/dvgate/dvgate/bench"
-	"github.com/dvgate/dvgate/dataverse"
 	"github.com/dvgate/dvgate/dataversetest"
-	"github.com/dvgate/dvgate/fleet"
 	"github.com/dvgate/dvgate/fleet/redistest"
 	"github.com/dvgate/dvgate/gateway"
+	"github.com/dvgate/dvgate/integration"
+	"github.com/dvgate/dvgate/sidecar"
 	"github.com/dvgate/dvgate/testdata"
 )
 
@@ -58,13 +61,20 @@ var discard = slog.New(slog.DiscardHandler)
 type env struct {
 	sim      *dataversetest.Server
 	redisURL string
-	metrics  *fleet.Metrics
-	reg      *prometheus.Registry
+	// gatherers of every replica started, for failOpen.
+	mu        sync.Mutex
+	gatherers []prometheus.Gatherer
 }
 
 // failOpen counts the Redis operations that failed or were skipped.
 func (e *env) failOpen() int {
-	mfs, _ := e.reg.Gather()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var mfs []*dto.MetricFamily
+	for _, g := range e.gatherers {
+		m, _ := g.Gather()
+		mfs = append(mfs, m...)
+	}
 	n := 0.0
 	for _, mf := range mfs {
 		for _, m := range mf.GetMetric() {
@@ -79,41 +89,37 @@ func (e *env) failOpen() int {
 }
 
 type replica struct {
-	gw    *gateway.Gateway
-	conn  *dataverse.Conn
-	redis *fleet.Redis
+	srv     *sidecar.Server
+	b       integration.Backend
+	release func()
 }
 
-func (e *env) replica(shared bool, prefix string) (*replica, error) {
-	conn, err := dataverse.New(dataverse.Config{URL: e.sim.URL(), TenantID: e.sim.TenantID(), ClientID: e.sim.ClientID(),
-		ClientSecret: e.sim.ClientSecret(), AuthorityHost: e.sim.AuthorityHost(), HTTPClient: e.sim.Client(), Logger: discard})
+// replica starts a sidecar as dvgate serve does, signed in, with the
+// shared level when shared.
+func (e *env) replica(ctx context.Context, shared bool, prefix string) (*replica, error) {
+	vars := e.sim.Env()
+	if shared {
+		vars[integration.EnvRedisURL], vars[integration.EnvRedisPrefix] = e.redisURL, prefix
+	}
+	srv, err := sidecar.Open(ctx, sidecar.Options{Listen: "127.0.0.1:0", Logger: discard, Integrations: integration.Options{
+		Source: integration.Source{Getenv: integration.MapEnv(vars, nil), ReadFile: integration.NoFiles}, HTTPClient: e.sim.Client()}})
 	if err != nil {
 		return nil, err
 	}
-	r := &replica{conn: conn}
-	cfg := gateway.Config{Conn: conn, Logger: discard}
-	if shared {
-		if r.redis, err = fleet.New(fleet.Config{URL: e.redisURL, Prefix: prefix, Logger: discard, Metrics: e.metrics}); err != nil {
-			conn.Close()
-			return nil, err
-		}
-		cfg.Shared, cfg.Throttle = r.redis, r.redis
+	e.mu.Lock()
+	e.gatherers = append(e.gatherers, srv.Gatherer())
+	e.mu.Unlock()
+	b, release, ok := srv.Integrations().Acquire(integration.Default)
+	if !ok {
+		_ = srv.Close(ctx)
+		return nil, errors.New("no default integration")
 	}
-	if r.gw, err = gateway.New(cfg); err != nil {
-		r.close()
-		return nil, err
-	}
-	return r, nil
+	return &replica{srv: srv, b: b, release: release}, nil
 }
 
 func (r *replica) close() {
-	if r.gw != nil {
-		r.gw.Close()
-	}
-	r.conn.Close()
-	if r.redis != nil {
-		r.redis.Close()
-	}
+	r.release()
+	_ = r.srv.Close(context.Background())
 }
 
 type mixResult struct {
@@ -128,15 +134,12 @@ type mixResult struct {
 func (e *env) mix(ctx context.Context, w *bench.Workload, n, clients, tickets int, shared bool, prefix string) (mixResult, error) {
 	reps := make([]*replica, n)
 	for i := range reps {
-		r, err := e.replica(shared, prefix)
+		r, err := e.replica(ctx, shared, prefix) // signed in outside the measurement
 		if err != nil {
 			return mixResult{}, err
 		}
 		defer r.close()
 		reps[i] = r
-		if _, err := r.conn.Token(ctx); err != nil { // sign in outside the measurement
-			return mixResult{}, err
-		}
 	}
 	before := e.sim.WebAPIRequests()
 	var mu sync.Mutex
@@ -146,24 +149,24 @@ func (e *env) mix(ctx context.Context, w *bench.Workload, n, clients, tickets in
 	var wg sync.WaitGroup
 	for c := range clients {
 		src := w.Source(c)
-		gw := reps[c%n].gw
+		b := reps[c%n].b
 		wg.Go(func() {
 			own := make([]time.Duration, 0, 2*tickets)
 			for range tickets {
 				tk := src.Next()
 				t0 := time.Now()
-				_, _, err := gw.Customer(ctx, tk.Email)
+				_, _, err := b.Customer(ctx, tk.Email, "")
 				own = append(own, time.Since(t0))
-				if err != nil && !errors.Is(err, gateway.ErrNotFound) {
+				if err != nil && integration.ErrorOf(err, "").Code != integration.CodeNotFound {
 					mu.Lock()
 					firstErr = cmpErr(firstErr, err)
 					mu.Unlock()
 				}
 				if tk.Order != "" {
 					t0 = time.Now()
-					_, _, err = gw.Order(ctx, tk.Order)
+					_, _, err = b.Order(ctx, tk.Order)
 					own = append(own, time.Since(t0))
-					if err != nil && !errors.Is(err, gateway.ErrNotFound) {
+					if err != nil && integration.ErrorOf(err, "").Code != integration.CodeNotFound {
 						mu.Lock()
 						firstErr = cmpErr(firstErr, err)
 						mu.Unlock()
@@ -209,37 +212,36 @@ func pct(d []time.Duration, p int) time.Duration {
 // Dataverse (no shared level).
 func (e *env) hop(ctx context.Context, orders []string) (l2, l1, dv []time.Duration, err error) {
 	prefix := fmt.Sprintf("bench%d", time.Now().UnixNano())
-	warm, err := e.replica(true, prefix)
+	warm, err := e.replica(ctx, true, prefix)
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	defer warm.close()
 	for _, o := range orders {
-		if _, _, err := warm.gw.Order(ctx, o); err != nil {
+		if _, _, err := warm.b.Order(ctx, o); err != nil {
 			return nil, nil, nil, err
 		}
 	}
-	cold, err := e.replica(true, prefix)
+	cold, err := e.replica(ctx, true, prefix)
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	defer cold.close()
-	alone, err := e.replica(false, "")
+	alone, err := e.replica(ctx, false, "")
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	defer alone.close()
-	for _, r := range []*replica{cold, alone} {
-		if _, err := r.conn.Token(ctx); err != nil {
-			return nil, nil, nil, err
-		}
+	// Warm the Redis connection pool as a running replica's would be, with
+	// the first order (not measured).
+	if _, _, err := cold.b.Order(ctx, orders[0]); err != nil {
+		return nil, nil, nil, err
 	}
-	// Warm the Redis connection pool as a running replica's would be.
-	_, _, _ = cold.redis.Get(ctx, "order", "warm-up")
+	orders = orders[1:]
 	before := e.sim.WebAPIRequests()
 	for _, o := range orders {
 		t0 := time.Now()
-		_, m, err := cold.gw.Order(ctx, o)
+		_, m, err := cold.b.Order(ctx, o)
 		d := time.Since(t0)
 		if err != nil {
 			return nil, nil, nil, err
@@ -253,14 +255,14 @@ func (e *env) hop(ctx context.Context, orders []string) (l2, l1, dv []time.Durat
 	}
 	for _, o := range orders {
 		t0 := time.Now()
-		if _, _, err := cold.gw.Order(ctx, o); err != nil {
+		if _, _, err := cold.b.Order(ctx, o); err != nil {
 			return nil, nil, nil, err
 		}
 		l1 = append(l1, time.Since(t0))
 	}
 	for _, o := range orders {
 		t0 := time.Now()
-		if _, _, err := alone.gw.Order(ctx, o); err != nil {
+		if _, _, err := alone.b.Order(ctx, o); err != nil {
 			return nil, nil, nil, err
 		}
 		dv = append(dv, time.Since(t0))
@@ -281,12 +283,7 @@ func run(out string, n, clients, tickets int, rtt time.Duration) error {
 	}
 	defer sim.Close()
 	remove := sim.InjectFault(dataversetest.Fault{Latency: rtt})
-	reg := prometheus.NewRegistry()
-	fm, err := fleet.NewMetrics(reg)
-	if err != nil {
-		return err
-	}
-	e := &env{sim: sim, redisURL: rs.URL, metrics: fm, reg: reg}
+	e := &env{sim: sim, redisURL: rs.URL}
 	seed, err := bench.ParseSeed(testdata.DemoSeed())
 	if err != nil {
 		return err

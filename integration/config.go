@@ -1,4 +1,4 @@
-package sidecar
+package integration
 
 import (
 	"bytes"
@@ -14,50 +14,52 @@ import (
 	"strings"
 
 	"github.com/dvgate/dvgate/dataverse"
+	"github.com/dvgate/dvgate/gateway"
 )
 
-// DefaultIntegration is the integration that bare /v1/... paths use.
-const DefaultIntegration = "default"
+// Default is the integration that front ends use when none is named (bare
+// /v1/... paths of the HTTP API, tools called without "integration").
+const Default = "default"
 
-// Environment variables of the sidecar itself (besides dataverse.ConfigFromEnv's).
+// Environment variables of an integration configured from the environment
+// (besides dataverse.ConfigFromEnv's).
 const (
 	EnvCustomerLookup = "DVGATE_CUSTOMER_LOOKUP" // both|contacts|accounts
 	EnvTrackingColumn = "DVGATE_TRACKING_COLUMN" // salesorder column with the tracking number
 )
 
-// IntegrationConfig is one integration (one Dataverse org), resolved: secrets
+// Config is one integration (one Dataverse org), resolved: secrets
 // referenced by the config file have been read. Its String never prints
 // secrets.
-type IntegrationConfig struct {
+type Config struct {
 	Name           string
 	Dataverse      dataverse.Config
-	Mode           Mode   // customer lookup mode; "" = both
-	TrackingColumn string // optional salesorder column for trackingNumber
+	Mode           gateway.Mode // default customer lookup mode
+	TrackingColumn string       // optional salesorder column for trackingNumber
+
+	// Err is why this integration cannot start (a missing secret, an
+	// invalid value), with the remedy; the other fields are what could be
+	// read. A broken integration answers every request with a config error
+	// carrying Err's text, while the others serve (see Registry).
+	Err error
 
 	// certHash is the hash of the certificate file's content, so a
 	// certificate renewed in place counts as a change.
 	certHash string
 }
 
-func (c IntegrationConfig) String() string {
-	return fmt.Sprintf("integration %q (%s, mode %s)", c.Name, c.Dataverse.String(), c.mode())
-}
-
-func (c IntegrationConfig) mode() Mode {
-	if c.Mode == "" {
-		return Both
-	}
-	return c.Mode
+func (c Config) String() string {
+	return fmt.Sprintf("integration %q (%s, mode %s)", c.Name, c.Dataverse.String(), c.Mode)
 }
 
 // Fingerprint identifies everything that requires a new connection when it
 // changes, secrets included (hashed). Two configurations with equal
 // fingerprints are interchangeable.
-func (c IntegrationConfig) Fingerprint() string {
+func (c Config) Fingerprint() string {
 	d := c.Dataverse
 	h := sha256.New()
 	for _, s := range []string{c.Name, d.URL, d.TenantID, d.ClientID, d.ClientSecret, d.CertificatePath,
-		d.CertificatePassword, c.certHash, d.FederatedTokenFile, d.AuthorityHost, string(c.mode()), c.TrackingColumn,
+		d.CertificatePassword, c.certHash, d.FederatedTokenFile, d.AuthorityHost, c.Mode.String(), c.TrackingColumn, errText(c.Err),
 		fmt.Sprint(d.MaxConcurrent), fmt.Sprint(d.MaxAttempts)} {
 		h.Write([]byte(s))
 		h.Write([]byte{0})
@@ -67,9 +69,9 @@ func (c IntegrationConfig) Fingerprint() string {
 
 // SameData reports whether c and o read the same data the same way, so a
 // cache filled through one is valid for the other (only credentials differ).
-func (c IntegrationConfig) SameData(o IntegrationConfig) bool {
+func (c Config) SameData(o Config) bool {
 	return c.Name == o.Name && strings.EqualFold(strings.TrimRight(c.Dataverse.URL, "/"), strings.TrimRight(o.Dataverse.URL, "/")) &&
-		c.mode() == o.mode() && c.TrackingColumn == o.TrackingColumn
+		c.Mode == o.Mode && c.TrackingColumn == o.TrackingColumn
 }
 
 // Source says where the integrations' configuration comes from: a config
@@ -138,43 +140,46 @@ var errInlineSecret = errors.New(`secrets must not be written in the config file
 
 var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
 
-// Load reads the configuration. Every error names the integration and the
-// field, and says what to fix; none contains a secret.
-func (s Source) Load() ([]IntegrationConfig, error) {
+// Load reads the configuration. An error that concerns one integration
+// (a missing secret, an invalid value) does not fail the load: it is that
+// integration's Config.Err, so the others can serve. Load fails only when
+// the configuration as a whole cannot be read (no file, invalid JSON, no
+// integrations). Every error names the integration and the field, and says
+// what to fix; none contains a secret.
+func (s Source) Load() ([]Config, error) {
 	if s.Path == "" {
-		return s.loadEnv()
+		return []Config{s.loadEnv()}, nil
 	}
 	return s.loadFile()
 }
 
-func (s Source) loadEnv() ([]IntegrationConfig, error) {
+func (s Source) loadEnv() Config {
+	c := Config{Name: Default, TrackingColumn: strings.TrimSpace(s.Getenv(EnvTrackingColumn))}
 	dv, err := dataverse.ConfigFromEnv(s.Getenv)
+	c.Dataverse = dv
 	if err != nil {
-		return nil, fmt.Errorf("configuration from the environment: %w", err)
+		c.Err = fmt.Errorf("configuration from the environment: %w", err)
+		return c
 	}
-	c := IntegrationConfig{Name: DefaultIntegration, Dataverse: dv,
-		TrackingColumn: strings.TrimSpace(s.Getenv(EnvTrackingColumn))}
 	if c.Mode, err = parseMode(s.Getenv(EnvCustomerLookup)); err != nil {
-		return nil, fmt.Errorf("%s: %w", EnvCustomerLookup, err)
+		c.Err = fmt.Errorf("%s: %w", EnvCustomerLookup, err)
+		return c
 	}
 	if err := s.hashCert(&c); err != nil {
-		return nil, err
+		c.Err = err
 	}
-	return []IntegrationConfig{c}, nil
+	return c
 }
 
-func parseMode(s string) (Mode, error) {
-	m := Mode(strings.ToLower(strings.TrimSpace(s)))
-	if m == "" {
-		return "", nil
-	}
-	if !m.Valid() {
-		return "", fmt.Errorf("customer lookup mode %q is not one of both, contacts, accounts", s)
+func parseMode(s string) (gateway.Mode, error) {
+	m, err := gateway.ParseMode(s)
+	if err != nil {
+		return 0, fmt.Errorf("customer lookup mode %q is not one of both, contacts, accounts", s)
 	}
 	return m, nil
 }
 
-func (s Source) loadFile() ([]IntegrationConfig, error) {
+func (s Source) loadFile() ([]Config, error) {
 	raw, err := s.ReadFile(s.Path)
 	if err != nil {
 		return nil, fmt.Errorf("reading config file: %w", err)
@@ -191,31 +196,31 @@ func (s Source) loadFile() ([]IntegrationConfig, error) {
 	dir := filepath.Dir(s.Path)
 	names := make([]string, 0, len(f.Integrations))
 	for n := range f.Integrations {
+		if !namePattern.MatchString(n) {
+			return nil, fmt.Errorf("config file %s: integration %q: names are 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit", s.Path, n)
+		}
 		names = append(names, n)
 	}
 	slices.Sort(names)
-	out := make([]IntegrationConfig, 0, len(names))
+	out := make([]Config, 0, len(names))
 	for _, name := range names {
 		c, err := s.resolve(name, f.Integrations[name], dir)
 		if err != nil {
-			return nil, fmt.Errorf("config file %s: integration %q: %w", s.Path, name, err)
+			c.Err = fmt.Errorf("config file %s: integration %q: %w", s.Path, name, err)
 		}
 		out = append(out, c)
 	}
 	return out, nil
 }
 
-func (s Source) resolve(name string, fi fileIntegration, dir string) (IntegrationConfig, error) {
-	if !namePattern.MatchString(name) {
-		return IntegrationConfig{}, errors.New("names are 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
-	}
+func (s Source) resolve(name string, fi fileIntegration, dir string) (Config, error) {
 	abs := func(p string) string {
 		if p == "" || filepath.IsAbs(p) {
 			return p
 		}
 		return filepath.Join(dir, p)
 	}
-	c := IntegrationConfig{Name: name, TrackingColumn: strings.TrimSpace(fi.TrackingColumn)}
+	c := Config{Name: name, TrackingColumn: strings.TrimSpace(fi.TrackingColumn)}
 	c.Dataverse = dataverse.Config{
 		URL:                strings.TrimSpace(fi.URL),
 		TenantID:           strings.TrimSpace(fi.TenantID),
@@ -273,15 +278,23 @@ func (s Source) secret(ref *SecretRef, dir string) (string, error) {
 	}
 }
 
-func (s Source) hashCert(c *IntegrationConfig) error {
+func (s Source) hashCert(c *Config) error {
 	if c.Dataverse.CertificatePath == "" {
 		return nil
 	}
 	b, err := s.ReadFile(c.Dataverse.CertificatePath)
 	if err != nil {
-		return fmt.Errorf("integration %q: reading certificate: %w", c.Name, err)
+		return fmt.Errorf("integration %q: reading the certificate: %w", c.Name, err)
 	}
 	sum := sha256.Sum256(b)
 	c.certHash = hex.EncodeToString(sum[:])
 	return nil
+}
+
+// errText is err's text, or "" for nil.
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
 }

@@ -1,4 +1,4 @@
-package sidecar
+package httpapi
 
 import (
 	"bytes"
@@ -53,6 +53,6 @@ func TestAPIGenIsFresh(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(fresh, committed) {
-		t.Errorf("sidecar/api.gen.go is stale: run go generate ./sidecar")
+		t.Errorf("sidecar/api.gen.go is stale: run go generate ./sidecar/internal/httpapi")
 	}
 }

@@ -1,4 +1,4 @@
-package sidecar
+package integration
 
 import (
 	"context"
@@ -36,6 +36,7 @@ type Registry struct {
 	reloadMu sync.Mutex     // serializes Reload, Check and Close
 	closing  sync.WaitGroup // backends being closed after their last request
 	closed   bool
+	onClose  []func() // after the last backend closed (the shared level, see Open)
 }
 
 type rejection struct {
@@ -60,12 +61,15 @@ type integration struct {
 type integrationStatus struct {
 	ready  bool
 	reason string
+	// broken: the integration cannot start (its Config.Err, or Connect
+	// failed); its backend answers config errors until a reload fixes it.
+	broken bool
 }
 
 // lease counts the requests using one backend, so that a replaced backend
 // is closed only after the last of them finished.
 type lease struct {
-	cfg IntegrationConfig
+	cfg Config
 	fp  string
 	b   Backend
 
@@ -119,10 +123,14 @@ type RegistryConfig struct {
 	ValidateTimeout time.Duration
 }
 
-// NewRegistry loads the configuration and connects every integration. It
-// fails on a configuration error (nothing is sent before the configuration
-// is valid). It does not sign in: call Check (or let Watch do it) to make
-// the integrations ready.
+// NewRegistry loads the configuration and connects every integration. An
+// integration that cannot start (a missing secret, an invalid value, a
+// column the org lacks) does not keep the others from serving: it is
+// registered as broken, answers every request with a config error carrying
+// the remedy, and /readyz names it. NewRegistry fails when the
+// configuration cannot be read at all, or when no integration can start
+// (ErrNoneUsable, with every reason). It does not sign in: call Check (or
+// let Watch do it) to make the integrations ready.
 func NewRegistry(cfg RegistryConfig) (*Registry, error) {
 	r := &Registry{rejected: map[string]rejection{}, source: cfg.Source, connector: cfg.Connector, log: cfg.Logger, now: cfg.Clock,
 		metrics: cfg.Metrics, validateTimeout: cfg.ValidateTimeout}
@@ -140,23 +148,49 @@ func NewRegistry(cfg RegistryConfig) (*Registry, error) {
 		return nil, err
 	}
 	m := make(map[string]*integration, len(cfgs))
+	var brokenErrs []error
 	for _, c := range cfgs {
-		b, err := r.connector.Connect(c, nil)
-		if err != nil {
-			r.closeAll(m)
-			return nil, fmt.Errorf("integration %q: %w", c.Name, err)
-		}
 		in := &integration{name: c.Name}
-		in.cur.Store(r.newLease(c, b))
-		in.status.Store(&integrationStatus{reason: "not checked yet"})
+		l, st := r.connect(c, nil)
+		if st.broken {
+			brokenErrs = append(brokenErrs, fmt.Errorf("integration %q: %s", c.Name, st.reason))
+		}
+		in.cur.Store(l)
+		in.status.Store(st)
 		m[c.Name] = in
+	}
+	if len(brokenErrs) == len(cfgs) {
+		r.closeAll(m)
+		return nil, fmt.Errorf("%w: %w", ErrNoneUsable, errors.Join(brokenErrs...))
 	}
 	r.integrations.Store(&m)
 	r.metrics.setIntegrations(slices.Collect(maps.Keys(m)), nil)
+	r.metrics.setReady(r)
 	return r, nil
 }
 
-func (r *Registry) newLease(c IntegrationConfig, b Backend) *lease {
+// ErrNoneUsable is returned by NewRegistry when every configured
+// integration is broken.
+var ErrNoneUsable = errors.New("no integration can start")
+
+// connect builds c's backend, or a broken one (with the reason) when c has
+// an error or Connect fails. The status is "not checked yet" for a good
+// one.
+func (r *Registry) connect(c Config, prev Backend) (*lease, *integrationStatus) {
+	cause := c.Err
+	if cause == nil {
+		b, err := r.connector.Connect(c, prev)
+		if err == nil {
+			return r.newLease(c, b), &integrationStatus{reason: "not checked yet"}
+		}
+		cause = fmt.Errorf("integration %q: %w", c.Name, err)
+	}
+	bb := newBroken(cause)
+	r.log.Error("integration cannot start; the others serve", "integration", c.Name, "error", cause)
+	return r.newLease(c, bb), &integrationStatus{reason: bb.err.Message, broken: true}
+}
+
+func (r *Registry) newLease(c Config, b Backend) *lease {
 	l := &lease{cfg: c, fp: c.Fingerprint(), b: b}
 	l.releaseFn = l.release
 	r.closing.Add(1)
@@ -194,7 +228,8 @@ func (r *Registry) Acquire(name string) (b Backend, release func(), ok bool) {
 type IntegrationState struct {
 	Name           string
 	Ready          bool
-	Reason         string
+	Reason         string // why not ready: the remedy when Broken
+	Broken         bool   // the integration cannot start (configuration)
 	ThrottledUntil time.Time
 }
 
@@ -207,7 +242,7 @@ func (r *Registry) Readiness() []IntegrationState {
 	for _, name := range slices.Sorted(maps.Keys(m)) {
 		in := m[name]
 		st := in.status.Load()
-		s := IntegrationState{Name: name, Ready: st.ready, Reason: st.reason}
+		s := IntegrationState{Name: name, Ready: st.ready, Reason: st.reason, Broken: st.broken}
 		b, release, ok := r.Acquire(name)
 		if ok {
 			if until := b.ThrottledUntil(); until.After(now) {
@@ -231,12 +266,12 @@ func (r *Registry) Check(ctx context.Context) error {
 	defer r.reloadMu.Unlock()
 	var errs []error
 	for _, in := range *r.integrations.Load() {
-		if in.status.Load().ready {
+		if st := in.status.Load(); st.ready || st.broken {
 			continue
 		}
 		l := in.cur.Load()
 		if err := r.validate(ctx, l.b); err != nil {
-			in.status.Store(&integrationStatus{reason: asAPIError(err).Message})
+			in.status.Store(&integrationStatus{reason: ErrorOf(err, "").Message})
 			r.log.Warn("integration not ready", "integration", in.name, "error", err)
 			errs = append(errs, fmt.Errorf("integration %q: %w", in.name, err))
 			continue
@@ -285,15 +320,25 @@ func (r *Registry) reload(ctx context.Context, force bool) error {
 	changed := false
 	for _, c := range cfgs {
 		in := old[c.Name]
+		fp := c.Fingerprint()
 		var cur *lease
 		if in != nil {
 			cur = in.cur.Load()
-			if cur.fp == c.Fingerprint() {
+			if cur.fp == fp {
 				next[c.Name] = in
 				continue
 			}
 		}
-		fp := c.Fingerprint()
+		wasBroken := in != nil && in.status.Load().broken
+		if c.Err != nil && in != nil && !wasBroken {
+			// A working integration whose new configuration is broken
+			// keeps serving with the old one.
+			r.metrics.rotation(c.Name, "rejected")
+			r.log.Error("new configuration rejected; the old one keeps serving", "integration", c.Name, "error", c.Err)
+			errs = append(errs, c.Err)
+			next[c.Name] = in
+			continue
+		}
 		if rj, ok := r.rejected[c.Name]; ok && rj.fp == fp && !force && r.now().Sub(rj.at) < RetryRejectedAfter {
 			if in != nil {
 				next[c.Name] = in
@@ -305,39 +350,44 @@ func (r *Registry) reload(ctx context.Context, force bool) error {
 		if cur != nil {
 			prev = cur.b
 		}
-		b, err := r.connector.Connect(c, prev)
-		if err == nil {
-			if err = r.validate(ctx, b); err != nil {
-				b.Close()
+		l, st := r.connect(c, prev)
+		if !st.broken {
+			if err := r.validate(ctx, l.b); err != nil {
+				if in != nil && !wasBroken {
+					l.retire()
+					r.rejected[c.Name] = rejection{fp: fp, at: r.now()}
+					r.metrics.rotation(c.Name, "rejected")
+					r.log.Error("new configuration rejected; the old credentials keep serving", "integration", c.Name, "error", err)
+					errs = append(errs, fmt.Errorf("integration %q: %w", c.Name, err))
+					next[c.Name] = in
+					continue
+				}
+				// Nothing to keep: serve the new one, not ready until
+				// Check succeeds.
+				st = &integrationStatus{reason: ErrorOf(err, "").Message}
+				errs = append(errs, fmt.Errorf("integration %q: %w", c.Name, err))
+			} else {
+				st = &integrationStatus{ready: true}
 			}
-		}
-		if err != nil {
-			r.rejected[c.Name] = rejection{fp: fp, at: r.now()}
-			r.metrics.rotation(c.Name, "rejected")
-			r.log.Error("new configuration rejected; the old credentials keep serving", "integration", c.Name, "error", err)
-			errs = append(errs, fmt.Errorf("integration %q: %w", c.Name, err))
-			if in != nil {
-				next[c.Name] = in
-			}
-			continue
+		} else {
+			errs = append(errs, fmt.Errorf("integration %q: %s", c.Name, st.reason))
 		}
 		delete(r.rejected, c.Name)
 		changed = true
-		l := r.newLease(c, b)
 		if in == nil {
 			in = &integration{name: c.Name}
 			in.cur.Store(l)
-			in.status.Store(&integrationStatus{ready: true})
+			in.status.Store(st)
 			next[c.Name] = in
-			r.log.Info("integration added", "integration", c.Name)
+			r.log.Info("integration added", "integration", c.Name, "ready", st.ready)
 			continue
 		}
 		in.cur.Store(l)
-		in.status.Store(&integrationStatus{ready: true})
+		in.status.Store(st)
 		cur.retire()
 		next[c.Name] = in
 		r.metrics.rotation(c.Name, "applied")
-		r.log.Info("new configuration applied", "integration", c.Name, "keptCache", c.SameData(cur.cfg))
+		r.log.Info("new configuration applied", "integration", c.Name, "keptCache", c.SameData(cur.cfg), "ready", st.ready)
 	}
 	var removed []string
 	for name, in := range old {
@@ -353,11 +403,13 @@ func (r *Registry) reload(ctx context.Context, force bool) error {
 		r.metrics.setIntegrations(slices.Collect(maps.Keys(next)), removed)
 	}
 	r.metrics.setReady(r)
-	if len(errs) > 0 {
+	switch {
+	case len(errs) > 0:
 		r.metrics.reload("rejected")
 		return errors.Join(errs...)
+	case changed:
+		r.metrics.reload("applied")
 	}
-	r.metrics.reload("ok")
 	return nil
 }
 
@@ -390,6 +442,9 @@ func (r *Registry) Close() {
 	r.closeAll(*r.integrations.Load())
 	r.reloadMu.Unlock()
 	r.closing.Wait()
+	for _, f := range r.onClose {
+		f()
+	}
 }
 
 func (r *Registry) closeAll(m map[string]*integration) {

@@ -1,4 +1,4 @@
-package sidecar
+package httpapi
 
 // The HTTP layer is generated from openapi.yaml (oapi-codegen's strict std-http
 // server), so the document served at /openapi.json and the handlers cannot drift.

@@ -19,13 +19,17 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/dvgate/dvgate/gateway"
+	"github.com/dvgate/dvgate/integration"
+	"github.com/dvgate/dvgate/sidecar/internal/httpapi"
 )
 
-// ServerConfig configures the HTTP handler.
-type ServerConfig struct {
-	Registry *Registry
+// handlerConfig configures the HTTP handler.
+type handlerConfig struct {
+	Registry *integration.Registry
 	Logger   *slog.Logger // nil = discard
-	Metrics  *Metrics     // nil = none
+	Metrics  *metrics     // nil = none
 	// Gatherer is served at /metrics; nil = no /metrics.
 	Gatherer prometheus.Gatherer
 	// APIToken, when set, is required as "Authorization: Bearer <token>" on
@@ -40,9 +44,9 @@ type ServerConfig struct {
 	Clock        func() time.Time // nil = time.Now
 }
 
-// Server is the sidecar's http.Handler. It is safe for concurrent use.
-type Server struct {
-	cfg ServerConfig
+// handler is the sidecar's http.Handler. It is safe for concurrent use.
+type handler struct {
+	cfg handlerConfig
 	log *slog.Logger
 	now func() time.Time
 	// realClock: now is time.Now, so its readings serve as wall-clock
@@ -55,16 +59,19 @@ type Server struct {
 	// Request ids: idPrefix (random per Server) and a counter.
 	idPrefix string
 	idSeq    atomic.Uint64
-	// ops holds each operation's metrics, resolved at NewServer; read-only.
+	// ops holds each operation's metrics, resolved at newHandler; read-only.
 	ops map[string]*opMetrics
+	// Encoded answers of the hot lookups (see answerMemo).
+	orders    *answerMemo[gateway.Order]
+	customers *answerMemo[gateway.Customer]
 }
 
-// NewServer builds the handler: the generated routes of openapi.yaml behind
+// newHandler builds the handler: the generated routes of openapi.yaml behind
 // request-id, logging, metrics, authentication and limit middleware, plus
 // /metrics and /openapi.json.
-func NewServer(cfg ServerConfig) (*Server, error) {
+func newHandler(cfg handlerConfig) (*handler, error) {
 	if cfg.Registry == nil {
-		return nil, errors.New("sidecar: ServerConfig.Registry is required")
+		return nil, errors.New("sidecar: handlerConfig.Registry is required")
 	}
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = 25 * time.Second
@@ -72,7 +79,8 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 64 << 10
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Clock, realClock: cfg.Clock == nil}
+	s := &handler{cfg: cfg, log: cfg.Logger, now: cfg.Clock, realClock: cfg.Clock == nil,
+		orders: newAnswerMemo[gateway.Order](), customers: newAnswerMemo[gateway.Customer]()}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -83,7 +91,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if cfg.APIToken != "" {
 		s.tokenSum = sha256.Sum256([]byte(cfg.APIToken))
 	}
-	doc, err := GetSpec()
+	doc, err := httpapi.GetSpec()
 	if err != nil {
 		return nil, fmt.Errorf("sidecar: embedded OpenAPI document: %w", err)
 	}
@@ -92,10 +100,10 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	}
 
 	mux := http.NewServeMux()
-	strict := NewStrictHandlerWithOptions(&api{s: s}, nil,
-		StrictHTTPServerOptions{RequestErrorHandlerFunc: s.requestError, ResponseErrorHandlerFunc: s.responseError})
+	strict := httpapi.NewStrictHandlerWithOptions(&handlers{h: s}, nil,
+		httpapi.StrictHTTPServerOptions{RequestErrorHandlerFunc: s.requestError, ResponseErrorHandlerFunc: s.responseError})
 	routes := &opRouter{ServeMux: mux, ops: routeOperations(doc)}
-	HandlerWithOptions(strict, StdHTTPServerOptions{BaseRouter: routes, ErrorHandlerFunc: s.requestError})
+	httpapi.HandlerWithOptions(strict, httpapi.StdHTTPServerOptions{BaseRouter: routes, ErrorHandlerFunc: s.requestError})
 	if routes.err != nil {
 		return nil, routes.err
 	}
@@ -122,9 +130,9 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	return s, nil
 }
 
-// Drain makes /readyz fail, so that a load balancer stops sending new
+// drain makes /readyz fail, so that a load balancer stops sending new
 // requests while the server shuts down.
-func (s *Server) Drain() { s.draining.Store(true) }
+func (s *handler) drain() { s.draining.Store(true) }
 
 // ServeHTTP implements http.Handler.
 //
@@ -134,7 +142,7 @@ func (s *Server) Drain() { s.draining.Store(true) }
 // made only if something waits, metric children are resolved once per
 // operation, and the log line's attributes are kept in request (no
 // allocation of their own).
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (s *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := s.now()
 	rq := &request{parent: r.Context(), sw: statusWriter{ResponseWriter: w}}
 	ri := &rq.info
@@ -194,7 +202,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			attrs = append(attrs, slog.String("cause", e.Err.Error()))
 		}
 		switch {
-		case e.Status >= 500 && e.Code != ErrorCodeInternal:
+		case e.Status >= 500 && e.Code != integration.CodeInternal:
 			level = slog.LevelWarn
 		case e.Status >= 500:
 			level = slog.LevelError
@@ -219,7 +227,7 @@ type reqInfo struct {
 	kind        string // lookup kind: customer, order, recent_orders, refunds, test
 	email       string // masked
 	cache       string
-	err         *APIError
+	err         *apiError
 	answer      jsonAnswer // a lookup's answer, written by the generated handler
 }
 
@@ -267,7 +275,7 @@ func routeOperations(doc *openapi3.T) map[string]string {
 // requestID echoes a caller's well-formed id (1-128 of A-Z a-z 0-9 . _ : -),
 // else makes one: a per-process random prefix and a counter, unique
 // without reading crypto/rand per request.
-func (s *Server) requestID(in string) string {
+func (s *handler) requestID(in string) string {
 	if validRequestID(in) {
 		return in
 	}
@@ -293,7 +301,7 @@ func validRequestID(id string) bool {
 
 // authenticate requires the API token, compared in constant time (of
 // SHA-256 sums, so the token's length does not leak either).
-func (s *Server) authenticate(next http.Handler) http.Handler {
+func (s *handler) authenticate(next http.Handler) http.Handler {
 	if s.cfg.APIToken == "" {
 		return next
 	}
@@ -305,8 +313,8 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		sum := sha256.Sum256([]byte(strings.TrimSpace(got)))
 		if !ok || subtle.ConstantTimeCompare(sum[:], s.tokenSum[:]) != 1 {
-			s.fail(w, r, &APIError{Code: ErrorCodeAuth, Status: http.StatusUnauthorized,
-				Message: "Missing or wrong API token: send the gateway's DVGATE_API_TOKEN as \"Authorization: Bearer <token>\"."})
+			s.fail(w, r, &apiError{domainError{Code: integration.CodeAuth,
+				Message: "Missing or wrong API token: send the gateway's DVGATE_API_TOKEN as \"Authorization: Bearer <token>\"."}, http.StatusUnauthorized})
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -316,7 +324,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 // wallClock returns t, read from s.now, if that is the real clock, else
 // time.Now: the request timeout and log timestamps are wall-clock time
 // even under a test clock.
-func (s *Server) wallClock(t time.Time) time.Time {
+func (s *handler) wallClock(t time.Time) time.Time {
 	if s.realClock {
 		return t
 	}
@@ -325,7 +333,7 @@ func (s *Server) wallClock(t time.Time) time.Time {
 
 // opMetrics returns the metrics of op (an operation id, or one of the
 // names NewServer adds).
-func (s *Server) opMetrics(op string) *opMetrics {
+func (s *handler) opMetrics(op string) *opMetrics {
 	if m, ok := s.ops[op]; ok {
 		return m
 	}
@@ -346,7 +354,7 @@ func operationIDs(doc *openapi3.T) []string {
 }
 
 // fail writes an error document and records it for the log.
-func (s *Server) fail(w http.ResponseWriter, r *http.Request, e *APIError) {
+func (s *handler) fail(w http.ResponseWriter, r *http.Request, e *apiError) {
 	info(r.Context()).err = e
 	writeError(w, e)
 }
@@ -354,11 +362,11 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, e *APIError) {
 // requestError answers parameters the generated binding rejected. Such a
 // request is counted and logged under operation "other" (it reached no
 // operation).
-func (s *Server) requestError(w http.ResponseWriter, r *http.Request, err error) {
+func (s *handler) requestError(w http.ResponseWriter, r *http.Request, err error) {
 	info(r.Context()).op = "other"
 	var (
-		req *RequiredParamError
-		bad *InvalidParamFormatError
+		req *httpapi.RequiredParamError
+		bad *httpapi.InvalidParamFormatError
 	)
 	switch {
 	case errors.As(err, &req):
@@ -371,7 +379,7 @@ func (s *Server) requestError(w http.ResponseWriter, r *http.Request, err error)
 }
 
 // responseError answers an error a handler returned.
-func (s *Server) responseError(w http.ResponseWriter, r *http.Request, err error) {
+func (s *handler) responseError(w http.ResponseWriter, r *http.Request, err error) {
 	s.fail(w, r, asAPIError(err))
 }
 

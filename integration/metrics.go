@@ -1,0 +1,89 @@
+package integration
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the registry's Prometheus collectors: configuration reloads,
+// credential rotations and each integration's readiness. A nil *Metrics
+// records nothing.
+type Metrics struct {
+	reloads   *prometheus.CounterVec
+	rotations *prometheus.CounterVec
+	ready     *prometheus.GaugeVec
+	broken    *prometheus.GaugeVec
+}
+
+// NewMetrics creates the collectors and registers them with reg.
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dvgate_config_reloads_total",
+			Help: "Configuration reloads (SIGHUP, or a changed config or secret file) by result: applied (something changed), rejected (some integration's new configuration failed), error (unreadable or invalid configuration). Polls that find nothing changed are not counted.",
+		}, []string{"result"}),
+		rotations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dvgate_integration_updates_total",
+			Help: "Changed integration configurations (e.g. rotated credentials), by result: applied or rejected.",
+		}, []string{"integration", "result"}),
+		ready: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "dvgate_integration_ready",
+			Help: "1 when the integration signed in and WhoAmI succeeded, else 0.",
+		}, []string{"integration"}),
+		broken: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "dvgate_integration_config_error",
+			Help: "1 when the integration cannot start because of its configuration (/readyz says why), else 0.",
+		}, []string{"integration"}),
+	}
+	for _, c := range []prometheus.Collector{m.reloads, m.rotations, m.ready, m.broken} {
+		if err := reg.Register(c); err != nil {
+			return nil, errors.Join(errors.New("integration: registering metrics"), err)
+		}
+	}
+	return m, nil
+}
+
+func (m *Metrics) reload(result string) {
+	if m != nil {
+		m.reloads.WithLabelValues(result).Inc()
+	}
+}
+
+func (m *Metrics) rotation(integration, result string) {
+	if m != nil {
+		m.rotations.WithLabelValues(integration, result).Inc()
+	}
+}
+
+func (m *Metrics) setIntegrations(names, removed []string) {
+	if m == nil {
+		return
+	}
+	for _, n := range removed {
+		m.ready.DeleteLabelValues(n)
+		m.broken.DeleteLabelValues(n)
+	}
+	for _, n := range names {
+		m.ready.WithLabelValues(n) // create at 0 until Check says otherwise
+		m.broken.WithLabelValues(n)
+	}
+}
+
+func (m *Metrics) setReady(r *Registry) {
+	if m == nil {
+		return
+	}
+	for _, in := range *r.integrations.Load() {
+		st := in.status.Load()
+		m.ready.WithLabelValues(in.name).Set(b2f(st.ready))
+		m.broken.WithLabelValues(in.name).Set(b2f(st.broken))
+	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
