@@ -169,6 +169,7 @@ type customerRow struct {
 	modified           time.Time
 	parent, parentName string
 	parentLogical      string
+	raw                json.RawMessage // the row's JSON, when fields are configured
 }
 
 func contactRow(c *generated.Contact) customerRow {
@@ -207,20 +208,28 @@ func accountRow(a *generated.Account) customerRow {
 // email (already normalized, lowercase; Dataverse's eq is case-insensitive
 // anyway): any of the three addresses, active first, then most recently
 // modified, then id.
-func contactQuery(email string) odataq.Query[generated.Contact] {
+func contactQuery(email string, extra []string) odataq.Query[generated.Contact] {
 	c := generated.ContactColumns
+	sel := contactSelect
+	for _, x := range extra {
+		sel = append(slices.Clip(sel), odataq.StringCol[generated.Contact](x))
+	}
 	return odataq.Query[generated.Contact]{}.
-		Select(contactSelect...).
+		Select(sel...).
 		Filter(odataq.Or(c.EMailAddress1.Eq(email), c.EMailAddress2.Eq(email), c.EMailAddress3.Eq(email))).
 		OrderBy(c.StateCode.Asc(), c.ModifiedOn.Desc(), c.ContactId.Asc()).
 		Top(customerTop).
 		Annotations(annotations...)
 }
 
-func accountQuery(email string) odataq.Query[generated.Account] {
+func accountQuery(email string, extra []string) odataq.Query[generated.Account] {
 	c := generated.AccountColumns
+	sel := accountSelect
+	for _, x := range extra {
+		sel = append(slices.Clip(sel), odataq.StringCol[generated.Account](x))
+	}
 	return odataq.Query[generated.Account]{}.
-		Select(accountSelect...).
+		Select(sel...).
 		Filter(odataq.Or(c.EMailAddress1.Eq(email), c.EMailAddress2.Eq(email), c.EMailAddress3.Eq(email))).
 		OrderBy(c.StateCode.Asc(), c.ModifiedOn.Desc(), c.AccountId.Asc()).
 		Top(customerTop).
@@ -243,16 +252,62 @@ func firstPage[M any](rows iter.Seq2[M, error], conv func(*M) customerRow) ([]cu
 	return out, nil
 }
 
-// findCustomer asks one table ("contact" or "account"); ErrNotFound when
-// no row matches.
-func findCustomer(ctx context.Context, svc *generated.Service, typ, email string) (*Customer, error) {
-	var rows []customerRow
-	var err error
-	if typ == "contact" {
-		rows, err = firstPage(svc.Contacts().List(ctx, contactQuery(email)), contactRow)
-	} else {
-		rows, err = firstPage(svc.Accounts().List(ctx, accountQuery(email)), accountRow)
+// withRaw pairs each typed row of a page with its JSON, for the configured
+// columns the typed model lacks.
+func withRaw[M any](body []byte, typed []M, conv func(*M) customerRow) ([]customerRow, error) {
+	var page struct {
+		Value []json.RawMessage `json:"value"`
 	}
+	if err := json.Unmarshal(body, &page); err != nil || len(page.Value) != len(typed) {
+		return nil, errors.Join(errors.New("value array differs from the typed decoding"), err)
+	}
+	out := make([]customerRow, 0, min(len(typed), customerTop))
+	for i := range typed {
+		if i == customerTop {
+			break
+		}
+		r := conv(&typed[i])
+		r.raw = page.Value[i]
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// findCustomerRows asks one table ("contact" or "account") for the rows
+// with email; with configured fields (specs), through the low-level client
+// that keeps the body.
+func findCustomerRows(ctx context.Context, svc *generated.Service, typ, email string, specs []fieldSpec) ([]customerRow, error) {
+	extra := props(specs)
+	switch {
+	case typ == "contact" && len(extra) == 0:
+		return firstPage(svc.Contacts().List(ctx, contactQuery(email, nil)), contactRow)
+	case len(extra) == 0:
+		return firstPage(svc.Accounts().List(ctx, accountQuery(email, nil)), accountRow)
+	case typ == "contact":
+		r, err := svc.API().ListContactsWithResponse(ctx, nil, editor(contactQuery(email, extra)))
+		if err != nil {
+			return nil, err
+		}
+		if r.JSON200 == nil {
+			return nil, odataq.ResponseError(r.HTTPResponse, r.Body)
+		}
+		return withRaw(r.Body, r.JSON200.Value, contactRow)
+	default:
+		r, err := svc.API().ListAccountsWithResponse(ctx, nil, editor(accountQuery(email, extra)))
+		if err != nil {
+			return nil, err
+		}
+		if r.JSON200 == nil {
+			return nil, odataq.ResponseError(r.HTTPResponse, r.Body)
+		}
+		return withRaw(r.Body, r.JSON200.Value, accountRow)
+	}
+}
+
+// findCustomer asks one table ("contact" or "account"); ErrNotFound when
+// no row matches. specs are the configured fields of that table.
+func findCustomer(ctx context.Context, svc *generated.Service, typ, email string, specs []fieldSpec) (*Customer, error) {
+	rows, err := findCustomerRows(ctx, svc, typ, email, specs)
 	if err != nil {
 		return nil, upstreamErr("GET "+typ+"s", err)
 	}
@@ -288,6 +343,15 @@ func findCustomer(ctx context.Context, svc *generated.Service, typ, email string
 	if r.parent != "" && r.parentLogical == "account" {
 		c.Account = &Ref{Type: "account", ID: r.parent, Name: r.parentName}
 	}
+	if len(specs) > 0 {
+		var row map[string]json.RawMessage
+		if err := json.Unmarshal(r.raw, &row); err != nil {
+			return nil, upstreamErr("GET "+typ+"s", err)
+		}
+		if c.Fields, err = readFields(row, specs); err != nil {
+			return nil, upstreamErr("GET "+typ+"s", err)
+		}
+	}
 	return c, nil
 }
 
@@ -299,12 +363,12 @@ func findCustomer(ctx context.Context, svc *generated.Service, typ, email string
 // $expand, 0x80060888), so they are sorted here. No $top/$orderby next to a
 // nested collection $expand either: order numbers are unique in practice;
 // if not, the smallest id wins (see findOrder).
-func orderQuery(tracking string) odataq.Query[generated.SalesOrder] {
+func orderQuery(extra []string) odataq.Query[generated.SalesOrder] {
 	sel := orderSelect
-	if tracking != "" {
-		// A column of this org that the generated model may not have
-		// (validated against the org's columns at New).
-		sel = append(slices.Clip(sel), odataq.StringCol[generated.SalesOrder](tracking))
+	for _, c := range extra {
+		// Columns of this org that the generated model may not have
+		// (resolved against the org's schema at New).
+		sel = append(slices.Clip(sel), odataq.StringCol[generated.SalesOrder](c))
 	}
 	lines := odataq.Query[generated.SalesOrderDetail]{}.
 		Select(lineSelect...).
@@ -325,10 +389,12 @@ func editor[T any](q odataq.Query[T]) generated.RequestEditorFn {
 
 // findOrder reads an order by id (key lookup) or by order number. It uses
 // the low-level client of the generated Service, which hands back the body
-// next to the typed model, because the tracking column is read from the raw
-// JSON: it is a custom column of this org that the committed model lacks.
-func findOrder(ctx context.Context, svc *generated.Service, ref orderRef, tracking string) (*Order, error) {
-	q := orderQuery(tracking)
+// next to the typed model, because the configured columns (tracking, fields)
+// are read from the raw JSON: columns of this org that the committed model
+// lacks.
+func findOrder(ctx context.Context, svc *generated.Service, ref orderRef, x *extraColumns) (*Order, error) {
+	extra := x.orderProps()
+	q := orderQuery(extra)
 	const op = "GET salesorders"
 	var row *generated.SalesOrder
 	var raw []byte
@@ -368,7 +434,7 @@ func findOrder(ctx context.Context, svc *generated.Service, ref orderRef, tracki
 			}
 		}
 		row = &rows[best]
-		if tracking != "" {
+		if len(extra) > 0 {
 			var page struct {
 				Value []json.RawMessage `json:"value"`
 			}
@@ -382,33 +448,12 @@ func findOrder(ctx context.Context, svc *generated.Service, ref orderRef, tracki
 		return nil, upstreamErr(op, errNoKey)
 	}
 	o := toOrder(row)
-	if tracking != "" {
-		t, err := trackingNumber(raw, tracking)
-		if err != nil {
+	if len(extra) > 0 {
+		if err := x.readOrder(o, raw); err != nil {
 			return nil, upstreamErr(op, err)
 		}
-		o.TrackingNumber = t
 	}
 	return o, nil
-}
-
-// trackingNumber reads one text column from a salesorder's JSON; nil when
-// it is absent, null or empty.
-func trackingNumber(raw []byte, col string) (*string, error) {
-	var cols map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &cols); err != nil {
-		return nil, err
-	}
-	var s *string
-	if v, ok := cols[col]; ok {
-		if err := json.Unmarshal(v, &s); err != nil {
-			return nil, err
-		}
-	}
-	if s != nil && *s == "" {
-		s = nil
-	}
-	return s, nil
 }
 
 func currencyOf(r *generated.SalesOrder) string {
@@ -528,21 +573,3 @@ func findRecentOrders(ctx context.Context, svc *generated.Service, customerID st
 	}
 	return out, nil
 }
-
-// DefaultOrderColumns are the salesorder columns of a default org (the
-// testdata/csdl/org.xml fixture), against which Config.TrackingColumn is
-// checked when neither Config.OrderColumns nor Config.Model is set. A
-// custom column (publisher prefix, e.g. contoso_trackingnumber) needs the
-// org's $metadata (Config.Model, or OrderColumnsFromCSDL).
-var DefaultOrderColumns = []string{"salesorderid", "ordernumber", "name", "description", "_customerid_value",
-	"_accountid_value", "_contactid_value", "emailaddress", "requestdeliveryby", "datefulfilled", "submitdate",
-	"totalamount", "totalamount_base", "totallineitemamount", "totallineitemamount_base", "totaldiscountamount",
-	"totaldiscountamount_base", "totaltax", "totaltax_base", "totalamountlessfreight", "totalamountlessfreight_base",
-	"freightamount", "freightamount_base", "discountamount", "discountamount_base", "discountpercentage",
-	"_transactioncurrencyid_value", "exchangerate", "shippingmethodcode", "paymenttermscode", "freighttermscode",
-	"prioritycode", "willcall", "shipto_name", "shipto_contactname", "shipto_line1", "shipto_line2", "shipto_line3",
-	"shipto_city", "shipto_stateorprovince", "shipto_postalcode", "shipto_country", "shipto_telephone", "shipto_fax",
-	"shipto_composite", "shipto_freighttermscode", "billto_name", "billto_contactname", "billto_line1", "billto_line2",
-	"billto_line3", "billto_city", "billto_stateorprovince", "billto_postalcode", "billto_country", "billto_telephone",
-	"billto_fax", "billto_composite", "statecode", "statuscode", "_ownerid_value", "createdon", "modifiedon",
-	"versionnumber"}

@@ -64,17 +64,25 @@ type Config struct {
 	// Mode is the default mode of Customer.
 	Mode Mode
 	// TrackingColumn is an optional salesorder column (e.g.
-	// "contoso_trackingnumber") returned as Order.TrackingNumber. New checks
-	// it against OrderColumns.
+	// "contoso_trackingnumber") returned as Order.TrackingNumber: a text
+	// column, or a lookup (e.g. to a custom shipment table), whose related
+	// row's primary name is the tracking number. It needs Model.
 	TrackingColumn string
-	// Model is the org's parsed $metadata (csdl.Read), optional. When set,
-	// New takes the salesorder columns from it (unless OrderColumns is set)
-	// and checks that the org has every column the gateway reads, so that a
-	// missing column is an error at start-up rather than at the first lookup.
+	// OrderFields and CustomerFields are optional columns of salesorder,
+	// and of contact or account, returned under Order.Fields and
+	// Customer.Fields, typed by the org's schema, in the same request as
+	// the rest of the answer. They need Model.
+	OrderFields, CustomerFields []string
+	// OrderNumberPrefix is the org's order number prefix ("ORD-"), so that
+	// an order number typed without it is found (see Order).
+	OrderNumberPrefix string
+	// Model is the org's parsed $metadata (csdl.Read; the tables the
+	// gateway reads are enough, see SchemaTables). When set, New checks
+	// that the org has every column the gateway reads, and resolves the
+	// configured columns against it, so that a wrong column is an error
+	// naming it (a *ColumnError) before the first lookup. Without it, no
+	// custom column can be configured.
 	Model *csdl.Model
-	// OrderColumns are the org's salesorder columns (see
-	// OrderColumnsFromCSDL); nil = from Model, else DefaultOrderColumns.
-	OrderColumns []string
 	// Cache may be shared by several gateways (one memory budget); nil = New
 	// creates one with the defaults, closed by Close.
 	Cache *Cache
@@ -109,7 +117,8 @@ type Gateway struct {
 	svc         *generated.Service
 	baseURL     string
 	mode        Mode
-	tracking    string
+	extra       extraColumns
+	orderPrefix string
 	customerTTL time.Duration
 	orderTTL    time.Duration
 	ownCache    bool
@@ -145,24 +154,17 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.Mode < ModeBoth || cfg.Mode > ModeAccounts {
 		return nil, fmt.Errorf("gateway: invalid mode %v", cfg.Mode)
 	}
-	cols := cfg.OrderColumns
-	if cols == nil && cfg.Model != nil {
-		var err error
-		if cols, err = OrderColumnsFromCSDL(cfg.Model); err != nil {
-			return nil, err
-		}
+	var x extraColumns
+	if cfg.Model != nil {
 		if err := checkModel(cfg.Model); err != nil {
 			return nil, err
 		}
-	}
-	if cols == nil {
-		cols = DefaultOrderColumns
-	}
-	if cfg.TrackingColumn != "" {
-		if !columnName.MatchString(cfg.TrackingColumn) || !slices.Contains(cols, cfg.TrackingColumn) {
-			return nil, fmt.Errorf("gateway: tracking column %q is not a column of salesorder in this org "+
-				"(use the column's logical name, lowercase, e.g. contoso_trackingnumber, and the org's $metadata)", cfg.TrackingColumn)
+		var err error
+		if x, err = resolveExtras(cfg.Model, cfg.TrackingColumn, cfg.OrderFields, cfg.CustomerFields); err != nil {
+			return nil, err
 		}
+	} else if cfg.TrackingColumn != "" || len(cfg.OrderFields) > 0 || len(cfg.CustomerFields) > 0 {
+		return nil, errors.New("gateway: a tracking column or custom fields need the org's schema (Config.Model)")
 	}
 	durs := []struct {
 		d   *time.Duration
@@ -208,7 +210,7 @@ func New(cfg Config) (*Gateway, error) {
 			metrics: cfg.Metrics, log: cfg.Logger,
 			transient: transient, outcomeLabel: outcomeLabel, shared: cfg.Shared,
 		},
-		up: cfg.Conn, svc: svc, baseURL: cfg.Conn.BaseURL(), mode: cfg.Mode, tracking: cfg.TrackingColumn,
+		up: cfg.Conn, svc: svc, baseURL: cfg.Conn.BaseURL(), mode: cfg.Mode, extra: x, orderPrefix: strings.TrimSpace(cfg.OrderNumberPrefix),
 		customerTTL: cfg.CustomerTTL, orderTTL: cfg.OrderTTL, ownCache: own, throttle: cfg.Throttle,
 	}
 	g.life, g.endLife = context.WithCancel(context.Background())
@@ -222,11 +224,13 @@ func New(cfg Config) (*Gateway, error) {
 		}
 		g.customerCounters, g.orderCounters = g.counters[kindCustomer], g.counters[kindOrder]
 	}
+	// The configured columns are part of the keys: a cache kept across a
+	// configuration change must not answer without them.
 	for m := ModeBoth; m <= ModeAccounts; m++ {
-		g.customerPrefix[m] = g.key(kindCustomer, m.String(), "")
+		g.customerPrefix[m] = g.key(kindCustomer, m.String(), x.customerKey(), "")
 	}
-	g.orderIDPrefix = g.key(kindOrder, g.tracking, "id:")
-	g.orderNumPrefix = g.key(kindOrder, g.tracking, "number:")
+	g.orderIDPrefix = g.key(kindOrder, x.orderKey(), "id:")
+	g.orderNumPrefix = g.key(kindOrder, x.orderKey(), "number:")
 	g.recentPrefix = g.key(kindRecentOrders, "")
 	return g, nil
 }
@@ -291,7 +295,11 @@ func (g *Gateway) CustomerIn(ctx context.Context, email string, mode Mode) (*Cus
 		kind: kindCustomer, key: g.customerPrefix[mode] + e, fresh: g.customerTTL,
 		load: func(ctx context.Context) (any, int64, error) {
 			for _, t := range tables {
-				c, err := findCustomer(ctx, g.svc, t, e)
+				specs := g.extra.contact
+				if t == "account" {
+					specs = g.extra.account
+				}
+				c, err := findCustomer(ctx, g.svc, t, e, specs)
 				if errors.Is(err, ErrNotFound) {
 					continue
 				}
@@ -332,14 +340,14 @@ func (g *Gateway) Order(ctx context.Context, ref string) (*Order, Meta, error) {
 			return o, meta, err
 		}
 	}
-	r, err := normalizeOrderRef(ref)
+	r, err := normalizeOrderRef(ref, g.orderPrefix)
 	if err != nil {
 		return nil, Meta{}, err
 	}
 	v, meta, err := g.get(ctx, spec{
 		kind: kindOrder, key: g.orderKey(r), fresh: g.orderTTL,
 		load: func(ctx context.Context) (any, int64, error) {
-			o, err := findOrder(ctx, g.svc, r, g.tracking)
+			o, err := findOrder(ctx, g.svc, r, &g.extra)
 			if err != nil {
 				return nil, 0, err
 			}
@@ -385,7 +393,7 @@ func (g *Gateway) RecentOrders(ctx context.Context, customerType, customerID str
 // Dataverse (Dynamics 365 Sales) has no refund table, so there is nothing to
 // look up. It makes no request.
 func (g *Gateway) Refunds(ctx context.Context, orderRef string) ([]Refund, error) {
-	if _, err := normalizeOrderRef(orderRef); err != nil {
+	if _, err := normalizeOrderRef(orderRef, g.orderPrefix); err != nil {
 		return nil, err
 	}
 	return []Refund{}, nil
@@ -398,12 +406,6 @@ func (g *Gateway) Test(ctx context.Context) (*TestResult, error) {
 		return nil, err
 	}
 	return &TestResult{OrganizationID: w.OrganizationID, UserID: w.UserID, BusinessUnitID: w.BusinessUnitID}, nil
-}
-
-// OrderColumnsFromCSDL lists the salesorder columns of a parsed $metadata
-// document, for Config.OrderColumns.
-func OrderColumnsFromCSDL(m *csdl.Model) ([]string, error) {
-	return columnsOf(m, "salesorder")
 }
 
 func columnsOf(m *csdl.Model, table string) ([]string, error) {

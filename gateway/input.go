@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"net/mail"
+	"regexp"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -60,15 +61,53 @@ type orderRef struct {
 
 // normalizeOrderRef accepts a GUID (any case, with or without braces) or an
 // order number (matched exactly, case-insensitively, by Dataverse).
-func normalizeOrderRef(s string) (orderRef, error) {
+func normalizeOrderRef(s, prefix string) (orderRef, error) {
 	s, err := checkText("ref", s)
 	if err != nil {
 		return orderRef{}, err
 	}
+	s = tidyOrderRef(s)
+	if s == "" {
+		return orderRef{}, inputErr("ref", "has no order number or id")
+	}
 	if id, ok := parseGUID(s); ok {
 		return orderRef{id: id}, nil
 	}
-	return orderRef{number: strings.ToLower(s)}, nil
+	n := strings.ToLower(s)
+	if p := strings.ToLower(prefix); p != "" && !strings.HasPrefix(n, p) {
+		n = p + n
+	}
+	return orderRef{number: n}, nil
+}
+
+// orderLabel is what people write before an order number: "Order",
+// "order no.", "Sales order #", "Order number:".
+var orderLabel = regexp.MustCompile(`(?i)^(?:sales\s+)?order(?:\s*(?:number|num|no\.?|nr\.?|id))?\s*(?:[:#]\s*|\s+)`)
+
+// refPunct is the punctuation around a pasted reference: quotes, brackets,
+// and a sentence's end.
+const refPunct = "\"'`“”‘’()[]<>.,;:!?*"
+
+// tidyOrderRef takes an order reference as an agent or a customer pastes it
+// ("Order #ORD-01001-B2K9P7.", "(ord-01001-b2k9p7)") down to the number or
+// id: surrounding white space and punctuation, a leading "#", and a leading
+// "Order"/"Order no."/"Order number:" go, until nothing more does (so the
+// result is a fixed point). Inner characters are kept: the match in
+// Dataverse stays exact.
+func tidyOrderRef(s string) string {
+	for range 8 { // each round removes something; real input needs 2 or 3
+		prev := s
+		s = strings.TrimSpace(strings.Trim(s, refPunct))
+		s = strings.TrimSpace(orderLabel.ReplaceAllString(s, ""))
+		s = strings.TrimSpace(strings.TrimLeft(s, "#"))
+		if strings.HasPrefix(s, "{") != strings.HasSuffix(s, "}") {
+			s = strings.Trim(s, "{}")
+		}
+		if s == prev {
+			break
+		}
+	}
+	return s
 }
 
 // parseGUID accepts only the two forms people paste from Dataverse: the

@@ -59,7 +59,7 @@ func FuzzNormalizeOrderRef(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		r, err := normalizeOrderRef(s)
+		r, err := normalizeOrderRef(s, "")
 		if err != nil {
 			return
 		}
@@ -71,7 +71,7 @@ func FuzzNormalizeOrderRef(f *testing.F) {
 			form = r.id
 		}
 		validOutput(t, form)
-		if again, err := normalizeOrderRef(form); err != nil || again != r {
+		if again, err := normalizeOrderRef(form, ""); err != nil || again != r {
 			t.Fatalf("normalizeOrderRef(%q) = %+v, but again: %+v, %v", s, r, again, err)
 		}
 	})

@@ -55,23 +55,36 @@ func TestNormalizeOrderRef(t *testing.T) {
 	t.Parallel()
 	const id = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
 	tests := []struct {
-		in      string
-		want    orderRef
-		errPart string
+		in, prefix string
+		want       orderRef
+		errPart    string
 	}{
 		{in: id, want: orderRef{id: id}},
 		{in: strings.ToUpper(id), want: orderRef{id: id}},
 		{in: "{" + strings.ToUpper(id) + "}", want: orderRef{id: id}},
 		{in: " ORD-01001-B2K9P7 ", want: orderRef{number: "ord-01001-b2k9p7"}},
 		{in: "0a1b2c3d4e5f4a6b8c7d9e0f1a2b3c4d", want: orderRef{number: "0a1b2c3d4e5f4a6b8c7d9e0f1a2b3c4d"}},
-		{in: "{" + id, want: orderRef{number: "{" + id}},
+		{in: "{" + id, want: orderRef{id: id}},
+		// As agents and customers paste them.
+		{in: "#ORD-01001-B2K9P7", want: orderRef{number: "ord-01001-b2k9p7"}},
+		{in: "Order ORD-01001-B2K9P7.", want: orderRef{number: "ord-01001-b2k9p7"}},
+		{in: "order no. ord-01001-b2k9p7", want: orderRef{number: "ord-01001-b2k9p7"}},
+		{in: "Sales order #: (ORD-01001-B2K9P7)", want: orderRef{number: "ord-01001-b2k9p7"}},
+		{in: "\u201cORD-01001-B2K9P7\u201d,", want: orderRef{number: "ord-01001-b2k9p7"}},
+		{in: "Order number: " + id, want: orderRef{id: id}},
+		{in: "order-5", want: orderRef{number: "order-5"}},
+		{in: "01001-B2K9P7", prefix: "ORD-", want: orderRef{number: "ord-01001-b2k9p7"}},
+		{in: "ord-01001-B2K9P7", prefix: "ORD-", want: orderRef{number: "ord-01001-b2k9p7"}},
+		{in: "Order #01001-B2K9P7", prefix: "ORD-", want: orderRef{number: "ord-01001-b2k9p7"}},
+		{in: id, prefix: "ORD-", want: orderRef{id: id}},
+		{in: "Order #", errPart: "has no order number"},
 		{in: "O'Hara-1", want: orderRef{number: "o'hara-1"}},
 		{in: "", errPart: "is empty"},
 		{in: strings.Repeat("9", 101), errPart: "101 characters"},
 		{in: "ORD\t1", errPart: "control characters"},
 	}
 	for _, tc := range tests {
-		got, err := normalizeOrderRef(tc.in)
+		got, err := normalizeOrderRef(tc.in, tc.prefix)
 		if tc.errPart != "" {
 			var ie *InputError
 			if !errors.As(err, &ie) || !strings.Contains(err.Error(), tc.errPart) {
@@ -112,9 +125,9 @@ func TestNormalizeCustomerAndLimit(t *testing.T) {
 func TestQueryEncodingRoundTrips(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct{ raw, want string }{
-		{contactQuery("a&b#c%d;e+f g").Encode(), "emailaddress1 eq 'a&b#c%d;e+f g' or emailaddress2 eq 'a&b#c%d;e+f g' or emailaddress3 eq 'a&b#c%d;e+f g'"},
-		{orderQuery("").Filter(generated.SalesOrderColumns.OrderNumber.Eq("O'Hara=1/2?")).Encode(), "ordernumber eq 'O''Hara=1/2?'"},
-		{orderQuery("").Filter(generated.SalesOrderColumns.OrderNumber.Eq("é ü")).Encode(), "ordernumber eq 'é ü'"},
+		{contactQuery("a&b#c%d;e+f g", nil).Encode(), "emailaddress1 eq 'a&b#c%d;e+f g' or emailaddress2 eq 'a&b#c%d;e+f g' or emailaddress3 eq 'a&b#c%d;e+f g'"},
+		{orderQuery(nil).Filter(generated.SalesOrderColumns.OrderNumber.Eq("O'Hara=1/2?")).Encode(), "ordernumber eq 'O''Hara=1/2?'"},
+		{orderQuery(nil).Filter(generated.SalesOrderColumns.OrderNumber.Eq("é ü")).Encode(), "ordernumber eq 'é ü'"},
 	} {
 		got, err := url.ParseQuery(tc.raw)
 		if err != nil || got.Get("$filter") != tc.want {

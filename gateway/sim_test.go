@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dvgate/dvgate/csdl"
 	"github.com/dvgate/dvgate/dataverse"
 	"github.com/dvgate/dvgate/dataversetest"
 	"github.com/google/go-cmp/cmp"
@@ -238,9 +239,8 @@ func TestSimTrackingColumn(t *testing.T) {
 	t.Parallel()
 	// The customised org has salesorder.contoso_trackingnumber.
 	csdl, seed := customOrg(t)
-	cols := []string{"contoso_trackingnumber"}
 	e := newSimEnv(t, dataversetest.Options{CSDL: csdl, Seed: seed},
-		Config{TrackingColumn: "contoso_trackingnumber", OrderColumns: append(cols, DefaultOrderColumns...)})
+		Config{TrackingColumn: "contoso_trackingnumber", Model: customModel(t)})
 	got, _, err := e.g.Order(context.Background(), demoOrder)
 	if err != nil {
 		t.Fatal(err)
@@ -345,6 +345,21 @@ func TestSimCoalescing(t *testing.T) {
 
 // customOrg returns the customised org's CSDL and the demo seed with a
 // tracking number on the demo order.
+// customModel is the customised org's schema, as an integration reads it.
+func customModel(t *testing.T) *csdl.Model {
+	t.Helper()
+	f, err := os.Open("../testdata/csdl/org-custom.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	m, err := csdl.Read(f, csdl.Tables(SchemaTables...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
 func customOrg(t *testing.T) (csdlDoc, seed []byte) {
 	t.Helper()
 	csdlDoc, err := os.ReadFile("../testdata/csdl/org-custom.xml")

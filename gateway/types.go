@@ -22,6 +22,9 @@ type Customer struct {
 	// Account is a contact's parent account (Company Name) when that lookup
 	// points to an account; nil otherwise.
 	Account *Ref `json:"account,omitempty"`
+	// Fields are the configured CustomerFields of the customer's table by
+	// logical name; nil when none are configured.
+	Fields map[string]Field `json:"fields,omitempty"`
 }
 
 // Ref names a related record.
@@ -49,6 +52,9 @@ type Order struct {
 	// TrackingNumber is the configured tracking column; nil when not
 	// configured or empty.
 	TrackingNumber *string `json:"trackingNumber"`
+	// Fields are the configured OrderFields by logical name; nil when none
+	// are configured.
+	Fields map[string]Field `json:"fields,omitempty"`
 }
 
 // Choice is an option-set value with its label in the caller's language.

@@ -26,6 +26,9 @@ const Default = "default"
 const (
 	EnvCustomerLookup = "DVGATE_CUSTOMER_LOOKUP" // both|contacts|accounts
 	EnvTrackingColumn = "DVGATE_TRACKING_COLUMN" // salesorder column with the tracking number
+	EnvOrderFields    = "DVGATE_ORDER_FIELDS"    // salesorder columns returned under "fields", comma-separated
+	EnvCustomerFields = "DVGATE_CUSTOMER_FIELDS" // contact or account columns returned under "fields"
+	EnvOrderPrefix    = "DVGATE_ORDER_NUMBER_PREFIX"
 )
 
 // Config is one integration (one Dataverse org), resolved: secrets
@@ -36,6 +39,12 @@ type Config struct {
 	Dataverse      dataverse.Config
 	Mode           gateway.Mode // default customer lookup mode
 	TrackingColumn string       // optional salesorder column for trackingNumber
+	// OrderFields and CustomerFields are columns of the org returned under
+	// "fields", typed by the org's schema (read at run time).
+	OrderFields, CustomerFields []string
+	// OrderNumberPrefix lets people type an order number without it
+	// ("01001-B2K9P7" for "ORD-01001-B2K9P7").
+	OrderNumberPrefix string
 
 	// Err is why this integration cannot start (a missing secret, an
 	// invalid value), with the remedy; the other fields are what could be
@@ -60,6 +69,7 @@ func (c Config) Fingerprint() string {
 	h := sha256.New()
 	for _, s := range []string{c.Name, d.URL, d.TenantID, d.ClientID, d.ClientSecret, d.CertificatePath,
 		d.CertificatePassword, c.certHash, d.FederatedTokenFile, d.AuthorityHost, c.Mode.String(), c.TrackingColumn, errText(c.Err),
+		strings.Join(c.OrderFields, ","), strings.Join(c.CustomerFields, ","), c.OrderNumberPrefix,
 		fmt.Sprint(d.MaxConcurrent), fmt.Sprint(d.MaxAttempts)} {
 		h.Write([]byte(s))
 		h.Write([]byte{0})
@@ -71,7 +81,8 @@ func (c Config) Fingerprint() string {
 // cache filled through one is valid for the other (only credentials differ).
 func (c Config) SameData(o Config) bool {
 	return c.Name == o.Name && strings.EqualFold(strings.TrimRight(c.Dataverse.URL, "/"), strings.TrimRight(o.Dataverse.URL, "/")) &&
-		c.Mode == o.Mode && c.TrackingColumn == o.TrackingColumn
+		c.Mode == o.Mode && c.TrackingColumn == o.TrackingColumn && slices.Equal(c.OrderFields, o.OrderFields) &&
+		slices.Equal(c.CustomerFields, o.CustomerFields) && c.OrderNumberPrefix == o.OrderNumberPrefix
 }
 
 // Source says where the integrations' configuration comes from: a config
@@ -105,6 +116,9 @@ type fileIntegration struct {
 	AuthorityHost       string     `json:"authorityHost"`
 	CustomerLookup      string     `json:"customerLookup"`
 	TrackingColumn      string     `json:"trackingColumn"`
+	OrderFields         []string   `json:"orderFields"`
+	CustomerFields      []string   `json:"customerFields"`
+	OrderNumberPrefix   string     `json:"orderNumberPrefix"`
 	MaxConcurrent       int        `json:"maxConcurrent"`
 }
 
@@ -154,7 +168,9 @@ func (s Source) Load() ([]Config, error) {
 }
 
 func (s Source) loadEnv() Config {
-	c := Config{Name: Default, TrackingColumn: strings.TrimSpace(s.Getenv(EnvTrackingColumn))}
+	c := Config{Name: Default, TrackingColumn: strings.TrimSpace(s.Getenv(EnvTrackingColumn)),
+		OrderFields: list(s.Getenv(EnvOrderFields)), CustomerFields: list(s.Getenv(EnvCustomerFields)),
+		OrderNumberPrefix: strings.TrimSpace(s.Getenv(EnvOrderPrefix))}
 	dv, err := dataverse.ConfigFromEnv(s.Getenv)
 	c.Dataverse = dv
 	if err != nil {
@@ -220,7 +236,8 @@ func (s Source) resolve(name string, fi fileIntegration, dir string) (Config, er
 		}
 		return filepath.Join(dir, p)
 	}
-	c := Config{Name: name, TrackingColumn: strings.TrimSpace(fi.TrackingColumn)}
+	c := Config{Name: name, TrackingColumn: strings.TrimSpace(fi.TrackingColumn), OrderFields: clean(fi.OrderFields),
+		CustomerFields: clean(fi.CustomerFields), OrderNumberPrefix: strings.TrimSpace(fi.OrderNumberPrefix)}
 	c.Dataverse = dataverse.Config{
 		URL:                strings.TrimSpace(fi.URL),
 		TenantID:           strings.TrimSpace(fi.TenantID),
@@ -297,4 +314,18 @@ func errText(err error) string {
 		return ""
 	}
 	return err.Error()
+}
+
+// list splits a comma-separated environment value.
+func list(v string) []string { return clean(strings.Split(v, ",")) }
+
+// clean trims names and drops empty ones; nil when none is left.
+func clean(names []string) []string {
+	var out []string
+	for _, n := range names {
+		if n = strings.TrimSpace(n); n != "" {
+			out = append(out, n)
+		}
+	}
+	return out
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -60,17 +61,32 @@ func (gc *GatewayConnector) Connect(cfg Config, prev Backend) (Backend, error) {
 		cache = &sharedCache{c: c}
 		cache.refs.Store(1)
 	}
-	gw, err := gateway.New(gateway.Config{
-		Name: cfg.Name, Conn: conn, Mode: cfg.Mode, TrackingColumn: cfg.TrackingColumn, Cache: cache.c,
-		UpstreamTimeout: gc.UpstreamTimeout, Clock: gc.Clock, Logger: log, Metrics: gc.Metrics,
-		Shared: fleetShared(gc.Fleet), Throttle: fleetThrottle(gc.Fleet),
-	})
-	if err != nil {
-		cache.release()
-		conn.Close()
-		return nil, err
+	b := &gatewayBackend{cfg: cfg, conn: conn, cache: cache, gc: gc, log: log.With("integration", cfg.Name), now: gc.now}
+	b.life, b.endLife = context.WithCancel(context.Background())
+	if !cfg.needsSchema() {
+		// The columns compiled into package generated are all it reads.
+		gw, err := b.newGateway(nil)
+		if err != nil {
+			b.Close()
+			return nil, err
+		}
+		b.gw.Store(gw)
 	}
-	return &gatewayBackend{cfg: cfg, conn: conn, gw: gw, cache: cache}, nil
+	return b, nil
+}
+
+func (gc *GatewayConnector) logger() *slog.Logger {
+	if gc.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return gc.Logger
+}
+
+func (gc *GatewayConnector) now() time.Time {
+	if gc.Clock == nil {
+		return time.Now()
+	}
+	return gc.Clock()
 }
 
 // sharedCache is a gateway cache used by one integration's successive
@@ -86,15 +102,41 @@ func (s *sharedCache) release() {
 	}
 }
 
+// gatewayBackend is an integration's live connection. Its gateway is built
+// at Connect, or, when the configuration names columns of the org
+// (needsSchema), once the org's schema has been read (see schema.go).
 type gatewayBackend struct {
 	cfg   Config
 	conn  *dataverse.Conn
-	gw    *gateway.Gateway
 	cache *sharedCache
+	gc    *GatewayConnector
+	log   *slog.Logger
+	now   func() time.Time
+
+	gw         atomic.Pointer[gateway.Gateway]
+	refreshing atomic.Bool
+	life       context.Context // ends at Close: background schema reads stop
+	endLife    context.CancelFunc
+	bg         sync.WaitGroup
+
+	schemaMu     sync.Mutex // serializes schema reads; guards the fields below
+	schemaRead   time.Time
+	schemaErr    *Error // the last read's failure; nil after a success
+	schemaFailed time.Time
+	retired      []*gateway.Gateway
 }
 
 func (b *gatewayBackend) Close() {
-	b.gw.Close()
+	b.endLife()
+	b.bg.Wait()
+	b.schemaMu.Lock()
+	gws := append(b.retired, b.gw.Load())
+	b.schemaMu.Unlock()
+	for _, gw := range gws {
+		if gw != nil {
+			gw.Close()
+		}
+	}
 	b.conn.Close()
 	b.cache.release()
 }
@@ -109,19 +151,22 @@ const (
 )
 
 func (b *gatewayBackend) Customer(ctx context.Context, email, mode string) (*gateway.Customer, gateway.Meta, error) {
+	gw, err := b.gateway(ctx)
+	if err != nil {
+		return nil, gateway.Meta{}, err
+	}
 	var (
-		c   *gateway.Customer
-		m   gateway.Meta
-		err error
+		c *gateway.Customer
+		m gateway.Meta
 	)
 	if mode == "" {
-		c, m, err = b.gw.Customer(ctx, email)
+		c, m, err = gw.Customer(ctx, email)
 	} else {
 		gm, perr := gateway.ParseMode(mode)
 		if perr != nil {
 			return nil, gateway.Meta{}, ErrorOf(perr, "")
 		}
-		c, m, err = b.gw.CustomerIn(ctx, email, gm)
+		c, m, err = gw.CustomerIn(ctx, email, gm)
 	}
 	if err != nil {
 		return nil, gateway.Meta{}, ErrorOf(err, notFoundCustomer)
@@ -130,7 +175,11 @@ func (b *gatewayBackend) Customer(ctx context.Context, email, mode string) (*gat
 }
 
 func (b *gatewayBackend) Order(ctx context.Context, ref string) (*gateway.Order, gateway.Meta, error) {
-	o, m, err := b.gw.Order(ctx, ref)
+	gw, err := b.gateway(ctx)
+	if err != nil {
+		return nil, gateway.Meta{}, err
+	}
+	o, m, err := gw.Order(ctx, ref)
 	if err != nil {
 		return nil, gateway.Meta{}, ErrorOf(err, notFoundOrder)
 	}
@@ -138,7 +187,11 @@ func (b *gatewayBackend) Order(ctx context.Context, ref string) (*gateway.Order,
 }
 
 func (b *gatewayBackend) RecentOrders(ctx context.Context, t, id string, limit int) ([]gateway.OrderSummary, gateway.Meta, error) {
-	list, m, err := b.gw.RecentOrders(ctx, t, id, limit)
+	gw, err := b.gateway(ctx)
+	if err != nil {
+		return nil, gateway.Meta{}, err
+	}
+	list, m, err := gw.RecentOrders(ctx, t, id, limit)
 	if err != nil {
 		return nil, gateway.Meta{}, ErrorOf(err, notFoundRecent)
 	}
@@ -146,17 +199,29 @@ func (b *gatewayBackend) RecentOrders(ctx context.Context, t, id string, limit i
 }
 
 func (b *gatewayBackend) Refunds(ctx context.Context, orderRef string) ([]gateway.Refund, error) {
-	list, err := b.gw.Refunds(ctx, orderRef)
+	gw, err := b.gateway(ctx)
+	if err != nil {
+		return nil, err
+	}
+	list, err := gw.Refunds(ctx, orderRef)
 	if err != nil {
 		return nil, ErrorOf(err, notFoundOrder)
 	}
 	return list, nil
 }
 
+// Test signs in and calls WhoAmI; when the configuration names columns of
+// the org, it also reads the org's schema again and checks them, so the
+// Test button says which column is wrong.
 func (b *gatewayBackend) Test(ctx context.Context) (*gateway.TestResult, error) {
-	r, err := b.gw.Test(ctx)
+	w, err := b.conn.WhoAmI(ctx)
 	if err != nil {
 		return nil, ErrorOf(err, "WhoAmI found nothing.")
 	}
-	return r, nil
+	if b.cfg.needsSchema() {
+		if err := b.loadSchema(ctx, true); err != nil {
+			return nil, err
+		}
+	}
+	return &gateway.TestResult{OrganizationID: w.OrganizationID, UserID: w.UserID, BusinessUnitID: w.BusinessUnitID}, nil
 }

@@ -271,7 +271,10 @@ func (r *Registry) Check(ctx context.Context) error {
 		}
 		l := in.cur.Load()
 		if err := r.validate(ctx, l.b); err != nil {
-			in.status.Store(&integrationStatus{reason: ErrorOf(err, "").Message})
+			// A configuration the org refuses (a column it lacks) will not
+			// work by trying again: it waits for a new configuration.
+			e := ErrorOf(err, "")
+			in.status.Store(&integrationStatus{reason: e.Message, broken: e.Code == CodeConfig})
 			r.log.Warn("integration not ready", "integration", in.name, "error", err)
 			errs = append(errs, fmt.Errorf("integration %q: %w", in.name, err))
 			continue
@@ -364,7 +367,8 @@ func (r *Registry) reload(ctx context.Context, force bool) error {
 				}
 				// Nothing to keep: serve the new one, not ready until
 				// Check succeeds.
-				st = &integrationStatus{reason: ErrorOf(err, "").Message}
+				e := ErrorOf(err, "")
+				st = &integrationStatus{reason: e.Message, broken: e.Code == CodeConfig}
 				errs = append(errs, fmt.Errorf("integration %q: %w", c.Name, err))
 			} else {
 				st = &integrationStatus{ready: true}

@@ -16,7 +16,29 @@ func customerOf(c *gateway.Customer) httpapi.Customer {
 		p := c.Phone
 		out.Phone = &p
 	}
+	out.Fields = fields(c.Fields)
 	return out
+}
+
+// fields is the API's "fields": nil (absent) when none are configured.
+func fields(in map[string]gateway.Field) *httpapi.Fields {
+	if in == nil {
+		return nil
+	}
+	out := make(httpapi.Fields, len(in))
+	for k, f := range in {
+		af := httpapi.Field{Value: f.Value}
+		if f.Label != "" {
+			l := f.Label
+			af.Label = &l
+		}
+		if f.Table != "" {
+			t := f.Table
+			af.Table = &t
+		}
+		out[k] = af
+	}
+	return &out
 }
 
 func ref(r *gateway.Ref) *httpapi.Ref {
@@ -41,7 +63,7 @@ func orderOf(o *gateway.Order) httpapi.Order {
 	out := httpapi.Order{Id: o.ID, Number: o.Number, Name: o.Name, Status: o.Status,
 		State: choice(o.State), StatusReason: choice(o.StatusReason),
 		Total: money(o.Total), RequestedDeliveryBy: o.RequestedDeliveryBy, Customer: ref(o.Customer),
-		TrackingNumber: o.TrackingNumber, Lines: make([]httpapi.OrderLine, 0, len(o.Lines))}
+		TrackingNumber: o.TrackingNumber, Fields: fields(o.Fields), Lines: make([]httpapi.OrderLine, 0, len(o.Lines))}
 	for _, l := range o.Lines {
 		ol := httpapi.OrderLine{Number: l.Number, Description: l.Description, WriteIn: l.WriteIn,
 			Quantity: l.Quantity.String(), UnitPrice: gateway.AmountString(l.UnitPrice), Amount: gateway.AmountString(l.Amount)}

@@ -21,6 +21,14 @@ func OrgCSDL() []byte { return mustRead("csdl/org.xml") }
 // OrgEntityDefs returns testdata/entitydefs/org.json.
 func OrgEntityDefs() []byte { return mustRead("entitydefs/org.json") }
 
+// OrgCustomCSDL returns testdata/csdl/org-custom.xml: the five-table org
+// customised (a custom tracking column and a lookup to a custom delivery
+// table on salesorder).
+func OrgCustomCSDL() []byte { return mustRead("csdl/org-custom.xml") }
+
+// OrgCustomEntityDefs returns testdata/entitydefs/org-custom.json.
+func OrgCustomEntityDefs() []byte { return mustRead("entitydefs/org-custom.json") }
+
 // DemoSeed returns testdata/seed/demo.json, the simulator's demo data.
 func DemoSeed() []byte { return mustRead("seed/demo.json") }
 

@@ -113,7 +113,7 @@ func (m *Main) ParseFlags(args []string) error {
 	}
 	fs.StringVar(&m.listen, "listen", listen, "address to listen on (env "+envListen+")")
 	fs.StringVar(&m.configPath, "config", "", "JSON file of named integrations (default: the environment)")
-	fs.BoolVar(&m.demo, "demo", false, "run against the in-process Dataverse simulator with demo data")
+	fs.BoolVar(&m.demo, "demo", false, "run against the in-process Dataverse simulator with demo data (with --config: every integration of the file signs in to it)")
 	fs.StringVar(&m.integration, "integration", integration.Default, "integration for test and lookup")
 	fs.StringVar(&m.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&m.logFormat, "log-format", "json", "json, or text for a person at a terminal; every line on stderr, a fatal error included, uses it")
@@ -239,14 +239,79 @@ func (m *Main) integrations() (integration.Options, error) {
 	if !m.demo {
 		return o, nil
 	}
-	sim, err := dataversetest.NewServer(dataversetest.Options{Logger: m.log.With("component", "simulator")})
+	opts, err := dataversetest.CustomizedDemo()
+	if err != nil {
+		return o, err
+	}
+	opts.Logger = m.log.With("component", "simulator")
+	sim, err := dataversetest.NewServer(opts)
 	if err != nil {
 		return o, err
 	}
 	m.sim = sim
-	o.Source = integration.Source{Getenv: integration.MapEnv(sim.Env(), m.Getenv), ReadFile: m.ReadFile}
 	o.HTTPClient = sim.Client()
+	if m.configPath != "" {
+		// The config file as it is, but every integration signs in to the
+		// simulator: an admin tries a config file before pointing it at a
+		// real org.
+		o.Source.ReadFile = func(name string) ([]byte, error) {
+			b, err := m.ReadFile(name)
+			if err != nil || name != m.configPath {
+				return b, err
+			}
+			return demoConfig(b, sim)
+		}
+		o.Source.Getenv = integration.MapEnv(map[string]string{envDemoSecret: sim.ClientSecret()}, m.Getenv)
+		return o, nil
+	}
+	// The demo org's customisations, unless the environment says otherwise.
+	env := sim.Env()
+	for k, v := range demoSettings {
+		if m.Getenv(k) == "" {
+			env[k] = v
+		}
+	}
+	o.Source = integration.Source{Getenv: integration.MapEnv(env, m.Getenv), ReadFile: m.ReadFile}
 	return o, nil
+}
+
+// demoSettings configure the demo's integration for the demo org: its
+// custom tracking column and a few typed fields (a choice, a money column).
+var demoSettings = map[string]string{
+	integration.EnvTrackingColumn: "contoso_trackingnumber",
+	integration.EnvOrderFields:    "shippingmethodcode,paymenttermscode,freightamount",
+	integration.EnvOrderPrefix:    "ORD-",
+}
+
+// envDemoSecret names the simulator's secret in a config file rewritten by
+// demoConfig.
+const envDemoSecret = "DVGATE_DEMO_CLIENT_SECRET"
+
+// demoConfig rewrites a config file so that every integration signs in to
+// sim, keeping everything else (lookup mode, columns, fields).
+func demoConfig(raw []byte, sim *dataversetest.Server) ([]byte, error) {
+	var doc map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		return raw, nil // integration.Source reports it with its position
+	}
+	var ins map[string]map[string]any
+	if err := json.Unmarshal(doc["integrations"], &ins); err != nil {
+		return raw, nil
+	}
+	for _, in := range ins {
+		for _, k := range []string{"certificatePath", "certificatePassword", "federatedTokenFile"} {
+			delete(in, k)
+		}
+		in["url"], in["tenantId"], in["clientId"], in["authorityHost"] = sim.URL(), sim.TenantID(), sim.ClientID(), sim.AuthorityHost()
+		in["clientSecret"] = map[string]string{"env": envDemoSecret}
+	}
+	b, err := json.Marshal(ins)
+	if err != nil {
+		return nil, err
+	}
+	doc["integrations"] = b
+	delete(doc, "redis") // the demo runs alone
+	return json.Marshal(doc)
 }
 
 func (m *Main) serve(ctx context.Context) error {
@@ -276,6 +341,7 @@ func (m *Main) printDemo() {
   curl -s '%[1]s/v1/customers?email=alex.wu@example.com'
   curl -s '%[1]s/v1/customers?email=orders@fabrikam.example'
   curl -s '%[1]s/v1/orders/ORD-01001-B2K9P7'
+  curl -s '%[1]s/v1/orders/%%2301001-b2k9p7'        # as a customer types it: "#01001-b2k9p7"
   curl -s -X POST '%[1]s/v1/test'
   curl -s '%[1]s/readyz'
   curl -s '%[1]s/metrics' | grep '^dvgate_'

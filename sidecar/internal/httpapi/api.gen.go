@@ -114,12 +114,17 @@ type Choice struct {
 // Customer defines model for Customer.
 type Customer struct {
 	// Account The parent account, only for a contact that has one.
-	Account *Ref         `json:"account,omitempty"`
-	Email   string       `json:"email"`
-	Id      string       `json:"id"`
-	Name    string       `json:"name"`
-	Phone   *string      `json:"phone,omitempty"`
-	Type    CustomerType `json:"type"`
+	Account *Ref   `json:"account,omitempty"`
+	Email   string `json:"email"`
+
+	// Fields The integration's configured columns of the org (customerFields, orderFields), by logical name, typed by the org's schema; absent when none are configured.
+	//
+	// Example: {"contoso_carrier":{"label":"UPS","value":2},"contoso_weight":{"value":"12.50"}}
+	Fields *Fields      `json:"fields,omitempty"`
+	Id     string       `json:"id"`
+	Name   string       `json:"name"`
+	Phone  *string      `json:"phone,omitempty"`
+	Type   CustomerType `json:"type"`
 }
 
 // CustomerResponse defines model for CustomerResponse.
@@ -155,6 +160,23 @@ type ErrorCode string
 type ErrorResponse struct {
 	Error Error `json:"error"`
 }
+
+// Field defines model for Field.
+type Field struct {
+	// Label Dataverse's formatted value, when it has one (a choice's label, Yes/No, a lookup's primary name).
+	Label *string `json:"label,omitempty"`
+
+	// Table A lookup's related table, e.g. contoso_delivery.
+	Table *string `json:"table,omitempty"`
+
+	// Value The column's value: a string for text, dates ("2026-12-02"), date-times, ids, decimals and money (exact, "12.50", never a float); a number for whole numbers and choices; a boolean; a lookup's related row id; null when empty.
+	Value interface{} `json:"value"`
+}
+
+// Fields The integration's configured columns of the org (customerFields, orderFields), by logical name, typed by the org's schema; absent when none are configured.
+//
+// Example: {"contoso_carrier":{"label":"UPS","value":2},"contoso_weight":{"value":"12.50"}}
+type Fields map[string]Field
 
 // Health defines model for Health.
 type Health struct {
@@ -193,10 +215,15 @@ type Money struct {
 
 // Order defines model for Order.
 type Order struct {
-	Customer *Ref        `json:"customer"`
-	Id       string      `json:"id"`
-	Lines    []OrderLine `json:"lines"`
-	Name     string      `json:"name"`
+	Customer *Ref `json:"customer"`
+
+	// Fields The integration's configured columns of the org (customerFields, orderFields), by logical name, typed by the org's schema; absent when none are configured.
+	//
+	// Example: {"contoso_carrier":{"label":"UPS","value":2},"contoso_weight":{"value":"12.50"}}
+	Fields *Fields     `json:"fields,omitempty"`
+	Id     string      `json:"id"`
+	Lines  []OrderLine `json:"lines"`
+	Name   string      `json:"name"`
 
 	// Number Example: ORD-01001-B2K9P7
 	Number              string     `json:"number"`
@@ -204,9 +231,11 @@ type Order struct {
 	State               Choice     `json:"state"`
 
 	// Status Example: Submitted / In Progress
-	Status         string  `json:"status"`
-	StatusReason   Choice  `json:"statusReason"`
-	Total          Money   `json:"total"`
+	Status       string `json:"status"`
+	StatusReason Choice `json:"statusReason"`
+	Total        Money  `json:"total"`
+
+	// TrackingNumber The integration's trackingColumn: a text column of the order, or a lookup whose related row's primary name is the number; null when not configured or empty.
 	TrackingNumber *string `json:"trackingNumber"`
 }
 
@@ -2759,63 +2788,69 @@ func (sh *strictHandler) TestConnection(w http.ResponseWriter, r *http.Request) 
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7FuLb9s4k/9XBrwFmuAUW07Sr/u5OCzSptsNto8gSa+Ha3o1LY0tbiRSJam4btf/+4EPPWzLr03a28MX",
-	"oECtiOQMZ36cF0ffSCSyXHDkWpH+N5IgjVHanydjNP/FqCLJcs0EJ31yiZHgsQLFeISgEwTK1QQlTKiC",
-	"EeoowRhGUmRwSjW9RamwQwIi8XPBJMakr2WBAVFRghk1y2eMs6zISD8MiJ7mSPqEcY1jlGQ2C8gFajk9",
-	"GWmUq3nRAiaUaRjiSEgEaaYwPjZ0t6bzX89plLTs932Ccm6fEc3QbnD9tpAbWh9IwjQJSMaUMtxomiL5",
-	"WDGgtGR8TGaGgZxKmqH2sn9eKC0ylGen5okZTnKqExIQTjPLe7yW/EjIjGrSJ0VhRy4SDCoKV/ZNKw07",
-	"aR2VnySOSJ/8W7fGUNe9Vd259Q3BFxllaUXpc4FyWpNC+3ItTuiXV8jHOiH9o8PQiJRXz237OzPKldSp",
-	"cVGrb4wSxQgoRIKP2LiQGAOrZxjdtgm9seY6XnOqNUoz/38+nBz8Nz34Gh7882P981Pn4OO3MPjH0eyn",
-	"Vt28YhnTq0SV2pdNcjGOaJFq0u8ZudAvDuePnZDcQ68V9K9F3AL5t7coJYtRWdg39vxIQeS1CqkQN0UO",
-	"mYgR9jwDMBQ6gf8wMtU00iowC3CgUSQKrtV+JdWFHZlFyLa4sjwb5t/KGOWFGbi0AfMGeJENUcLe24vT",
-	"g7AXhr2DZ4e///P8yT4IaXemaIpKmLEshpfvzk5XaN0wsyUye+E8Mntt2r3AUcFjy+QG3oWc52tBbpb3",
-	"e2RtZpZSueAKrRF6RuOXVOOETs2T0SpyC0ua5ymLLCa6fyh3wLbT3gsphbzwRBzJ+f3TQicB5CiNyWSC",
-	"Gxm4M/rUKi1DpegYgTl0SswwnsJISKAcaJwx3iGzwLB+gZ8LVPrHsc74LU1Z/InxvNCkYWJ/FQWP742P",
-	"ctV1rFwlWB1Vg55lr95GwY/qmiHGJR5UPnHdaO85LRdvhL7fzW4UOhf608iQhD0uQBVRUtsoYf7FKAPz",
-	"q+A3XEx4057tk9KM3C/T3jKtV4/lDCZMJ8C0gpRxVD9SVZZJ9R02rtbt3Jk3VWQZlQxVABwnqDSMmFQa",
-	"9nKhFBumU+CC4/6PFIczyvcsD7/oOoH4IbBH0wmdKsAs19N9a8OuUOlzqhTeH0NmyQtUJlho4eWSjbmN",
-	"g57C+0ScZGc+5sXY8cMyFMUPNKjaE5wF5B03jkFI9hV/oHF5bXwQHxvzMZGCj+Hk/Ay0uEEOe5GJfAxT",
-	"TlnvOL2lLKXDFH+ggBIptE4xDmBYqKkzcxUfT10mBNRkT2ATqQObSYFyidPC+WqM2HRyGlnZzPLlWbap",
-	"SyJYZIWQS5Gj1MxFEykdoo3/F8KOgNzStMDGm2aIWsc2H/y4wK9Up1Fi+AdGcx53mboPQu3PNH07Iv0P",
-	"G88umX1ss9w5lch1GdYGIHjqI5Ay8gWdUA0JVSA4WnhgmfwsbZ7FrX92IV7LizwRvP2N9pncTllZU74+",
-	"37MJo6Vf8r1O1BU+l0QeNZSxDU9L/FQLrKNf5q9lwu1VQIJK5cv5dkBOMWIZTZfj7xOI3asyBqcKKLiJ",
-	"xlvdmj/BKBVUm+ODX2iWmyNPeodHx53H/yBBM/s7+OWDyfz+fe/6uuN+7f/SkvIFxB71FhH6BG2jlXhu",
-	"s6KAxGXR5XlralfVZIypeMG1pIBmOhhCAWBn3IHwy89heBweHoZm0MnJ6eXV5ZMwDA97jzttrPuIvCWV",
-	"4QgKjR2MTLI1NZZ0Yg4GU96cUh67v2gBsWhdXVaWxld7tqjlzGHI5ZYlk21IqgXYUv2hGibmtFuGO3Ac",
-	"hjAX5z+F4/AYqij0KTwOD2EpiTEbdVkM7K3OYsoMBjhirPbNWkdQ2XjYq7WnUN6yCCGXQmNkY1nvAvbi",
-	"2zHV+EiBCXaly4FgWMRj1NZIaRt7jvctTw1vEbhYtOEEDP1j8E7YPIQ2eJacphb6/sDNpz1BHZGbI1jY",
-	"RLqWBAmIk4PRdbkzEhDDOwlIgx8zwPv/gJR0W8/yvJtcOkNYHq2Nh2gJPG5qG2Z+Q5qaLHqRmNJUF45s",
-	"ZRnETWuRp0nIT2uj1KhjXSCNTZqglumudBcSaTxtvBkKkSLl/pVqK469T6bA7CnlQoNdoPVoVvp7x7Vz",
-	"blXVMaYaD4z6Nu7c+xnHZtv+yxpVCbehsJAqa0y1nVet4HgtOE5bwoGsjAbWoaL0ErOARIWUyKPpsrjO",
-	"Lt/C8WHvCXhTUyv+3eVpm9yclLQLZOvRP/WCyoWsl5lnvsFUc9E2IVbFptUeereoiBepj3W1LHB1GGPT",
-	"WlvJ1JiprfLHV4xjHc4QKiWdro2InKOeF+Zi0a/dtVjjiPEppuwW5fTZdCWI5/fbspg5wZujLxca++GL",
-	"duKyGGbMqBC6cMbhXIqxRHtv0EqtUBfVAd6OqBbahTzr66vmwJjRkkY3jI/fVOLdIIQFlLow0k2u4km/",
-	"71JeCzspWWzXTVDjtQTWEpcrwW9RdXczMHf012JxMS4JDOm4iHZIQc79hOU0xGjCpxwTyTQeMG4rSB3S",
-	"cjQ/F5Rrpqc7bLPgTJ9Ln8ZtOccycsbbfM2izS9BUUpkfnv1Ug3emzwFpd5Want1NCBKS7jRDi2x7aau",
-	"pHlpi1otviaSSDXGb/m2LnKlNc1EzEZst6W2MJv3Z8z+DwzVTlbHLbxShWoDbnb0ZCUilpxZG7Dao7/z",
-	"2mbM87Nr2UDdFC1/bxWel9lN0crRmiC0UVrfXlKt8W2L+18ZyC7swY0L5plp38jo7mK9c82lFvkKHn09",
-	"egs2ZysXWINr6QZsrS7P0SZIl8u2bapRhF5iZ1goi4B3nOmzdl2Im/Z0Rsgx5eyr1fiKqYVCeRZvPgc2",
-	"Y1tYr5odLDK5vEdz3jAqJNPTSyM3vzeksu3K9ypxCT3KRwpO//PlydWLTyfnZ5+u3v7+4k0AJWMwSZCb",
-	"xCxlSiNXIDhQ4IIfpELkQxrdAI1jEzFWjS9WQo5qxWOide5qyYyPxDI3z2mUMD72F/wKGIfXLJJCiZGu",
-	"e3p88JFgmh/EqG7Au/I+0Or+7ZrvlfVQM9hlafswnIKtKgZA3RW8vwobTheuvQOg17xc7JECiRFy7Uar",
-	"wNYvbMWVuwoIaFS6c82v+QsTMEJOdQL4hSmtQE9YhH0ouCE06N72up1OZ1DVQxq2AsxZjK/5wPc0DAJf",
-	"KKlmNg1L91vjaVYvSstlmivvCY7QrMCNAWmU7FueX3lxl91UTCcw8PdYfUiY/jNjSv1pO4gGlqXByRgH",
-	"sKcWG7Ku+caOrP0OOBmV1/0QUSkZKkPS35sfnMWDa26rVRFNU6MBe49KYYwcpYlowF7SwXuDS12B2Na9",
-	"Ka/vSq553WQTADaVE2GuYdBNbDXlq99X15rwr4MS+eqaD0787Y+VZB+eWVDDdRGGR5EjYn7iwMryjdDg",
-	"QD3EGBKU2IdBN0MtWaQGsHcuRYY6wUKBxi+2LJZRbSti13zQFTlymrPOH0rwAezphCmIRVRkyLVRlq1M",
-	"aZuyuWIbKBZjRKXZMgmIEbE7Sz1rl9xypE+OOmHnyBWIE2sRyo2b32O05tAYw8qE+TLTV7LQmHEYhvd2",
-	"yeQrWS23Sycm8+rMWTOTsphsRJWxLnnFbtHYQlfXzKWIzINFgoLfrq7O95/6qnmMORqgCt5sDTSre4U3",
-	"pLB4R0rjqTV/gT1dDkKNo2VMibuWM5gXQ00Zx9iiyV1kXnNVRBFibBBo/ryulGoBzIWGVEQ3GBuTKwrt",
-	"FD+vngvH93fUTiMkars7tqW5WUAeh0c/huSbsiLounGGIp6ColMFk4RFyZwhdcX96SYAVeRAjJY16wFy",
-	"2+uWjkCtPCwvUT+vCwTNfsoVeXY9pOuaE2fBxoGu/exju8rb5lbjuvPtQLOAHG8zq9HJZKf0Nk+Zuyy3",
-	"k443T6padyycDrdirOwOqxG4kbGqvG/nbMFX2XVgUVSh5lfGY4vAqtmnjDUCwFRhHW5YT2ptuI066hhp",
-	"CVjdbyZEmnW/sXjWrfO9VVi7sOGIyxt3xtt8ThBsPf7sdJvRrn/0r6G02Rf0gNG7YLTZhPdIQSaUXoxh",
-	"m91PNSLXRJg7WUFbQdsNl82u6S2A9mA2/39BsgGOZp7S7nG3geEdbOb3R+eDkf2XQHQTVHdCtcNv95vE",
-	"0Wwdii2p7w/f6gOHO2DsAWL3AjHXtnwXbDXqrKuNox3y/YHV/ADlr2Frrlv6AV13NmCuB/wu+NL+U5dc",
-	"qBZ0XaHSz6tK6V0R9pcg0+hmf9B+nSPMKWYzAnZyUTtr+cHj/D1QcbJ4MSI2f9HobkwWvycqcbO9+9kZ",
-	"NA/e5G+EnNKViBFQ7mHT6Bt2lW1waADtvhJpfnnkLZDt6DXDUCKPcL8G0i5+hjz4ifusJV25Tm6tBe/A",
-	"JRtzezlrW8tpmip/1RHAcJpT992Su7yLEnvPsliFD+ob6Q8fbU3eXt+5M1/I1N8V97vd3uGTTtgJO73+",
-	"z+HPIZl9nP1vAAAA//8=",
+	"7FsLbxs5kv4rBd4AlnEtqaU4M7MyDguPnZk1NpMYtnNzd1EuorpLao67SQ3JtqJk9d8PfPRDUuvhsZPb",
+	"wxkwYElNsopVXz3J/kIikc0ER64VGXwhCdIYpf14NkXzL0YVSTbTTHAyIDcYCR4rUIxHCDpBoFzNUcKc",
+	"KpigjhKMYSJFBhdU03uUCjskIBL/yJnEmAy0zDEgKkowo2b5jHGW5RkZhAHRixmSAWFc4xQlWS4Dco1a",
+	"Ls4mGuV2XrSAOWUaxjgREkGaKYxPDd2D6fzHOY2Shv3+lqBc2WdEM7Qb3L0t5IbWe5IwTQKSMaUMN5qm",
+	"SD6UDCgtGZ+SpWFgRiXNUHvZn+dKiwzl5YX5xgwnM6oTEhBOM8t7vJP8RMiMajIgeW5HrhMMSgq39kkj",
+	"DTtpF5XvJE7IgPxLt8JQ1z1V3ZX1DcFXGWVpSemPHOWiIoX24U6c0E+vkU91QgYv+qERKS+/N+3v0ihX",
+	"UqfGda2+MUoUE6AQCT5h01xiDKyaYXTbJPTamrt4nVGtUZr5//3+rP1ftP05bP/lQ/XxY6f94UsYfP9i",
+	"+V2jbl6zjOltokrtwzq5GCc0TzUZ9Ixc6CeH85dOSO5LrxH0v4q4AfJv71FKFqOysK/t+UhB5LUKqRB3",
+	"+QwyESO0PAMwFjqBfzMy1TTSKjALcKBRJHKu1XEp1bUdmUXIobiyPBvm38oY5bUZuLEB8wR4no1RQuvt",
+	"9UU77IVhr/1T/+9/ufrhGIS0O1M0RSXMWBbDL+8uL7Zo3TBzIDJ74Soye03avcZJzmPL5B7ehVzla01u",
+	"lvcnZG1pllIzwRVaJ/QTjX+hGud0Yb4ZrSK3sKSzWcoii4nu78oZ2GHaeyWlkNeeiCO5un+a6ySAGUrj",
+	"MpngRgbORk+t0jJUik4RmEOnxAzjBUyEBMqBxhnjHbIMDOvX+EeOSn871hm/pymLPzI+yzWpudifRc7j",
+	"J+OjWHUXK7cJlqZq0LMZ1Zso+FFdM8SExHYZE3eN9pHTcvFG6Kfd7F6hc6E/TgxJaHEBKo+SykcJ8xej",
+	"DMynnN9xMed1f3ZMCjfytEx7z7RbPZYzmDOdANMKUsZRfUtVWSbVV9i42rVz595UnmVUMlQBcJyj0jBh",
+	"UmlozYRSbJwugAuOx99SHM4pP7E8/KK7BOKHQIumc7pQgNlML46tD7tFpa+oUvh0DJklr1GZZKGBlxs2",
+	"5TYPOoXfEnGWXfqcF2PHD8tQ5N/QoWpPcBmQd9wEBiHZZ/yGzuVXE4P41LiPuRR8CmdXl6DFHXJoRSbz",
+	"MUw5Zb3j9J6ylI5T/IYCSqTQOsU4gHGuFs7NlXycukoIqKmewBZSbVtJgXKF05p91Ubss5xaVba0fHmW",
+	"bemSCBZZIcykmKHUzGUTKR2jzf/X0o6A3NM0x9qTeopa5Tbv/bjAr1SVUWL8O0YrEXeTuk9C7cc0fTsh",
+	"g/d7bZcsPzR57hmVyHWR1gYgeOozkCLzBZ1QDQlVIDhaeGBR/GxsfsIwjdU+KPzsRi0DU/g1LeNSwoYH",
+	"s0Tw5ifaV34PquLq+vD1oS0wLf1in7tUU+J5Q0VRTXmH8LTBT7nALvpFvVsU6F5lJCghslmfB+QCI5bR",
+	"dDNfP4PYPSpydqqAgptootu9+QkmqaDamBt+otnMuAjS67846bz8ngT1arH91/emUvzX1nDYcZ+O/9pQ",
+	"IgbEuoYGEfqCbq9XObdVVEDioklz3lgKlj0c41pecS0poJkOhlAA2Jl2IPz0YxiehP1+aAadnV3c3N78",
+	"EIZhv/ey08S6z+AbSh+OoND4zcgUZwvjeefGkJjy7pfy2P2iBcSicXVZeibfHTqg97OCIVeLFkw2IakS",
+	"YEO3iGqYG+9gGe7ASRjCSl1wCifhCZRZ6ym8DPuwUfSYjbqqB1rbq56i4gGOGKtjs9YLKGMCtCrtKZT3",
+	"LEKYSaExsrmvDxmt+H5KNR4pMMmxdDUTjPN4ito6NW1z1emx5akWXQKXu9aChqF/Aj5omy+hTbYlp6mF",
+	"vje41TIpqDJ4Y4K5LbwrSZCAODkYXRc7IwExvJOA1PgxA3y+EJCCbqMtr4bVDRvCwrT2GtEGeNzUJsxY",
+	"/70jJm4xuyMFrpOnMQYb/gKYJ8iBleEFWhQiG3KPFNj1AvhPVN03IgDq2zRHCmaSZVQuwPjp40bL0UXu",
+	"su7gyjUkptQwop3+rfUb9ymU+Bhjyu5RLhqXLgN8Q5Uq0jzjR8rtblD6Toc9/KQDiKlGBa0h6Yf979u9",
+	"fjvsD8mx+71tdK4CYLEKCk+sLFQzwXEBLfxEIx3AkPT6nZfhkKz55ONToIXnNhTniUjR/+DWcbJVZtxY",
+	"iBQpP63LtZCJFHNg8SnwPE2dimwmb8RhfnKy1TLH5qRmK2Zc8hLHzMiMplcr8NmbMZDG0nOtpVd1QJ0y",
+	"FIhJYfbQKoKq4yZwdav7YnzIAlIxZZGJfzTDAMwuYvOzX+BIgePoFOhYWc9ohGPqO6ASa9RXwqPLoA2w",
+	"Iiolc0mBtxby7uqGlKDqL4Ny7BzZNLE5nn/otG7tdEO8f0Oa6mTTJpWmOneeoAzW4q6xT1vXo5/WpMha",
+	"K/oaaWwqfbVJd2sGJ5HGi9oTD0P/SDX1t39LFsZFMGUiDdgFmm2+cKnvuHb5aXlwUFrX3p371M+x2bT/",
+	"os1cRICxsF6+aBNXqZdq9Ne/GktuyOizIqHfZQZF4mZQkkuJPFpsiuvy5i2c9Hs/gI/+leLf3Vw0ya10",
+	"yqsw+a4XlFndbpl55mtM1RdtEmLZL96eND+ssFlzS09WidhOlj280Jipg1pGrxnHqiIhVEq62FnUOAe9",
+	"Kvz1Pn9zdmjzG4wvfLj6abEV9KvyaVjMWPz+AspVw374ul+5yccZs8G9C5ccrqSYSrRHhY3UcnVdGvxh",
+	"RLXQrmrZfaRiDMyMljS6Y3z6phTvvuBRzDi3kcOEbxOzfSCp4kjRhC0Cp4mzCuvBcy1FKTJdp+h6WDUO",
+	"rRayhNwWaPeZoCtb3U7L+tUrqVDumtgLeTYDKaiMsbCCDZFutWxrAo/3cSv62mk463VQYEjHefSAFsmV",
+	"n7DZJrHqci2RuWQa24zbDndDOhSQP3LKNdOLB2wz50xfSd9mOnCOZeSSNwXS9YBWgKKQyOr2qqVqvNd5",
+	"Cgq9bdX29upDFG5+r9PcYNtN3UrzxjbdGwJpJNFY4Vt+aPzf6vozEbMJe9hSB/j4p/O8/wte9UFexy28",
+	"VYVqD24eGHYLRGxE3iZgNae2V5XPWOXnoW1KdZc3/N4oPC+zu7yRox0Zdi10HS6pxuS9IVfZmqWv7cGN",
+	"C1aZad7I5PFifXSPtxL5Fh79edkBbC63LrAD19INOFhdnqN9kC6WbdpU7ZBsg51xriwC3nGmL5t1Ie6a",
+	"azUhp5Szz1bjW6bmCuVlvN8ObDm6tl45O1hncnOPxt4wyiXTixsjN783pHJb1qdQ3qM8UnDx77+c3b76",
+	"eHZ1+fH27d9fvQmgYKxsTKVMaeQKBAdqCv12KsRsTKM7oHFs0tvyYp6VkKNa8phoPXNnXYxPxCY35zRK",
+	"GJ/6RFIB4/Ari6RQYqKrO4c++UgwnbVjVHfgQ7nJUIssbchbxXmNGexK0GMYL8CeYgRA3RUhf1Q/Xqxd",
+	"ywmADnmxmG0FRci1G60C2zyyJ0LcdVxBo9KdIR/yVyZhhBnVCeAnprQCPWcRDiDnhtCoe9/rdjqdUdl/",
+	"rfkKmx3HQz7yd65GgW/MljPrjqX7pfZtWS1Ki2XqK7cER6h3/KeANEqOLc+vvbiL255MJzDy5+wDSJj+",
+	"R8aU+oe94TiyLI3OpjiCllq/MDrke2+MHnfAyai4jgSuC6QMSX+vp30Zj4bcdscjmqZGA77EmCJHaesK",
+	"e4kAfjO41CWIbeOU8uosd8ireiIArCsnwpmGUTexraLPfl9d68I/jwrkqyEfnfnTaSvJAfxkQQ3DPAxf",
+	"RI6I+YgjK8s3QoMD9RhjSFDiAEbdDLVkkRpB60qKDHWCuXLVlEukbAd+yEddMUNOZ6zzuxJ8BC2dMAWx",
+	"iPIMuTbKsp1wbetL19wHxWKMqDRbJgExIna21LN+yS1HBuRFJ+y8cAdSifUIxcbN5ylad2icYenCfA/t",
+	"M1m7ONYPwyc7BPdtuobT7zNTeXVWvJkpWUw1oopcl7xm92h8oTtHmUkRmS8WCQr+dnt7dXzqO8IxztAA",
+	"VfD61WWzuld4TQrrdzhovLDuL7DW5SBUMy3jSty1AYN5MdaUcYwtmtxFiyFXeRQhxgaB5uddRzcWwKYM",
+	"TkV0h7FxuSLXTvGr6rl2fH9F7dRSoqa7LbbvuAzIy/DFtyH5pmh3utuCYxEvQNGFgnnComTFkbrDxMU+",
+	"AJXkQEw2NesBct/rFoFAbTWWX1CfVw2C+n3vLXV2NaTrLk8vg70D3fXYD80qb5pbjuuuXldcBuTkkFm1",
+	"m5Z2Sm//lJXLPHbSyf5J5dVCC6f+QYwVt1crBO5lrDxOtHMO4Ku4FWVRVKLmZ8Zji8DyMmKRawSAqcIq",
+	"3bCR1Ppwm3VUOdIGsLpfTIq07H5h8bJb1XvbsHZt0xFXNz4Yb6s1QXDw+MuLQ0a7++1/DqX1e4vPGH0M",
+	"RuuXhI8UZELp9Ry2fjuzQuSODPNBXtB20B6Gy/pbHQcA7dlt/t+CZA0c9TqlOeIeAsNH+Myvj85nJ/v/",
+	"AtF1UD0K1Q6/3S8SJ8tdKLakvj58yxewHoGxZ4g9CcTcaxWPwVatz7rdOdohXx9Y9Rfk/hy2Vt7meEbX",
+	"ox2Ye0flMfjS/lW8mVAN6LpFpc/LTuljEfanIFN72+ZZ+1WNsKKY/Qh4UIh6sJafI84/ByrO1g9GxP43",
+	"rt2Jyfr7jgVuDg8/DwbNczT5J0JOEUrEBCj3sKm9p+A62+DQ4O6Zn0L9zUjvgewbBGYYSuQRHldAekic",
+	"Ic9x4il7SbfuzRGtBe/ADZtyezhr79DTNFX+qCOA8WJG3XuV7vAuSuw5y3oXPqhOpN9/sD15e3znbD6X",
+	"qT8rHnS7vf4PnbATdnqDH8MfQ7L8sPyfAAAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -1,0 +1,129 @@
+package integration
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dvgate/dvgate/csdl"
+	"github.com/dvgate/dvgate/dataverse"
+	"github.com/dvgate/dvgate/gateway"
+)
+
+// SchemaMaxAge is how long an integration uses the org's schema before it
+// reads it again (in the background; a failure keeps the last good one).
+const SchemaMaxAge = 6 * time.Hour
+
+// needsSchema reports whether c configures columns that only the org's
+// own schema can check and type (a tracking column, custom fields). Other
+// integrations use the schema compiled into package generated and never
+// download $metadata.
+func (c Config) needsSchema() bool {
+	return c.TrackingColumn != "" || len(c.OrderFields) > 0 || len(c.CustomerFields) > 0
+}
+
+// readSchema downloads the org's $metadata and keeps the tables the
+// gateway reads: streamed through csdl.Read, so a 40 MB document is never
+// held whole (see BenchmarkReadSchema).
+func readSchema(ctx context.Context, conn *dataverse.Conn) (*csdl.Model, error) {
+	resp, err := conn.Stream(ctx, "$metadata")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	m, err := csdl.Read(resp.Body, csdl.Tables(gateway.SchemaTables...))
+	if err != nil {
+		return nil, fmt.Errorf("reading the org's $metadata: %w", err)
+	}
+	return m, nil
+}
+
+// gateway returns the backend's gateway, reading the org's schema first
+// when the configuration needs it and it has not been read yet (one read
+// at a time; concurrent callers wait for it), and refreshing it in the
+// background once it is older than SchemaMaxAge.
+func (b *gatewayBackend) gateway(ctx context.Context) (*gateway.Gateway, error) {
+	if gw := b.gw.Load(); gw != nil {
+		if b.cfg.needsSchema() && b.now().Sub(b.schemaAt()) > SchemaMaxAge && b.refreshing.CompareAndSwap(false, true) {
+			b.bg.Go(func() {
+				defer b.refreshing.Store(false)
+				ctx, cancel := context.WithTimeout(b.life, 2*time.Minute)
+				defer cancel()
+				if err := b.loadSchema(ctx, true); err != nil {
+					b.log.Warn("re-reading the org's schema failed; the last one read keeps serving", "error", err)
+				}
+			})
+		}
+		return gw, nil
+	}
+	if err := b.loadSchema(ctx, false); err != nil {
+		return nil, err
+	}
+	return b.gw.Load(), nil
+}
+
+// loadSchema reads the schema and builds the gateway on it. Unless force,
+// it does nothing when a gateway exists (another caller built it).
+func (b *gatewayBackend) loadSchema(ctx context.Context, force bool) error {
+	b.schemaMu.Lock()
+	defer b.schemaMu.Unlock()
+	if !force && b.gw.Load() != nil {
+		return nil
+	}
+	// A lookup must not download $metadata again after every failure: a
+	// wrong column waits for a Test (force) or a new configuration, other
+	// failures for schemaRetry.
+	if e := b.schemaErr; !force && e != nil && (e.Code == CodeConfig || b.now().Sub(b.schemaFailed) < schemaRetry) {
+		return e
+	}
+	start := b.now()
+	gw, err := b.buildFromSchema(ctx)
+	if err != nil {
+		b.schemaErr, b.schemaFailed = ErrorOf(err, ""), start
+		return b.schemaErr
+	}
+	b.schemaErr = nil
+	if old := b.gw.Swap(gw); old != nil {
+		b.retired = append(b.retired, old) // closed with the backend: requests may still use it
+	}
+	b.schemaRead = start
+	b.log.Info("read the org's schema", "durationMs", b.now().Sub(start).Milliseconds())
+	return nil
+}
+
+// schemaRetry is how long lookups answer the last failure to read the
+// schema before one of them tries again.
+const schemaRetry = 10 * time.Second
+
+func (b *gatewayBackend) buildFromSchema(ctx context.Context) (*gateway.Gateway, error) {
+	m, err := readSchema(ctx, b.conn)
+	if err != nil {
+		return nil, err
+	}
+	return b.newGateway(m)
+}
+
+func (b *gatewayBackend) schemaAt() time.Time {
+	b.schemaMu.Lock()
+	defer b.schemaMu.Unlock()
+	return b.schemaRead
+}
+
+// newGateway builds the gateway over the backend's connection and cache;
+// m is the org's schema (nil when the configuration needs none). A column
+// that does not fit the schema is a config error whose message names it.
+func (b *gatewayBackend) newGateway(m *csdl.Model) (*gateway.Gateway, error) {
+	gc, cfg := b.gc, b.cfg
+	gw, err := gateway.New(gateway.Config{
+		Name: cfg.Name, Conn: b.conn, Mode: cfg.Mode, Model: m, TrackingColumn: cfg.TrackingColumn,
+		OrderFields: cfg.OrderFields, CustomerFields: cfg.CustomerFields, OrderNumberPrefix: cfg.OrderNumberPrefix,
+		Cache: b.cache.c, UpstreamTimeout: gc.UpstreamTimeout, Clock: gc.Clock, Logger: gc.logger(), Metrics: gc.Metrics,
+		Shared: fleetShared(gc.Fleet), Throttle: fleetThrottle(gc.Fleet),
+	})
+	var ce *gateway.ColumnError
+	if errors.As(err, &ce) {
+		return nil, &Error{Code: CodeConfig, Message: sentence(ce.Error()), Err: err}
+	}
+	return gw, err
+}
