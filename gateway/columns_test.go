@@ -54,7 +54,7 @@ func TestModelAtNew(t *testing.T) {
 		t.Error("New accepted a custom column without the org's schema")
 	}
 	g, err = New(Config{Conn: newFake(), Model: read(), TrackingColumn: "contoso_deliveryid",
-		OrderFields: []string{"prioritycode", "_contoso_deliveryid_value", "freightamount", "willcall", "datefulfilled"},
+		OrderFields:    []string{"prioritycode", "_contoso_deliveryid_value", "freightamount", "willcall", "datefulfilled"},
 		CustomerFields: []string{"emailaddress2", "accountnumber", "birthdate"}})
 	if err != nil {
 		t.Fatalf("a lookup tracking column and fields of every kind: %v", err)
