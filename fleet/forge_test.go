@@ -50,7 +50,7 @@ func (l *logBuf) logger() *slog.Logger { return slog.New(slog.NewTextHandler(l, 
 // forgedCustomer is the gateway's payload (format gateway.SharedFormat) of
 // a customer answer with the given fetch time and windows, as an attacker
 // (or a replica with another clock) would write it.
-func forgedCustomer(t *testing.T, fetched time.Time, fresh, stale time.Duration, notFound bool, name string) []byte {
+func forgedCustomer(t testing.TB, fetched time.Time, fresh, stale time.Duration, notFound bool, name string) []byte {
 	t.Helper()
 	p := map[string]any{"kind": "customer", "fetched": fetched.UnixMilli(), "fresh": fresh.Milliseconds(), "stale": stale.Milliseconds()}
 	if notFound {
@@ -75,7 +75,7 @@ func onlyKey(t *testing.T, r *Redis, kind string) string {
 	return keys[0]
 }
 
-func mustKeys(t *testing.T, secret []byte) *keys {
+func mustKeys(t testing.TB, secret []byte) *keys {
 	t.Helper()
 	k, err := deriveKeys(secret)
 	if err != nil {
