@@ -442,7 +442,18 @@ var unlockScript = redis.NewScript(`if redis.call("GET", KEYS[1]) == ARGV[1] the
 // extendScript extends the lock only if it still holds our token.
 var extendScript = redis.NewScript(`if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("PEXPIRE", KEYS[1], ARGV[2]) end return 0`)
 
-// Lock implements gateway.SharedCache: SET lock token NX PX LockTTL. While
+// lockScript takes the lock (SET NX PX ARGV[2]) or, when it is held with
+// more than ARGV[2] ms left, which no replica of this deployment ever sets
+// (a lock set by hand or by an attacker, or by a replica with a longer
+// LockTTL), cuts it to ARGV[2]: a forged lock stalls lookups for at most
+// one LockTTL rather than as long as it claims.
+var lockScript = redis.NewScript(`
+if redis.call("SET", KEYS[1], ARGV[1], "NX", "PX", ARGV[2]) then return 1 end
+if redis.call("PTTL", KEYS[1]) > tonumber(ARGV[2]) then redis.call("PEXPIRE", KEYS[1], ARGV[2]) end
+return 0`)
+
+// Lock implements gateway.SharedCache: SET lock token NX PX LockTTL (see
+// lockScript). While
 // held, a goroutine extends it every LockTTL/3, so a long Dataverse call
 // keeps it and a vanished holder loses it after at most LockTTL.
 func (r *Redis) Lock(ctx context.Context, kind, key string) (func(), bool, error) {
@@ -455,7 +466,8 @@ func (r *Redis) Lock(ctx context.Context, kind, key string) (func(), bool, error
 	_, _ = rand.Read(tb[:])
 	token := hex.EncodeToString(tb[:])
 	k := r.lockKey(kind, key)
-	ok, err := r.c.SetNX(octx, k, token, r.lockTTL).Result()
+	n, err := lockScript.Run(octx, r.c, []string{k}, token, r.lockTTL.Milliseconds()).Int()
+	ok := n == 1
 	if err != nil {
 		return nil, false, r.fail(ctx, "lock", err)
 	}

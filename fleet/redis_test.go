@@ -545,3 +545,20 @@ func TestKeyConfig(t *testing.T) {
 		t.Errorf("logged with a key:\n%s", quiet.String())
 	}
 }
+
+// TestLockForged: a lock set by hand with an hour-long TTL is cut to
+// LockTTL at the first attempt, so it stalls loads for at most that long.
+func TestLockForged(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	a := newTestRedis(t, Config{OpTimeout: time.Second, LockTTL: 300 * time.Millisecond})
+	raw := rawRedis(t)
+	k := a.lockKey("order", "k")
+	raw.Set(ctx, k, "forged", time.Hour)
+	if _, ok, err := a.Lock(ctx, "order", "k"); ok || err != nil {
+		t.Fatalf("Lock over a held lock = %v, %v; want busy", ok, err)
+	}
+	if d := raw.PTTL(ctx, k).Val(); d <= 0 || d > 300*time.Millisecond {
+		t.Fatalf("PTTL of the hour-long lock after an attempt = %v, want at most LockTTL", d)
+	}
+}
