@@ -453,9 +453,9 @@ if redis.call("PTTL", KEYS[1]) > tonumber(ARGV[2]) then redis.call("PEXPIRE", KE
 return 0`)
 
 // Lock implements gateway.SharedCache: SET lock token NX PX LockTTL (see
-// lockScript). While
-// held, a goroutine extends it every LockTTL/3, so a long Dataverse call
-// keeps it and a vanished holder loses it after at most LockTTL.
+// lockScript). While held, a goroutine extends it every LockTTL/3, so a
+// long Dataverse call keeps it and a vanished holder loses it after at
+// most LockTTL.
 func (r *Redis) Lock(ctx context.Context, kind, key string) (func(), bool, error) {
 	octx, cancel, err := r.begin(ctx, "lock")
 	if err != nil {
