@@ -12,18 +12,40 @@
 // a few timeouts per Backoff period rather than one per operation. Failures are
 // counted in the metrics.
 //
-// Keys (P is Config.Prefix, "dvgate" by default; H a SHA-256 of the
-// gateway's cache key, which holds the org URL and the customer's input, so
-// neither appears in Redis):
+// Keys (P is Config.Prefix, "dvgate" by default; H a hash of the
+// gateway's cache key, which holds the integration, the org URL and the
+// customer's input, so none appears in Redis: HMAC-SHA256 under a key
+// derived from Config.Key, bare SHA-256 without one):
 //
-//	P:v1:<kind>:H        answer payload (gateway.SharedFormat inside), PX fresh+stale
-//	P:v1:lock:<kind>:H   load lock: random token, SET NX PX, compare-and-delete
-//	P:throttle:O         org O (SHA-256 of the org's scheme and host) blocked:
-//	                     value = Unix ms until, PX = Retry-After; only extended
+//	P:v2:<kind>:H        value (envelope below), PX fresh+stale
+//	P:v2:lock:<kind>:H   load lock: random token, SET NX PX, compare-and-delete
+//	P:throttle:O         org O (hash of the org's scheme and host) blocked:
+//	                     value = Unix ms until, PX = Retry-After (at most
+//	                     MaxBlock); only extended
 //
-// The "v1" in keys changes with the key layout; the payload carries its own
-// format version, so replicas on different releases never misread each
-// other's entries (a mismatch is a miss). Values hold answers only.
+// A value is an envelope around the gateway's payload (gateway.SharedFormat
+// inside): a version byte (2; releases before it stored the payload bare,
+// and each reads the other's entries as misses), a mode byte, then
+//
+//	without Config.Key: SHA-256 of the Redis key, payload in clear
+//	with Config.Key:    12-byte nonce, AES-256-GCM(payload, additional
+//	                    data = Redis key), HMAC-SHA256(Redis key, all before)
+//
+// so a value copied to another key (another customer, integration or org)
+// is a miss either way, and with a key nobody without it can write a value
+// a replica accepts or read a name, email or phone out of Redis. Get
+// refuses (a miss, counted as outcome rejected_<reason>, the first of each
+// reason logged) a value larger than Config.MaxPayload (read no further
+// than that), of another version or mode, or failing its binding or
+// authenticator; the gateway then refuses one fetched in the future or
+// with windows beyond its own TTLs (gateway.SharedRejecter). Without a key
+// New warns that the shared level is unauthenticated: anyone who can write
+// to Redis can then make replicas serve forged answers.
+//
+// The throttle gate trusts Redis for at most MaxBlock (24 h, as package
+// dataverse caps Retry-After): a longer key is cut to it, a block seen
+// continuously for MaxBlock stops holding a replica back, and a deleted
+// key stops doing so at the next read (ThrottleRefresh).
 //
 // A Redis is safe for concurrent use; Close it after the gateways using it.
 package fleet

@@ -52,8 +52,15 @@ type replica struct {
 // = the Redis itself).
 func newCluster(t *testing.T, n int, fc Config, shared func(*Redis) gateway.SharedCache) *cluster {
 	t.Helper()
+	return newClusterWith(t, n, fc, shared, nil)
+}
+
+// newClusterWith is newCluster with tweak (when not nil) adjusting replica
+// i's fleet and gateway configurations before they are used.
+func newClusterWith(t *testing.T, n int, fc Config, shared func(*Redis) gateway.SharedCache, tweak func(i int, fc *Config, gc *gateway.Config)) *cluster {
+	t.Helper()
 	if testRedisURL == "" && fc.URL == "" {
-		t.Skip(skipNoRedis)
+		redistest.Skip(t)
 	}
 	sim, err := dataversetest.NewServer(dataversetest.Options{})
 	if err != nil {
@@ -67,7 +74,12 @@ func newCluster(t *testing.T, n int, fc Config, shared func(*Redis) gateway.Shar
 		fc.URL = testRedisURL
 	}
 	c := &cluster{sim: sim, clk: &testClock{t: time.Now()}}
-	for range n {
+	for i := range n {
+		fc := fc
+		gc := gateway.Config{Clock: c.clk.Now, Logger: discard}
+		if tweak != nil {
+			tweak(i, &fc, &gc)
+		}
 		r, err := New(fc)
 		if err != nil {
 			t.Fatal(err)
@@ -89,7 +101,8 @@ func newCluster(t *testing.T, n int, fc Config, shared func(*Redis) gateway.Shar
 		if shared != nil {
 			sc = shared(r)
 		}
-		gw, err := gateway.New(gateway.Config{Conn: conn, Shared: sc, Throttle: r, Clock: c.clk.Now, Logger: discard})
+		gc.Conn, gc.Shared, gc.Throttle = conn, sc, r
+		gw, err := gateway.New(gc)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -332,20 +345,20 @@ func TestFleetVersionMismatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	raw := rawRedis(t)
-	keys := raw.Keys(ctx, c.reps[0].r.prefix+":v1:customer:*").Val()
+	keys := raw.Keys(ctx, c.reps[0].r.prefix+":"+keyVersion+":customer:*").Val()
 	if len(keys) != 1 {
 		t.Fatalf("customer keys in Redis: %q, want one", keys)
 	}
 	b := raw.Get(ctx, keys[0]).Val()
-	if b[0] != gateway.SharedFormat {
-		t.Fatalf("payload starts with %#x, want the format version %#x", b[0], gateway.SharedFormat)
+	if b[0] != envVersion {
+		t.Fatalf("value starts with %#x, want the envelope version %#x", b[0], envVersion)
 	}
 	for _, secret := range []string{"https://", "client_secret", c.sim.ClientSecret()} {
 		if strings.Contains(b, secret) {
 			t.Fatalf("payload holds %q: %s", secret, b)
 		}
 	}
-	raw.Set(ctx, keys[0], string(gateway.SharedFormat+1)+b[1:], time.Hour)
+	raw.Set(ctx, keys[0], string(envVersion+1)+b[1:], time.Hour)
 
 	_, m, err := c.reps[1].gw.Customer(ctx, alexEmail)
 	if err != nil || m.Outcome != gateway.Miss {

@@ -3,7 +3,6 @@ package fleet
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -29,10 +28,19 @@ const (
 	DefaultLockTTL         = 2 * time.Second
 	DefaultThrottleRefresh = 100 * time.Millisecond
 	DefaultBackoff         = time.Second
+	DefaultMaxPayload      = 256 << 10
 )
 
+// MaxBlock caps how long the shared throttle gate holds an org back,
+// whatever a 429 or the throttle key in Redis says: Dataverse's own
+// Retry-After is capped the same way in package dataverse, and a key set
+// by hand (or by an attacker) with a year-long TTL must not stop the fleet
+// for a year.
+const MaxBlock = 24 * time.Hour
+
 // keyVersion is the layout version of the keys (see the package comment).
-const keyVersion = "v1"
+// v2: keyed hashes and the sealed envelope (seal.go).
+const keyVersion = "v2"
 
 // Config configures a Redis.
 type Config struct {
@@ -55,6 +63,25 @@ type Config struct {
 	ThrottleRefresh time.Duration
 	// Backoff is how long Redis is skipped after a failed operation (1 s).
 	Backoff time.Duration
+	// Key is the deployment's secret for the shared level, the same on
+	// every replica and never stored in Redis (configured by reference as
+	// redis.key, or DVGATE_REDIS_KEY): at least MinKeyLen (32) bytes,
+	// e.g. the text `openssl rand -base64 32` prints. New derives from it
+	// with HKDF-SHA256, one label each, an HMAC-SHA256 key authenticating
+	// every value together with the Redis key it is stored under (a value
+	// forged, or copied to another key, integration or org, is a miss), an
+	// AES-256-GCM key encrypting values (Redis holds no names, emails or
+	// phones in clear) and an HMAC key for the hashes in key names (nobody
+	// can recompute a key from a guessed email). Changing it turns every
+	// entry into a miss, nothing worse.
+	//
+	// nil = none: values are bound to their key (a moved value is a miss)
+	// but in clear and unauthenticated, key hashes are bare SHA-256, and
+	// New logs a warning.
+	Key []byte
+	// MaxPayload caps a value (256 KiB): a larger one is a miss, and no
+	// more than MaxPayload+1 bytes of it cross the network (GETRANGE).
+	MaxPayload int
 	// Clock is the local clock of the throttle cache and the backoff; nil =
 	// time.Now. (Expiry is Redis's own: PX and PTTL.)
 	Clock func() time.Time
@@ -73,15 +100,19 @@ type Redis struct {
 	lockTTL  time.Duration
 	refresh  time.Duration
 	backoff  time.Duration
+	maxValue int
+	keys     *keys  // nil without Config.Key
+	rawURL   string // for redacting error messages
 	clock    func() time.Time
 	log      *slog.Logger
 	metrics  *Metrics
 	skipTill atomic.Int64 // Unix ns on clock until which Redis is skipped
 	failures atomic.Int32 // consecutive failed operations
 
-	mu   sync.Mutex
-	orgs map[string]*orgState // by org hash; guarded by mu
-	sf   singleflight.Group   // one throttle read per org at a time
+	mu     sync.Mutex
+	orgs   map[string]*orgState // by org hash; guarded by mu
+	warned map[string]bool      // rejection reasons logged; guarded by mu
+	sf     singleflight.Group   // one throttle read per org at a time
 
 	done    chan struct{} // closed by Close: stops lock refreshers
 	running sync.WaitGroup
@@ -90,7 +121,37 @@ type Redis struct {
 
 type orgState struct {
 	checked time.Time // last read from Redis (clock)
-	until   time.Time // blocked until (clock)
+	shared  time.Time // blocked until (clock), as of the last read: replaced by each read, so it shrinks when the key goes
+	since   time.Time // start (clock) of the continuous shared block being read; zero when open
+	capped  bool      // shared was cut at since+MaxBlock: the key outlived the cap
+	own     time.Time // blocked until (clock) by this replica's own 429s
+}
+
+// observe records a successful read of the shared block: rem remaining
+// (0 = open) at now. A block seen continuously, from read to read, holds
+// this replica back for at most MaxBlock from its first sight on this
+// replica's clock, however often the key is renewed (a key re-set by
+// hand or by an attacker); once open again, or once a block ended on its
+// own, the next one counts afresh.
+func (st *orgState) observe(now time.Time, rem time.Duration) {
+	if rem <= 0 {
+		st.shared, st.since, st.capped = time.Time{}, time.Time{}, false
+		return
+	}
+	if st.since.IsZero() || (!st.capped && !st.shared.After(now)) {
+		st.since, st.capped = now, false
+	}
+	st.shared = now.Add(min(rem, MaxBlock))
+	if limit := st.since.Add(MaxBlock); !st.shared.Before(limit) {
+		st.shared, st.capped = limit, true
+	}
+}
+
+func (st *orgState) until() time.Time {
+	if st.own.After(st.shared) {
+		return st.own
+	}
+	return st.shared
 }
 
 var (
@@ -138,11 +199,25 @@ func New(cfg Config) (*Redis, error) {
 			*d.p = d.def
 		}
 	}
+	if cfg.MaxPayload < 0 {
+		return nil, fmt.Errorf("fleet: MaxPayload %d is negative", cfg.MaxPayload)
+	}
+	if cfg.MaxPayload == 0 {
+		cfg.MaxPayload = DefaultMaxPayload
+	}
+	k, err := deriveKeys(cfg.Key)
+	if err != nil {
+		return nil, err
+	}
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if k == nil {
+		cfg.Logger.Warn("the shared level (Redis) is unauthenticated: anyone who can write to this Redis can make dvgate serve forged answers, and values hold names, emails and phones in clear",
+			"remedy", "set redis.key (DVGATE_REDIS_KEY) to the same secret of at least 32 random bytes on every replica, e.g. `openssl rand -base64 32`")
 	}
 	// Fail fast rather than well: no retries, dial and I/O bounded by the
 	// operation timeout, deadlines from the context, no background
@@ -158,13 +233,19 @@ func New(cfg Config) (*Redis, error) {
 	opts.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 	return &Redis{
 		c: redis.NewClient(opts), prefix: cfg.Prefix, opTO: cfg.OpTimeout, lockTTL: cfg.LockTTL,
-		refresh: cfg.ThrottleRefresh, backoff: cfg.Backoff, clock: cfg.Clock, log: cfg.Logger,
-		metrics: cfg.Metrics, orgs: map[string]*orgState{}, done: make(chan struct{}),
+		refresh: cfg.ThrottleRefresh, backoff: cfg.Backoff, maxValue: cfg.MaxPayload, keys: k, rawURL: strings.TrimSpace(cfg.URL),
+		clock: cfg.Clock, log: cfg.Logger, metrics: cfg.Metrics, orgs: map[string]*orgState{}, warned: map[string]bool{},
+		done: make(chan struct{}),
 	}, nil
 }
 
-// redact removes the URL (and its password) from a message.
+// redact removes the URL (and its password) from a message. An empty URL
+// changes nothing (strings.ReplaceAll with an empty old string would put
+// "<url>" between every character).
 func redact(msg, rawURL string) string {
+	if rawURL == "" {
+		return msg
+	}
 	msg = strings.ReplaceAll(msg, rawURL, "<url>")
 	if u, err := url.Parse(rawURL); err == nil && u.User != nil {
 		if p, ok := u.User.Password(); ok && p != "" {
@@ -191,28 +272,23 @@ func (r *Redis) Ping(ctx context.Context) error {
 	return r.c.Ping(ctx).Err()
 }
 
-func hash(s string) string {
-	h := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(h[:16])
-}
-
 // dataKey and lockKey name a gateway cache key's entries; kind is checked
 // by the gateway's own constants and contains no ':'.
 func (r *Redis) dataKey(kind, key string) string {
-	return r.prefix + ":" + keyVersion + ":" + kind + ":" + hash(key)
+	return r.prefix + ":" + keyVersion + ":" + kind + ":" + r.keys.hash(key)
 }
 
 func (r *Redis) lockKey(kind, key string) string {
-	return r.prefix + ":" + keyVersion + ":lock:" + kind + ":" + hash(key)
+	return r.prefix + ":" + keyVersion + ":lock:" + kind + ":" + r.keys.hash(key)
 }
 
 // orgID identifies an org by the scheme and host of its URL (any URL of
 // the org: its base URL, a request URL), hashed.
-func orgID(org string) string {
+func (r *Redis) orgID(org string) string {
 	if u, err := url.Parse(org); err == nil && u.Host != "" {
 		org = strings.ToLower(u.Scheme + "://" + u.Host)
 	}
-	return hash(org)
+	return r.keys.hash(org)
 }
 
 func (r *Redis) throttleKey(id string) string { return r.prefix + ":throttle:" + id }
@@ -257,7 +333,7 @@ func (r *Redis) fail(parent context.Context, op string, err error) error {
 	until := r.clock().Add(r.backoff).UnixNano()
 	if prev := r.skipTill.Swap(until); prev < r.clock().UnixNano() {
 		r.log.Warn("Redis failed; working without the shared level for a while (lookups go to Dataverse)",
-			"op", op, "outcome", outcome, "skip_for", r.backoff, "error", redact(err.Error(), ""))
+			"op", op, "outcome", outcome, "skip_for", r.backoff, "error", redact(err.Error(), r.rawURL))
 	}
 	return fmt.Errorf("fleet: redis %s: %w", op, err)
 }
@@ -267,25 +343,72 @@ func isTimeout(err error) bool {
 	return errors.As(err, &t) && t.Timeout()
 }
 
-// Get implements gateway.SharedCache.
+// Get implements gateway.SharedCache. It reads at most MaxPayload+1
+// bytes (GETRANGE: an oversized value costs no more than that), and a
+// value that is oversized, of another envelope version, or not
+// authenticated for this very Redis key is a miss (see reject).
 func (r *Redis) Get(ctx context.Context, kind, key string) ([]byte, bool, error) {
 	octx, cancel, err := r.begin(ctx, "get")
 	if err != nil {
 		return nil, false, err
 	}
 	defer cancel()
-	b, err := r.c.Get(octx, r.dataKey(kind, key)).Bytes()
+	rk := r.dataKey(kind, key)
+	// GETRANGE answers "" for a missing key; this package never stores an
+	// empty value.
+	b, err := r.c.GetRange(octx, rk, 0, int64(r.maxValue)).Bytes()
 	switch {
-	case errors.Is(err, redis.Nil):
-		r.succeeded()
-		r.metrics.op("get", "miss")
+	case err != nil && strings.HasPrefix(err.Error(), "WRONGTYPE"):
+		r.succeeded() // Redis works; the key holds something we never write
+		r.reject(kind, rejectFormat)
 		return nil, false, nil
 	case err != nil:
 		return nil, false, r.fail(ctx, "get", err)
+	case len(b) == 0:
+		r.succeeded()
+		r.metrics.op("get", "miss")
+		return nil, false, nil
 	}
 	r.succeeded()
+	if len(b) > r.maxValue {
+		r.reject(kind, rejectOversize)
+		return nil, false, nil
+	}
+	p, err := r.keys.open(rk, b)
+	if reason, ok := rejectReason(err); ok {
+		r.reject(kind, reason)
+		return nil, false, nil
+	}
 	r.metrics.op("get", "hit")
-	return b, true, nil
+	return p, true, nil
+}
+
+// RejectShared implements gateway.SharedRejecter: the gateway refused a
+// value Get returned (reason "future", "windows" or "format").
+func (r *Redis) RejectShared(kind, reason string) { r.reject(kind, reason) }
+
+// reject counts a refused value (op get, outcome rejected_<reason>) and
+// logs the first refusal of each reason: one is worth an admin's look (a
+// forged or moved entry, a replica with a clock ahead or other TTLs, a
+// release or key mismatch), a thousand are the same news.
+func (r *Redis) reject(kind, reason string) {
+	r.metrics.op("get", "rejected_"+reason)
+	r.mu.Lock()
+	first := !r.warned[reason]
+	r.warned[reason] = true
+	r.mu.Unlock()
+	if first {
+		r.log.Warn("ignoring an entry of the shared level (Redis) and asking Dataverse instead; further ones for this reason are only counted (dvgate_redis_ops_total{op=\"get\",outcome=\"rejected_"+reason+"\"})",
+			"kind", kind, "reason", reason, "remedy", rejectRemedy[reason])
+	}
+}
+
+var rejectRemedy = map[string]string{
+	rejectForged:   "the value is not authenticated for its key: it was written without this deployment's redis.key, copied from another key, or forged; check who can write to this Redis and that every replica has the same redis.key",
+	rejectFormat:   "the value is in another format: a replica of another dvgate release, or with redis.key set on one replica and not another, shares this prefix",
+	rejectOversize: "the value exceeds the payload cap: a replica with another cap shares this prefix, or someone wrote it by hand",
+	"future":       "the answer was fetched in the future by this replica's clock: a replica's clock runs ahead (check NTP) or the value is forged",
+	"windows":      "the answer's freshness or stale window exceeds this replica's TTLs: replicas sharing this prefix have different TTLs, or the value is forged",
 }
 
 // Set implements gateway.SharedCache.
@@ -293,12 +416,18 @@ func (r *Redis) Set(ctx context.Context, kind, key string, payload []byte, ttl t
 	if ttl <= 0 {
 		return nil
 	}
+	rk := r.dataKey(kind, key)
+	v := r.keys.seal(rk, payload)
+	if len(v) > r.maxValue {
+		r.metrics.op("set", "oversize") // every reader would refuse it
+		return nil
+	}
 	octx, cancel, err := r.begin(ctx, "set")
 	if err != nil {
 		return err
 	}
 	defer cancel()
-	if err := r.c.Set(octx, r.dataKey(kind, key), payload, ttl).Err(); err != nil {
+	if err := r.c.Set(octx, rk, v, ttl).Err(); err != nil {
 		return r.fail(ctx, "set", err)
 	}
 	r.succeeded()
@@ -313,9 +442,20 @@ var unlockScript = redis.NewScript(`if redis.call("GET", KEYS[1]) == ARGV[1] the
 // extendScript extends the lock only if it still holds our token.
 var extendScript = redis.NewScript(`if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("PEXPIRE", KEYS[1], ARGV[2]) end return 0`)
 
-// Lock implements gateway.SharedCache: SET lock token NX PX LockTTL. While
-// held, a goroutine extends it every LockTTL/3, so a long Dataverse call
-// keeps it and a vanished holder loses it after at most LockTTL.
+// lockScript takes the lock (SET NX PX ARGV[2]) or, when it is held with
+// more than ARGV[2] ms left, which no replica of this deployment ever sets
+// (a lock set by hand or by an attacker, or by a replica with a longer
+// LockTTL), cuts it to ARGV[2]: a forged lock stalls lookups for at most
+// one LockTTL rather than as long as it claims.
+var lockScript = redis.NewScript(`
+if redis.call("SET", KEYS[1], ARGV[1], "NX", "PX", ARGV[2]) then return 1 end
+if redis.call("PTTL", KEYS[1]) > tonumber(ARGV[2]) then redis.call("PEXPIRE", KEYS[1], ARGV[2]) end
+return 0`)
+
+// Lock implements gateway.SharedCache: SET lock token NX PX LockTTL (see
+// lockScript). While held, a goroutine extends it every LockTTL/3, so a
+// long Dataverse call keeps it and a vanished holder loses it after at
+// most LockTTL.
 func (r *Redis) Lock(ctx context.Context, kind, key string) (func(), bool, error) {
 	octx, cancel, err := r.begin(ctx, "lock")
 	if err != nil {
@@ -326,7 +466,8 @@ func (r *Redis) Lock(ctx context.Context, kind, key string) (func(), bool, error
 	_, _ = rand.Read(tb[:])
 	token := hex.EncodeToString(tb[:])
 	k := r.lockKey(kind, key)
-	ok, err := r.c.SetNX(octx, k, token, r.lockTTL).Result()
+	n, err := lockScript.Run(octx, r.c, []string{k}, token, r.lockTTL.Milliseconds()).Int()
+	ok := n == 1
 	if err != nil {
 		return nil, false, r.fail(ctx, "lock", err)
 	}
@@ -404,17 +545,19 @@ end
 return 0`)
 
 // Block implements gateway.Throttle. The remaining time lives in Redis as
-// the key's PTTL, so replicas' clocks need not agree.
+// the key's PTTL, so replicas' clocks need not agree. d is capped at
+// MaxBlock.
 func (r *Redis) Block(ctx context.Context, org string, d time.Duration) {
 	if d <= 0 {
 		return
 	}
-	id := orgID(org)
+	d = min(d, MaxBlock)
+	id := r.orgID(org)
 	now := r.clock()
 	r.mu.Lock()
 	st := r.state(id)
-	if until := now.Add(d); until.After(st.until) {
-		st.until = until
+	if until := now.Add(d); until.After(st.own) {
+		st.own = until
 	}
 	r.mu.Unlock()
 	octx, cancel, err := r.begin(ctx, "throttle_set")
@@ -442,17 +585,41 @@ func (r *Redis) state(id string) *orgState {
 	return st
 }
 
-// Blocked implements gateway.Throttle: the org's remaining block, read
-// from Redis at most once per ThrottleRefresh per process.
+// Blocked implements gateway.Throttle: the org's remaining block, at most
+// MaxBlock. The fleet's part is read from Redis at most once per
+// ThrottleRefresh per process and replaced by each read, so a throttle key
+// that expires or is deleted stops holding this replica back within
+// ThrottleRefresh (no restart); a 429 this replica received itself holds
+// it back for its own Retry-After whatever Redis says. When Redis cannot
+// be read, the last read stands.
 func (r *Redis) Blocked(ctx context.Context, org string) time.Duration {
-	id := orgID(org)
+	return max(r.blockedUntil(ctx, org).Sub(r.clock()), 0)
+}
+
+// ThrottledUntil returns until when (on Config.Clock) requests to org are
+// held back fleet-wide, the zero time when they are not: what /readyz
+// reports next to the connection's own ThrottledUntil (an integration is
+// not ready while either is in the future). It shares Blocked's cache, so
+// it costs at most one Redis read (bounded by OpTimeout) per
+// ThrottleRefresh; org is any URL of the org (its Web API base URL). Safe
+// for concurrent use.
+func (r *Redis) ThrottledUntil(org string) time.Time {
+	u := r.blockedUntil(context.Background(), org)
+	if !u.After(r.clock()) {
+		return time.Time{}
+	}
+	return u
+}
+
+func (r *Redis) blockedUntil(ctx context.Context, org string) time.Time {
+	id := r.orgID(org)
 	now := r.clock()
 	r.mu.Lock()
 	st := r.state(id)
-	checked, until := st.checked, st.until
+	checked, until := st.checked, st.until()
 	r.mu.Unlock()
 	if !checked.IsZero() && now.Sub(checked) < r.refresh && now.Sub(checked) >= 0 {
-		return max(until.Sub(now), 0)
+		return until
 	}
 	v, _, _ := r.sf.Do(id, func() (any, error) {
 		rem, err := r.readBlock(context.WithoutCancel(ctx), id)
@@ -461,34 +628,56 @@ func (r *Redis) Blocked(ctx context.Context, org string) time.Duration {
 		defer r.mu.Unlock()
 		st := r.state(id)
 		st.checked = now
-		if err == nil && rem > 0 {
-			if u := now.Add(rem); u.After(st.until) {
-				st.until = u
-			}
+		if err == nil {
+			st.observe(now, rem)
 		}
-		return st.until, nil
+		return st.until(), nil
 	})
-	return max(v.(time.Time).Sub(r.clock()), 0)
+	return v.(time.Time)
 }
 
-// readBlock returns the PTTL of the org's throttle key (0 when none).
+// readBlockScript returns the throttle key's PTTL (ms; negative without a
+// key), first cutting it to ARGV[1] ms when longer: a key that outlives
+// MaxBlock is repaired for every replica, on Redis's clock.
+var readBlockScript = redis.NewScript(`
+local t = redis.call("PTTL", KEYS[1])
+if t > tonumber(ARGV[1]) then
+  redis.call("PEXPIRE", KEYS[1], ARGV[1])
+end
+return t`)
+
+// readBlock returns the PTTL of the org's throttle key (0 when none),
+// capped at MaxBlock.
 func (r *Redis) readBlock(ctx context.Context, id string) (time.Duration, error) {
 	octx, cancel, err := r.begin(ctx, "throttle_get")
 	if err != nil {
 		return 0, err
 	}
 	defer cancel()
-	d, err := r.c.PTTL(octx, r.throttleKey(id)).Result()
+	ms, err := readBlockScript.Run(octx, r.c, []string{r.throttleKey(id)}, MaxBlock.Milliseconds()).Int64()
+	d := time.Duration(ms) * time.Millisecond
 	if err != nil {
 		return 0, r.fail(ctx, "throttle_get", err)
 	}
 	r.succeeded()
-	if d > 0 {
-		r.metrics.op("throttle_get", "blocked")
-		return d, nil
+	if d <= 0 {
+		r.metrics.op("throttle_get", "open")
+		return 0, nil
 	}
-	r.metrics.op("throttle_get", "open")
-	return 0, nil
+	r.metrics.op("throttle_get", "blocked")
+	if d > MaxBlock {
+		r.mu.Lock()
+		first := !r.warned["throttle_cap"]
+		r.warned["throttle_cap"] = true
+		r.mu.Unlock()
+		if first {
+			r.log.Warn("the shared throttle key in Redis held the org back longer than 24 h; cut to 24 h",
+				"ttl", d, "key", r.throttleKey(id),
+				"remedy", "Dataverse never asks for that long: delete the key (replicas stop holding back within ThrottleRefresh) and check who can write to this Redis")
+		}
+		d = MaxBlock
+	}
+	return d, nil
 }
 
 // retryAfterHeader formats d as whole seconds, rounded up (Retry-After).

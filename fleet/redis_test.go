@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"net"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +16,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/dvgate/dvgate/fleet/redistest"
+	"github.com/dvgate/dvgate/gateway"
 )
 
 // newTestRedis returns a client of the test Redis with a prefix of its own
@@ -22,7 +26,7 @@ import (
 func newTestRedis(t testing.TB, cfg Config) *Redis {
 	t.Helper()
 	if testRedisURL == "" {
-		t.Skip(skipNoRedis)
+		redistest.Skip(t)
 	}
 	if cfg.URL == "" {
 		cfg.URL = testRedisURL
@@ -101,7 +105,7 @@ func TestKeys(t *testing.T) {
 	}
 	defer r.Close()
 	key := "default\x1fhttps://contoso.crm4.dynamics.com/api/data/v9.2/\x1fcustomer\x1fboth\x1falex@example.com"
-	for _, k := range []string{r.dataKey("customer", key), r.lockKey("customer", key), r.throttleKey(orgID("https://contoso.crm4.dynamics.com/api/data/v9.2/"))} {
+	for _, k := range []string{r.dataKey("customer", key), r.lockKey("customer", key), r.throttleKey(r.orgID("https://contoso.crm4.dynamics.com/api/data/v9.2/"))} {
 		if !strings.HasPrefix(k, "acme:") {
 			t.Errorf("key %q lacks the prefix", k)
 		}
@@ -111,10 +115,10 @@ func TestKeys(t *testing.T) {
 			}
 		}
 	}
-	if k := r.dataKey("customer", key); !strings.HasPrefix(k, "acme:v1:customer:") {
-		t.Errorf("data key %q, want acme:v1:customer:<hash>", k)
+	if k := r.dataKey("customer", key); !strings.HasPrefix(k, "acme:v2:customer:") {
+		t.Errorf("data key %q, want acme:v2:customer:<hash>", k)
 	}
-	if a, b := orgID("https://Contoso.crm4.dynamics.com/api/data/v9.2/"), orgID("https://contoso.crm4.dynamics.com/api/data/v9.2/contacts?$top=1"); a != b {
+	if a, b := r.orgID("https://Contoso.crm4.dynamics.com/api/data/v9.2/"), r.orgID("https://contoso.crm4.dynamics.com/api/data/v9.2/contacts?$top=1"); a != b {
 		t.Errorf("one org, two ids: %s %s", a, b)
 	}
 }
@@ -241,7 +245,7 @@ func TestThrottle(t *testing.T) {
 		t.Fatalf("Blocked after a 20s block elsewhere = %v", d)
 	}
 	a.Block(ctx, org, 5*time.Second) // shorter: must not shorten
-	if d := rawRedis(t).PTTL(ctx, a.throttleKey(orgID(org))).Val(); d < 19*time.Second {
+	if d := rawRedis(t).PTTL(ctx, a.throttleKey(a.orgID(org))).Val(); d < 19*time.Second {
 		t.Fatalf("a shorter block shortened the current one: PTTL %v", d)
 	}
 	if d := b.Blocked(ctx, "https://other.crm.dynamics.com/api/data/v9.2/"); d != 0 {
@@ -364,4 +368,197 @@ func silentAddr(t *testing.T) string {
 		mu.Unlock()
 	})
 	return ln.Addr().String()
+}
+
+// TestThrottleCapAndShrink: a throttle key set by hand with a year-long TTL
+// holds a replica back for at most MaxBlock on its clock, even when renewed,
+// and not at all once deleted; ThrottledUntil (for /readyz) says the same.
+func TestThrottleCapAndShrink(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	clk := &testClock{t: time.Unix(1_700_000_000, 0)}
+	r := newTestRedis(t, Config{OpTimeout: time.Second, Clock: clk.Now})
+	raw := rawRedis(t)
+	const org = "https://contoso.crm4.dynamics.com/api/data/v9.2/"
+	key := r.throttleKey(r.orgID(org))
+	year := 365 * 24 * time.Hour
+	step := func(d time.Duration) { clk.Advance(d + DefaultThrottleRefresh) } // past the local cache of the last read
+
+	raw.Set(ctx, key, "1", year)
+	if d := r.Blocked(ctx, org); d <= 0 || d > MaxBlock {
+		t.Fatalf("Blocked under a year-long key = %v, want (0, %v]", d, MaxBlock)
+	}
+	if until := r.ThrottledUntil(org); until.IsZero() || until.Sub(clk.Now()) > MaxBlock {
+		t.Fatalf("ThrottledUntil = %v (now %v)", until, clk.Now())
+	}
+	if d := raw.PTTL(ctx, key).Val(); d <= 0 || d > MaxBlock {
+		t.Fatalf("the key's PTTL after a read = %v, want cut to at most %v", d, MaxBlock)
+	}
+	raw.Set(ctx, key, "1", year) // renewed by hand: still at most 24 h from the first sight
+	step(12 * time.Hour)
+	if d := r.Blocked(ctx, org); d <= 0 || d > 12*time.Hour {
+		t.Fatalf("Blocked 12h into a renewed year-long key = %v, want at most the 12h left", d)
+	}
+	raw.Set(ctx, key, "1", year)
+	step(12 * time.Hour)
+	if d := r.Blocked(ctx, org); d != 0 {
+		t.Fatalf("Blocked 24h into a renewed year-long key = %v, want 0", d)
+	}
+	if until := r.ThrottledUntil(org); !until.IsZero() {
+		t.Fatalf("ThrottledUntil past the cap = %v, want zero", until)
+	}
+
+	// Deleted: the gate shrinks at the next read.
+	other := "https://fabrikam.crm.dynamics.com/api/data/v9.2/"
+	okey := r.throttleKey(r.orgID(other))
+	raw.Set(ctx, okey, "1", time.Hour)
+	step(0)
+	if d := r.Blocked(ctx, other); d <= 0 {
+		t.Fatalf("Blocked under an hour-long key = %v", d)
+	}
+	raw.Del(ctx, okey)
+	step(0)
+	if d := r.Blocked(ctx, other); d != 0 {
+		t.Fatalf("Blocked after the key was deleted = %v, want 0", d)
+	}
+	if until := r.ThrottledUntil(other); !until.IsZero() {
+		t.Fatalf("ThrottledUntil after the key was deleted = %v, want zero", until)
+	}
+
+	// A block after the previous one ended on its own counts afresh.
+	raw.Set(ctx, okey, "1", time.Minute)
+	step(0)
+	if d := r.Blocked(ctx, other); d <= 0 {
+		t.Fatalf("Blocked under a new key = %v", d)
+	}
+
+	// Block itself never writes more than MaxBlock.
+	third := "https://northwind.crm.dynamics.com/api/data/v9.2/"
+	r.Block(ctx, third, year)
+	if d := raw.PTTL(ctx, r.throttleKey(r.orgID(third))).Val(); d <= 0 || d > MaxBlock {
+		t.Fatalf("PTTL after Block(1 year) = %v, want at most %v", d, MaxBlock)
+	}
+	if d := r.Blocked(ctx, third); d <= 0 || d > MaxBlock {
+		t.Fatalf("Blocked after Block(1 year) = %v", d)
+	}
+}
+
+// TestFleetThrottleKeyDeleted: through a gateway, a year-long throttle key
+// answers 503 with a Retry-After of at most 24 h, and once deleted the
+// next lookup reaches Dataverse (no restart).
+func TestFleetThrottleKeyDeleted(t *testing.T) {
+	t.Parallel()
+	fclk := &testClock{t: time.Now()}
+	c := newCluster(t, 1, Config{OpTimeout: time.Second, Clock: fclk.Now}, nil)
+	ctx := ctxT(t)
+	r := c.reps[0].r
+	raw := rawRedis(t)
+	key := r.throttleKey(r.orgID(c.sim.URL()))
+	raw.Set(ctx, key, "1", 365*24*time.Hour)
+	_, _, err := c.reps[0].gw.Customer(ctx, alexEmail)
+	if code, _ := gateway.ErrorCode(err); code != "throttled" {
+		t.Fatalf("lookup under a year-long throttle key = %v, want throttled", err)
+	}
+	if ra := gateway.RetryAfter(err); ra <= 0 || ra > MaxBlock {
+		t.Fatalf("Retry-After %v, want at most %v", ra, MaxBlock)
+	}
+	if n := c.requests(); n != 0 {
+		t.Fatalf("%d requests while held back", n)
+	}
+	raw.Del(ctx, key)
+	fclk.Advance(DefaultThrottleRefresh)
+	if cu, _, err := c.reps[0].gw.Customer(ctx, alexEmail); err != nil || cu.ID != alexID {
+		t.Fatalf("lookup after the key was deleted = %v", err)
+	}
+}
+
+// TestErrorLogReadable: a Redis error (here WRONGPASS) is logged as Redis
+// said it, without the password (issue 16: every character was separated
+// by "<url>").
+func TestErrorLogReadable(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	raw := rawRedis(t)
+	user := uniquePrefix()
+	if err := raw.Do(ctx, "ACL", "SETUSER", user, "on", ">rightpass-"+user, "~*", "+@all").Err(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { raw.Do(context.Background(), "ACL", "DELUSER", user) })
+	u, err := url.Parse(testRedisURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.UserPassword(user, "s3cretpw")
+	var logs logBuf
+	r := newTestRedis(t, Config{URL: u.String(), OpTimeout: time.Second, Logger: logs.logger()})
+	for range failuresBeforeSkip {
+		if _, _, err := r.Get(ctx, "order", "k"); err == nil {
+			t.Fatal("Get with a wrong password succeeded")
+		}
+	}
+	out := logs.String()
+	if !strings.Contains(out, "WRONGPASS invalid username-password pair") {
+		t.Errorf("log does not show Redis's WRONGPASS error readably:\n%s", out)
+	}
+	if strings.Contains(out, "s3cretpw") {
+		t.Errorf("log shows the password:\n%s", out)
+	}
+	if strings.Count(out, "<url>") > 1 {
+		t.Errorf("log garbled with <url>:\n%s", out)
+	}
+}
+
+func TestRedact(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct{ msg, url, want string }{
+		{"WRONGPASS invalid username-password pair", "", "WRONGPASS invalid username-password pair"},
+		{"dial redis://u:pw@h:1/0 failed", "redis://u:pw@h:1/0", "dial <url> failed"},
+		{"auth pw rejected", "redis://u:pw@h:1/0", "auth <password> rejected"},
+	} {
+		if got := redact(tt.msg, tt.url); got != tt.want {
+			t.Errorf("redact(%q, %q) = %q, want %q", tt.msg, tt.url, got, tt.want)
+		}
+	}
+}
+
+func TestKeyConfig(t *testing.T) {
+	t.Parallel()
+	var logs logBuf
+	if _, err := New(Config{URL: "redis://127.0.0.1:1/0", Key: []byte("short")}); err == nil || !strings.Contains(err.Error(), "at least 32") {
+		t.Fatalf("New with a 5-byte key = %v, want refused", err)
+	}
+	r, err := New(Config{URL: "redis://127.0.0.1:1/0", Logger: logs.logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "unauthenticated") {
+		t.Errorf("no warning without a key:\n%s", logs.String())
+	}
+	var quiet logBuf
+	r, err = New(Config{URL: "redis://127.0.0.1:1/0", Key: testKey, Logger: quiet.logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	if quiet.String() != "" {
+		t.Errorf("logged with a key:\n%s", quiet.String())
+	}
+}
+
+// TestLockForged: a lock set by hand with an hour-long TTL is cut to
+// LockTTL at the first attempt, so it stalls loads for at most that long.
+func TestLockForged(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	a := newTestRedis(t, Config{OpTimeout: time.Second, LockTTL: 300 * time.Millisecond})
+	raw := rawRedis(t)
+	k := a.lockKey("order", "k")
+	raw.Set(ctx, k, "forged", time.Hour)
+	if _, ok, err := a.Lock(ctx, "order", "k"); ok || err != nil {
+		t.Fatalf("Lock over a held lock = %v, %v; want busy", ok, err)
+	}
+	if d := raw.PTTL(ctx, k).Val(); d <= 0 || d > 300*time.Millisecond {
+		t.Fatalf("PTTL of the hour-long lock after an attempt = %v, want at most LockTTL", d)
+	}
 }

@@ -54,6 +54,26 @@ type Throttle interface {
 	Block(ctx context.Context, org string, d time.Duration)
 }
 
+// SharedRejecter is implemented by a SharedCache that wants to hear of the
+// payloads it returned that the gateway then refused, to log and count
+// them with its own refusals (package fleet logs the first of each reason
+// and counts them all). reason is one of "future" (fetched later than the
+// gateway's clock plus SharedClockSkew), "windows" (a freshness or stale
+// window longer than this gateway's TTLs for the kind) or "format" (not a
+// payload of this release). Called from lookups: it must be cheap and
+// safe for concurrent use.
+type SharedRejecter interface {
+	RejectShared(kind, reason string)
+}
+
+// SharedClockSkew is how far in the future, by the gateway's clock, a
+// shared payload's fetch time may be: replicas' clocks differ a little.
+// Past it the payload is refused (a replica whose clock runs ahead, or a
+// forgery): its answer would otherwise pass for fresh for as long as the
+// clocks differ, in the shared level and in every in-process cache it is
+// copied to.
+const SharedClockSkew = 5 * time.Second
+
 // SharedFormat is the version of the payloads the gateway writes to a
 // SharedCache. A payload of another version (written by another dvgate
 // release) is a miss, never misread. Bump it whenever the answer types or
@@ -194,18 +214,49 @@ func (c *core) fromShared(ctx context.Context, s spec) (fresh, stale *entry, unl
 }
 
 // readShared reads and decodes the shared entry of s; nil on a miss, an
-// error (fail open) or a payload of another version.
+// error (fail open) or a payload refused by checkShared.
 func (c *core) readShared(ctx context.Context, s spec) *entry {
 	b, ok, err := c.shared.Get(ctx, s.kind, s.key)
 	if err != nil || !ok {
 		return nil
 	}
 	e, err := decodeShared(s.kind, b)
-	if err != nil {
-		c.log.Debug("ignoring shared cache entry", "integration", c.name, "kind", s.kind, "error", err)
+	reason := "format"
+	if err == nil {
+		reason = c.checkShared(s, e)
+	}
+	if reason != "" {
+		c.log.Debug("ignoring shared cache entry", "integration", c.name, "kind", s.kind, "reason", reason, "error", err)
+		if r, ok := c.shared.(SharedRejecter); ok {
+			r.RejectShared(s.kind, reason)
+		}
 		return nil
 	}
 	return e
+}
+
+// checkShared returns why a decoded shared entry must not be used ("" if
+// it may), and makes it keep this gateway's TTLs: its windows are at most
+// the ones this gateway would give the answer itself, and a fetch time
+// ahead of the clock (within SharedClockSkew) is brought back to now, so
+// the entry, here and in the in-process cache it is copied to, expires no
+// later than a fresh load of this replica's would.
+func (c *core) checkShared(s spec, e *entry) string {
+	now := c.clock()
+	if e.fetched.After(now.Add(SharedClockSkew)) {
+		return "future"
+	}
+	maxFresh := s.fresh
+	if e.notFound {
+		maxFresh = c.notFoundTTL
+	}
+	if e.fresh > maxFresh || e.stale > c.staleTTL {
+		return "windows"
+	}
+	if e.fetched.After(now) {
+		e.fetched = now
+	}
+	return ""
 }
 
 // writeShared stores a loaded entry in the shared level. Errors are the

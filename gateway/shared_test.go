@@ -1,7 +1,9 @@
 package gateway
 
 import (
+	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -72,5 +74,110 @@ func TestSharedCodec(t *testing.T) {
 	}
 	if _, err := decodeShared(kindCustomer, nil); err == nil {
 		t.Error("empty payload decoded")
+	}
+}
+
+// TestCheckShared: a shared entry fetched in the future beyond the skew, or
+// with windows longer than this gateway's TTLs, is refused; one within the
+// skew is brought back to now, so it lives no longer than a local load.
+func TestCheckShared(t *testing.T) {
+	t.Parallel()
+	now := time.UnixMilli(1_772_355_600_000)
+	g, err := New(Config{Conn: newFake(), Clock: func() time.Time { return now }, CustomerTTL: 5 * time.Minute,
+		NotFoundTTL: 30 * time.Second, StaleTTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	s := spec{kind: kindCustomer, key: "k", fresh: 5 * time.Minute}
+	found := func(fetched time.Time, fresh, stale time.Duration) *entry {
+		return &entry{value: &Customer{ID: "c1"}, fetched: fetched, fresh: fresh, stale: stale}
+	}
+	tests := []struct {
+		name        string
+		e           *entry
+		want        string
+		wantFetched time.Time
+	}{
+		{"written just now", found(now.Add(-time.Second), 5*time.Minute, time.Hour), "", now.Add(-time.Second)},
+		{"clock a little ahead", found(now.Add(SharedClockSkew), 5*time.Minute, time.Hour), "", now},
+		{"clock far ahead", found(now.Add(SharedClockSkew+time.Millisecond), 5*time.Minute, time.Hour), "future", time.Time{}},
+		{"ten years ahead", found(now.AddDate(10, 0, 0), time.Minute, 0), "future", time.Time{}},
+		{"fresher than the TTL", found(now, 5*time.Minute+time.Millisecond, time.Hour), "windows", time.Time{}},
+		{"staler than StaleTTL", found(now, time.Minute, time.Hour+time.Millisecond), "windows", time.Time{}},
+		{"not found within NotFoundTTL", &entry{notFound: true, fetched: now, fresh: 30 * time.Second}, "", now},
+		{"not found for a found answer's TTL", &entry{notFound: true, fetched: now, fresh: 5 * time.Minute}, "windows", time.Time{}},
+	}
+	for _, tt := range tests {
+		got := g.checkShared(s, tt.e)
+		if got != tt.want {
+			t.Errorf("%s: reason %q, want %q", tt.name, got, tt.want)
+		}
+		if got == "" && !tt.e.fetched.Equal(tt.wantFetched) {
+			t.Errorf("%s: fetched %v, want %v", tt.name, tt.e.fetched, tt.wantFetched)
+		}
+	}
+}
+
+// rejectingShared is a SharedCache holding one payload per key that
+// records the gateway's refusals.
+type rejectingShared struct {
+	mu       sync.Mutex
+	payloads map[string][]byte
+	rejected []string
+}
+
+func (r *rejectingShared) Get(_ context.Context, _, key string) ([]byte, bool, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	b, ok := r.payloads[key]
+	return b, ok, nil
+}
+
+func (r *rejectingShared) Set(_ context.Context, _, key string, p []byte, _ time.Duration) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.payloads[key] = p
+	return nil
+}
+
+func (r *rejectingShared) Lock(context.Context, string, string) (func(), bool, error) {
+	return func() {}, true, nil
+}
+
+func (r *rejectingShared) RejectShared(kind, reason string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.rejected = append(r.rejected, kind+"/"+reason)
+}
+
+// TestSharedRejected: a future-dated shared answer is not served; the
+// lookup asks Dataverse and the store hears why.
+func TestSharedRejected(t *testing.T) {
+	t.Parallel()
+	now := time.UnixMilli(1_772_355_600_000)
+	f := newFake()
+	f.reply("contacts", contactsAlex)
+	sh := &rejectingShared{payloads: map[string][]byte{}}
+	g, err := New(Config{Conn: f, Clock: func() time.Time { return now }, Shared: sh})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	forged, err := encodeShared(kindCustomer, &entry{value: &Customer{Type: "contact", ID: "forged", Name: "Forged"},
+		fetched: now.AddDate(10, 0, 0), fresh: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := g.customerPrefix[ModeBoth] + "alex.wu@example.com"
+	sh.payloads[key] = forged
+	c, meta, err := g.Customer(context.Background(), "alex.wu@example.com")
+	if err != nil || c.ID == "forged" || meta.Outcome != Miss {
+		t.Fatalf("lookup over a future-dated shared answer = %+v %v %v; want Dataverse's answer", c, meta.Outcome, err)
+	}
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if d := cmp.Diff([]string{"customer/future", "customer/future"}, sh.rejected); d != "" {
+		t.Errorf("rejections (-want +got):\n%s", d)
 	}
 }

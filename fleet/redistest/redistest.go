@@ -1,6 +1,8 @@
 // Package redistest starts throw-away redis-server processes for tests:
 // a free loopback port, no persistence, stopped at the end of the test.
-// Tests skip (saying how to install it) when redis-server is not installed.
+// Tests skip (saying how to install it) when redis-server is not installed,
+// except when the environment variable CI is set: CI installs it (.ci/run),
+// so a missing redis-server there is a failure, not a reason to pass.
 package redistest
 
 import (
@@ -8,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
 	"testing"
 	"time"
@@ -34,13 +37,26 @@ func (s *Server) Stop() {
 	<-s.done
 }
 
+// MustHave reports whether a missing redis-server must fail the tests
+// rather than skip them: when the environment variable CI is set.
+func MustHave() bool { return os.Getenv("CI") != "" }
+
+// Skip skips tb with SkipMessage, or fails it when MustHave.
+func Skip(tb testing.TB) {
+	tb.Helper()
+	if MustHave() {
+		tb.Fatal(SkipMessage + " (CI is set: the tests must run)")
+	}
+	tb.Skip(SkipMessage)
+}
+
 // Start runs a server for the test and stops it at its end; it skips the
-// test when redis-server is not installed.
+// test when redis-server is not installed (fails it when CI is set).
 func Start(tb testing.TB) *Server {
 	tb.Helper()
 	s, err := Run()
 	if errors.Is(err, ErrNotInstalled) {
-		tb.Skip(SkipMessage)
+		Skip(tb)
 	}
 	if err != nil {
 		tb.Fatal(err)
