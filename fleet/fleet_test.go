@@ -6,7 +6,9 @@ package fleet
 // on the simulator's request log.
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -414,5 +416,21 @@ func TestFleetLostHolder(t *testing.T) {
 	}
 	if busy := testutil.ToFloat64(m.ops.WithLabelValues("lock", "busy")); busy == 0 {
 		t.Error("the lookup never found the lock busy: the test did not test a lost holder")
+	}
+}
+
+// go-redis's own messages (a failed dial) reach the replica's JSON log as
+// JSON, without the URL's password.
+func TestRedisClientLogIsJSON(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(slog.NewJSONHandler(&buf, nil))
+	l := redisLog{log: log, url: "redis://:hunter2@127.0.0.1:1/0"}
+	l.Printf(context.Background(), "redis: %s: dial tcp: connect refused for %s", "pool.go:770", "redis://:hunter2@127.0.0.1:1/0")
+	var rec map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &rec); err != nil {
+		t.Fatalf("not a JSON line: %q", buf.String())
+	}
+	if msg, _ := rec["message"].(string); !strings.Contains(msg, "connect refused for <url>") || strings.Contains(buf.String(), "hunter2") {
+		t.Errorf("log line %s", buf.String())
 	}
 }

@@ -183,6 +183,9 @@ func New(cfg Config) (*Redis, error) {
 	if cfg.Prefix == "" {
 		cfg.Prefix = DefaultPrefix
 	}
+	if cfg.Logger != nil {
+		setRedisLog(cfg.Logger, cfg.URL)
+	}
 	if !prefixPattern(cfg.Prefix) {
 		return nil, fmt.Errorf("fleet: key prefix %q: use 1-64 letters, digits, '.', '_', '-' or ':'", cfg.Prefix)
 	}

@@ -18,6 +18,10 @@ import (
 const (
 	EnvRedisURL    = "DVGATE_REDIS_URL"    // redis://[user:password@]host:port/db, rediss:// for TLS
 	EnvRedisPrefix = "DVGATE_REDIS_PREFIX" // key prefix per deployment; default "dvgate"
+	// EnvRedisKey is the deployment's secret for the shared level (at least
+	// 32 bytes, e.g. openssl rand -base64 32, the same on every replica):
+	// it authenticates and encrypts what replicas write to Redis.
+	EnvRedisKey = "DVGATE_REDIS_KEY"
 )
 
 // FleetConfig is the optional Redis (or Valkey) shared by replicas: a
@@ -26,6 +30,9 @@ const (
 type FleetConfig struct {
 	URL    string // "" = no shared level
 	Prefix string
+	// Key authenticates and encrypts the shared entries (see fleet.Config.Key);
+	// nil = unauthenticated, which fleet.New warns about.
+	Key []byte
 }
 
 func (c FleetConfig) String() string {
@@ -39,15 +46,17 @@ func (c FleetConfig) String() string {
 		}
 		u = p.String()
 	}
-	return fmt.Sprintf("redis %s, prefix %q", u, c.Prefix)
+	return fmt.Sprintf("redis %s, prefix %q, authenticated %v", u, c.Prefix, c.Key != nil)
 }
 
 // fileRedis is the config file's "redis" section:
 //
-//	"redis": {"url": "redis://redis.internal:6379/0", "password": {"env": "REDIS_PASSWORD"}, "prefix": "dvgate-prod"}
+//	"redis": {"url": "redis://redis.internal:6379/0", "password": {"env": "REDIS_PASSWORD"},
+//	          "key": {"file": "/run/secrets/dvgate-redis-key"}, "prefix": "dvgate-prod"}
 type fileRedis struct {
 	URL      string     `json:"url"`
 	Password *SecretRef `json:"password"`
+	Key      *SecretRef `json:"key"`
 	Prefix   string     `json:"prefix"`
 }
 
@@ -56,7 +65,11 @@ type fileRedis struct {
 // DVGATE_REDIS_PREFIX. It is read once at start-up.
 func (s Source) LoadFleet() (FleetConfig, error) {
 	if s.Path == "" {
-		return FleetConfig{URL: strings.TrimSpace(s.Getenv(EnvRedisURL)), Prefix: strings.TrimSpace(s.Getenv(EnvRedisPrefix))}, nil
+		c := FleetConfig{URL: strings.TrimSpace(s.Getenv(EnvRedisURL)), Prefix: strings.TrimSpace(s.Getenv(EnvRedisPrefix))}
+		if k := strings.TrimSpace(s.Getenv(EnvRedisKey)); k != "" && c.URL != "" {
+			c.Key = []byte(k)
+		}
+		return c, nil
 	}
 	raw, err := s.ReadFile(s.Path)
 	if err != nil {
@@ -85,6 +98,13 @@ func (s Source) LoadFleet() (FleetConfig, error) {
 	pw, err := s.secret(f.Redis.Password, filepath.Dir(s.Path))
 	if err != nil {
 		return FleetConfig{}, fmt.Errorf("config file %s: redis: password: %w", s.Path, err)
+	}
+	key, err := s.secret(f.Redis.Key, filepath.Dir(s.Path))
+	if err != nil {
+		return FleetConfig{}, fmt.Errorf("config file %s: redis: key: %w", s.Path, err)
+	}
+	if key != "" {
+		c.Key = []byte(key)
 	}
 	if pw != "" {
 		name := ""

@@ -12,7 +12,7 @@ func TestLoadFleet(t *testing.T) {
 	t.Parallel()
 	const integrations = `"integrations": {"default": {"url": "https://contoso.crm4.dynamics.com", "tenantId": "11111111-1111-1111-1111-111111111111", "clientId": "22222222-2222-2222-2222-222222222222", "clientSecret": {"env": "SECRET"}}}`
 	env := map[string]string{"SECRET": "s3cret", "REDIS_PW": "r3dis-pw", EnvRedisURL: "redis://env:6379/1", EnvRedisPrefix: "eu"}
-	files := map[string]string{"/etc/dvgate/redis.pw": "file-pw\n"}
+	files := map[string]string{"/etc/dvgate/redis.pw": "file-pw\n", "/etc/dvgate/redis.key": "0123456789abcdef0123456789abcdef\n"}
 	tests := []struct {
 		name    string
 		file    string // "" = environment
@@ -27,6 +27,9 @@ func TestLoadFleet(t *testing.T) {
 			want: FleetConfig{URL: "redis://:r3dis-pw@r:6379"}},
 		{name: "password from file", file: `{"redis": {"url": "redis://default@r:6379", "password": {"file": "redis.pw"}}, ` + integrations + `}`,
 			want: FleetConfig{URL: "redis://default:file-pw@r:6379"}},
+		{name: "key from file", file: `{"redis": {"url": "redis://r:6379", "key": {"file": "redis.key"}}, ` + integrations + `}`,
+			want: FleetConfig{URL: "redis://r:6379", Key: []byte("0123456789abcdef0123456789abcdef")}},
+		{name: "inline key", file: `{"redis": {"url": "redis://r:6379", "key": "0123456789abcdef0123456789abcdef"}, ` + integrations + `}`, wantErr: "must not be written in the config file"},
 		{name: "inline password", file: `{"redis": {"url": "redis://:hunter2@r:6379"}, ` + integrations + `}`, wantErr: "must not be written in the config file"},
 		{name: "empty url", file: `{"redis": {"prefix": "x"}, ` + integrations + `}`, wantErr: `"url" is empty`},
 	}

@@ -141,7 +141,17 @@ func (b *gatewayBackend) Close() {
 	b.cache.release()
 }
 
-func (b *gatewayBackend) ThrottledUntil() time.Time { return b.conn.ThrottledUntil() }
+// ThrottledUntil is the later of this connection's 429 gate and the
+// fleet's shared one (another replica's 429 holds this one back too).
+func (b *gatewayBackend) ThrottledUntil() time.Time {
+	t := b.conn.ThrottledUntil()
+	if f := b.gc.Fleet; f != nil {
+		if ft := f.ThrottledUntil(b.conn.BaseURL()); ft.After(t) {
+			t = ft
+		}
+	}
+	return t
+}
 
 // Messages for gateway.ErrNotFound, by lookup.
 const (
