@@ -29,7 +29,6 @@ func TestLoadFleet(t *testing.T) {
 			want: FleetConfig{URL: "redis://default:file-pw@r:6379"}},
 		{name: "key from file", file: `{"redis": {"url": "redis://r:6379", "key": {"file": "redis.key"}}, ` + integrations + `}`,
 			want: FleetConfig{URL: "redis://r:6379", Key: []byte("0123456789abcdef0123456789abcdef")}},
-		{name: "inline key", file: `{"redis": {"url": "redis://r:6379", "key": "0123456789abcdef0123456789abcdef"}, ` + integrations + `}`, wantErr: "must not be written in the config file"},
 		{name: "inline password", file: `{"redis": {"url": "redis://:hunter2@r:6379"}, ` + integrations + `}`, wantErr: "must not be written in the config file"},
 		{name: "empty url", file: `{"redis": {"prefix": "x"}, ` + integrations + `}`, wantErr: `"url" is empty`},
 	}
