@@ -10,26 +10,42 @@ import (
 
 	"github.com/dvgate/dvgate/dataversetest/internal/seedgen"
 	"github.com/dvgate/dvgate/testdata"
+	"github.com/google/go-cmp/cmp"
 	"io/fs"
 )
 
-func TestBatchOfGets(t *testing.T) {
-	t.Parallel()
-	s, tok := demo(t)
-	body := "--batch_AAA\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n\r\n" +
-		"GET " + s.URL() + "/api/data/v9.2/WhoAmI HTTP/1.1\r\nAccept: application/json\r\n\r\n\r\n" +
-		"--batch_AAA\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n\r\n" +
-		"GET /api/data/v9.2/nopes HTTP/1.1\r\nAccept: application/json\r\n\r\n\r\n--batch_AAA--\r\n"
+// batchBody builds a $batch body. Each GET part ends with a single CRLF
+// after its headers, right before the next boundary, as widely used
+// clients send it (wire facts §11.1); extraCRLF adds the blank line.
+func batchBody(boundary string, extraCRLF bool, paths ...string) string {
+	var b strings.Builder
+	for _, p := range paths {
+		b.WriteString("--" + boundary + "\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n\r\n")
+		b.WriteString("GET " + p + " HTTP/1.1\r\nAccept: application/json\r\n")
+		if extraCRLF {
+			b.WriteString("\r\n\r\n")
+		}
+	}
+	b.WriteString("\r\n--" + boundary + "--\r\n")
+	return b.String()
+}
+
+// postBatch sends a batch and returns the status and the part status lines.
+func postBatch(t *testing.T, s *Server, tok, body string, hdr ...string) (int, http.Header, []string) {
+	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, s.URL()+"/api/data/v9.2/$batch", strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+tok)
 	req.Header.Set("Content-Type", `multipart/mixed; boundary="batch_AAA"`)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
 	resp, err := s.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	mt, params, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
-	if resp.StatusCode != 200 || mt != "multipart/mixed" || !strings.HasPrefix(params["boundary"], "batchresponse_") {
+	if mt != "multipart/mixed" || !strings.HasPrefix(params["boundary"], "batchresponse_") {
 		t.Fatalf("batch response %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
 	mr := multipart.NewReader(resp.Body, params["boundary"])
@@ -45,11 +61,54 @@ func TestBatchOfGets(t *testing.T) {
 		b, _ := io.ReadAll(p)
 		statuses = append(statuses, strings.SplitN(string(b), "\r\n", 2)[0])
 	}
-	if strings.Join(statuses, "|") != "HTTP/1.1 200 OK|HTTP/1.1 404 Not Found" {
-		t.Errorf("part statuses %v", statuses)
+	return resp.StatusCode, resp.Header, statuses
+}
+
+// execute-batch-operations-using-web-api.md: parts are application/http
+// requests; "Handling errors": without Prefer: odata.continue-on-error the
+// first failure ends the batch with that error (wire facts §11.1).
+func TestBatch(t *testing.T) {
+	t.Parallel()
+	s, tok := demo(t)
+	ok, missing := s.URL()+"/api/data/v9.2/WhoAmI", "/api/data/v9.2/nopes"
+	tests := []struct {
+		name       string
+		body       string
+		prefer     string
+		wantStatus int
+		wantParts  []string
+	}{
+		{"single CRLF before the boundary (real clients)", batchBody("batch_AAA", false, ok, "contacts?$select=fullname&$top=1"), "", 200,
+			[]string{"HTTP/1.1 200 OK", "HTTP/1.1 200 OK"}},
+		{"blank line before the boundary", batchBody("batch_AAA", true, ok, ok), "", 200,
+			[]string{"HTTP/1.1 200 OK", "HTTP/1.1 200 OK"}},
+		{"stops at the first error", batchBody("batch_AAA", false, ok, missing, ok), "", 400,
+			[]string{"HTTP/1.1 200 OK", "HTTP/1.1 404 Not Found"}},
+		{"continue-on-error answers every part", batchBody("batch_AAA", false, ok, missing, ok), "odata.continue-on-error", 200,
+			[]string{"HTTP/1.1 200 OK", "HTTP/1.1 404 Not Found", "HTTP/1.1 200 OK"}},
 	}
-	if s.WebAPIRequests() != 1 {
-		t.Errorf("a batch is one request: %d", s.WebAPIRequests())
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var hdr []string
+			if tc.prefer != "" {
+				hdr = []string{"Prefer", tc.prefer}
+			}
+			status, h, parts := postBatch(t, s, tok, tc.body, hdr...)
+			if status != tc.wantStatus {
+				t.Errorf("status %d, want %d", status, tc.wantStatus)
+			}
+			if diff := cmp.Diff(tc.wantParts, parts); diff != "" {
+				t.Errorf("parts (-want +got):\n%s", diff)
+			}
+			if tc.prefer != "" && h.Get("Preference-Applied") != tc.prefer {
+				t.Errorf("Preference-Applied %q", h.Get("Preference-Applied"))
+			}
+		})
+	}
+	before := s.WebAPIRequests()
+	postBatch(t, s, tok, batchBody("batch_AAA", false, ok, ok, ok))
+	if n := s.WebAPIRequests() - before; n != 1 {
+		t.Errorf("a batch is one request: %d", n)
 	}
 }
 

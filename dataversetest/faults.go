@@ -192,7 +192,7 @@ func (s *Server) applyFaults(w http.ResponseWriter, r *http.Request, token bool,
 		return true
 	case p.Malformed:
 		w.Header().Set("Content-Type", jsonContentType)
-		w.Header().Set("OData-Version", "4.0")
+		setODataVersion(w.Header())
 		w.WriteHeader(http.StatusOK)
 		if token {
 			_, _ = w.Write([]byte(`{"token_type":"Bearer","expires_in":35`))
@@ -202,7 +202,7 @@ func (s *Server) applyFaults(w http.ResponseWriter, r *http.Request, token bool,
 		return true
 	case p.Body != "":
 		w.Header().Set("Content-Type", jsonContentType)
-		w.Header().Set("OData-Version", "4.0")
+		setODataVersion(w.Header())
 		w.WriteHeader(http.StatusOK)
 		_, _ = w.Write([]byte(p.Body))
 		return true

@@ -32,7 +32,20 @@ type queryOpts struct {
 	orderby []orderTerm
 	top     int // -1 = none
 	expands []*expandOpt
+	count   bool     // $count=true
 	raw     []string // the options as written, "$select=a,b", for nextLinks
+}
+
+// nested reports whether the query has a nested $expand (an $expand inside
+// an $expand): then "paging is applied to each of the expanded collections"
+// (join-tables.md, wire facts §1.7, §11.3).
+func (q *queryOpts) nested() bool {
+	for _, e := range q.expands {
+		if len(e.q.expands) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 type orderTerm struct {
@@ -146,7 +159,15 @@ func (d *dataset) parseOptions(t *table, opts [][2]string, depth int, count *int
 				}
 				q.expands = append(q.expands, &expandOpt{nav: n, target: n.target, q: sq})
 			}
-		case "$skiptoken", "$count", "$apply":
+		case "$count":
+			if depth > 0 {
+				return nil, filterError("The query parameter $count is not supported in $expand.")
+			}
+			if v != "true" && v != "false" {
+				return nil, filterError(fmt.Sprintf("Invalid value '%s' for $count query option found. Valid values are 'true' and 'false'.", v))
+			}
+			q.count = v == "true"
+		case "$skiptoken", "$apply":
 		case "$skip", "$search", "$format", "$levels":
 			return nil, filterError(fmt.Sprintf("The query parameter %s is not supported", k))
 		default:
@@ -353,6 +374,11 @@ type render struct {
 	base   string // org URL + Web API prefix
 	ann    annotations
 	navURL bool // add <nav>@odata.nextLink to collection expands (entity-set queries)
+	// nested: the query has a nested $expand, so expanded collections are
+	// paged at pageSize rows with a <nav>@odata.nextLink carrying a
+	// $skiptoken when there are more.
+	nested   bool
+	pageSize int
 }
 
 // renderRow builds one entity object.
@@ -394,15 +420,28 @@ func (rn *render) renderRow(t *table, r *row, q *queryOpts) object {
 		if e.q.top >= 0 && len(rows) > e.q.top {
 			rows = rows[:e.q.top]
 		}
+		more := rn.nested && len(rows) > rn.pageSize
+		if more {
+			rows = rows[:rn.pageSize]
+		}
 		arr := make([]object, len(rows))
 		for i, cr := range rows {
 			arr[i] = rn.renderRow(e.target, cr, e.q)
 		}
 		o = append(o, member{e.nav.name, arr})
-		if rn.navURL {
+		if more || rn.navURL && !rn.nested {
 			link := rn.base + t.set + "(" + r.vals[t.key].(string) + ")/" + e.nav.name
-			if len(e.q.raw) > 0 {
-				link += "?" + strings.Join(e.q.raw, "&")
+			var opts []string
+			for _, kv := range e.q.raw {
+				k, v, _ := strings.Cut(kv, "=")
+				opts = append(opts, k+"="+escapeQueryValue(v))
+			}
+			if more {
+				first, last := rows[0].vals[e.target.key].(string), rows[len(rows)-1].vals[e.target.key].(string)
+				opts = append(opts, "$skiptoken="+escapeSkiptoken(pagingCookie(e.target.key, 1, first, last)))
+			}
+			if len(opts) > 0 {
+				link += "?" + strings.Join(opts, "&")
 			}
 			o = append(o, member{e.nav.name + "@odata.nextLink", link})
 		}
@@ -571,6 +610,21 @@ func escapeLower(s string) string {
 			continue
 		}
 		fmt.Fprintf(&b, "%%%02x", c)
+	}
+	return b.String()
+}
+
+// escapeQueryValue percent-encodes a query option value for a link,
+// keeping the characters OData expressions are readable with.
+func escapeQueryValue(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-._~$(),'*:@/", c) >= 0 {
+			b.WriteByte(c)
+			continue
+		}
+		fmt.Fprintf(&b, "%%%02X", c)
 	}
 	return b.String()
 }

@@ -56,6 +56,15 @@ type Options struct {
 	// Addr, when set, is the loopback address to listen on ("127.0.0.1:8443");
 	// "" = a free port on 127.0.0.1.
 	Addr string
+	// PageSize is the page size when a request has no Prefer:
+	// odata.maxpagesize (top-level collections, and expanded collections of
+	// a nested $expand); 0 = 5,000 as in Dataverse. Tests lower it to page
+	// small data sets.
+	PageSize int
+	// AllowNonLoopback lets Addr be any address (dvsim --listen 0.0.0.0:…
+	// in a container). The simulator has no real security: only for test
+	// networks.
+	AllowNonLoopback bool
 }
 
 // Server is a running simulator. Create it with NewServer and Close it when
@@ -70,7 +79,17 @@ type Server struct {
 	hmacKey []byte
 	handler http.Handler
 
-	data *dataset // immutable after NewServer
+	opts     Options // to rebuild the dataset on the first write
+	pageSize int
+
+	// dmu guards data: requests that read take it for reading while they
+	// compute their answer; writes take it exclusively. data starts as a
+	// snapshot shared between servers (never mutated); the first write
+	// replaces it with a private copy (owned), which writes then change in
+	// place.
+	dmu   sync.RWMutex
+	data  *dataset
+	owned bool
 
 	mu            sync.Mutex // guards the fields below
 	secret        string
@@ -110,12 +129,17 @@ func NewServer(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("dataversetest: token key: %w", err)
 	}
 	s.throttle = newLimiter(opts.Limits.withDefaults())
+	s.opts = opts
+	s.pageSize = opts.PageSize
+	if s.pageSize <= 0 || s.pageSize > maxPageSize {
+		s.pageSize = maxPageSize
+	}
 
-	data, err := loadDataset(opts)
+	data, shared, err := loadDataset(opts)
 	if err != nil {
 		return nil, err
 	}
-	s.data = data
+	s.data, s.owned = data, !shared
 
 	s.handler = http.HandlerFunc(s.serveHTTP)
 	ts := httptest.NewUnstartedServer(s.handler)
@@ -124,7 +148,7 @@ func NewServer(opts Options) (*Server, error) {
 		if err != nil {
 			return nil, fmt.Errorf("dataversetest: Addr %q: %w", opts.Addr, err)
 		}
-		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		if ip := net.ParseIP(host); !opts.AllowNonLoopback && host != "localhost" && (ip == nil || !ip.IsLoopback()) {
 			return nil, fmt.Errorf("dataversetest: Addr %q is not a loopback address", opts.Addr)
 		}
 		l, err := net.Listen("tcp", opts.Addr)
