@@ -40,9 +40,9 @@ const lookupLogicalNameSuffix = "@Microsoft.Dynamics.CRM.lookuplogicalname"
 type dataset struct {
 	// version is the last row version handed out (versionnumber, etags).
 	version int64
-	csdl  []byte
-	model *csdl.Model
-	defs  *entitydefs.Definitions
+	csdl    []byte
+	model   *csdl.Model
+	defs    *entitydefs.Definitions
 	// defsRaw is the EntityDefinitions JSON, served by the metadata endpoint.
 	defsRaw []byte
 	tables  map[string]*table // by logical name
