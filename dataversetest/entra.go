@@ -3,6 +3,7 @@ package dataversetest
 import (
 	"crypto"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha1" //nolint:gosec // x5t thumbprints are SHA-1 by definition (RFC 7515).
 	"crypto/sha256"
@@ -298,7 +299,7 @@ func (s *Server) mintToken(c tokenClaims) string {
 	hdr := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"HS256","typ":"JWT"}`))
 	body, _ := json.Marshal(c)
 	signing := hdr + "." + base64.RawURLEncoding.EncodeToString(body)
-	m := hmac.New(sha256.New, s.hmacKey)
+	m := hmac.New(sha256.New, s.tokenKey())
 	m.Write([]byte(signing))
 	return signing + "." + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
@@ -325,7 +326,7 @@ func (s *Server) checkToken(authz string) (tokenClaims, error) {
 	if err != nil {
 		return c, errBadToken
 	}
-	m := hmac.New(sha256.New, s.hmacKey)
+	m := hmac.New(sha256.New, s.tokenKey())
 	m.Write([]byte(tok[:i]))
 	if !hmac.Equal(sig, m.Sum(nil)) {
 		return c, errBadToken
@@ -357,4 +358,22 @@ func capitalize(s string) string {
 		return s
 	}
 	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+// tokenKey returns the current token signing key.
+func (s *Server) tokenKey() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.hmacKey
+}
+
+// RevokeTokens makes every access token issued so far invalid (a new
+// signing key): Web API calls with them answer 401 with the challenge, as
+// after a revocation, until the client signs in again.
+func (s *Server) RevokeTokens() {
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.hmacKey = key
 }

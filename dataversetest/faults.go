@@ -64,13 +64,18 @@ type faultSet struct {
 // InjectFault activates f until it has applied Count times or remove is
 // called.
 func (s *Server) InjectFault(f Fault) (remove func()) {
+	_, remove = s.injectFault(f)
+	return remove
+}
+
+func (s *Server) injectFault(f Fault) (id int, remove func()) {
 	fs := &s.faults
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	fs.next++
 	af := &activeFault{Fault: f, id: fs.next, remaining: f.Count}
 	fs.faults = append(fs.faults, af)
-	return func() {
+	return af.id, func() {
 		fs.mu.Lock()
 		defer fs.mu.Unlock()
 		fs.removeLocked(af.id)
