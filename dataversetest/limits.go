@@ -14,6 +14,9 @@ type Limits struct {
 	ExecutionTime time.Duration // combined execution time per Window; default 1,200 s
 	Window        time.Duration // default 300 s
 	Concurrent    int           // concurrent requests; default 52
+	// AggregateRecords is the most rows a $apply may aggregate; default
+	// 50,000 (wire facts §4.1). It is a query limit, not service protection.
+	AggregateRecords int
 }
 
 // NoLimits disables service protection (for benchmarks).
@@ -31,6 +34,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.Concurrent == 0 {
 		l.Concurrent = 52
+	}
+	if l.AggregateRecords <= 0 {
+		l.AggregateRecords = 50_000
 	}
 	return l
 }

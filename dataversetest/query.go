@@ -33,6 +33,7 @@ type queryOpts struct {
 	top     int // -1 = none
 	expands []*expandOpt
 	count   bool     // $count=true
+	apply   *applyOpts
 	raw     []string // the options as written, "$select=a,b", for nextLinks
 }
 
@@ -92,10 +93,8 @@ func (d *dataset) parseOptions(t *table, opts [][2]string, depth int, count *int
 			if err != nil {
 				return nil, err
 			}
-			for _, path := range filterColumns(e, nil) {
-				if err := d.checkPath(t, path); err != nil {
-					return nil, err
-				}
+			if err := d.checkFilter(t, e); err != nil {
+				return nil, err
 			}
 			q.filter = e
 		case "$orderby":
@@ -167,7 +166,16 @@ func (d *dataset) parseOptions(t *table, opts [][2]string, depth int, count *int
 				return nil, filterError(fmt.Sprintf("Invalid value '%s' for $count query option found. Valid values are 'true' and 'false'.", v))
 			}
 			q.count = v == "true"
-		case "$skiptoken", "$apply":
+		case "$apply":
+			if depth > 0 {
+				return nil, filterError("The query parameter $apply is not supported in $expand.")
+			}
+			a, err := d.parseApply(t, v)
+			if err != nil {
+				return nil, err
+			}
+			q.apply = a
+		case "$skiptoken":
 		case "$skip", "$search", "$format", "$levels":
 			return nil, filterError(fmt.Sprintf("The query parameter %s is not supported", k))
 		default:
@@ -177,6 +185,16 @@ func (d *dataset) parseOptions(t *table, opts [][2]string, depth int, count *int
 		}
 	}
 	return q, nil
+}
+
+// checkFilter validates the columns a $filter references.
+func (d *dataset) checkFilter(t *table, e Expr) error {
+	for _, path := range filterColumns(e, nil) {
+		if err := d.checkPath(t, path); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (d *dataset) checkPath(t *table, path string) error {

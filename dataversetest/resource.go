@@ -88,6 +88,10 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, rc *reqCt
 			writeCount(w, len(d.selectRows(t, nil, q)))
 			return
 		}
+		if q.apply != nil {
+			s.serveApply(w, t, d.selectRows(t, nil, q), q, rn)
+			return
+		}
 		rn.navURL = true
 		s.serveCollection(w, r, t, nil, q, rn, pageSize, applied, pairs)
 		return
@@ -114,6 +118,10 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, rc *reqCt
 			}
 			if countOnly {
 				writeCount(w, len(d.selectRows(target, base, q)))
+				return
+			}
+			if q.apply != nil {
+				s.serveApply(w, target, d.selectRows(target, base, q), q, rn)
 				return
 			}
 			rn.navURL = true

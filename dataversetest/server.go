@@ -91,8 +91,9 @@ type Server struct {
 	client  string
 	handler http.Handler
 
-	opts     Options // to rebuild the dataset on the first write
-	pageSize int
+	opts           Options // to rebuild the dataset on the first write
+	pageSize       int
+	aggregateLimit int
 
 	// dmu guards data: requests that read take it for reading while they
 	// compute their answer; writes take it exclusively. data starts as a
@@ -144,6 +145,7 @@ func NewServer(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("dataversetest: token key: %w", err)
 	}
 	s.throttle = newLimiter(opts.Limits.withDefaults())
+	s.aggregateLimit = opts.Limits.withDefaults().AggregateRecords
 	s.opts = opts
 	s.pageSize = opts.PageSize
 	if s.pageSize <= 0 || s.pageSize > maxPageSize {
