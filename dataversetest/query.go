@@ -68,6 +68,12 @@ func notFoundProperty(t *table, name string) error {
 // for the request, 1 for an $expand of it, and so on.
 func (d *dataset) parseOptions(t *table, opts [][2]string, depth int, count *int) (*queryOpts, error) {
 	q := &queryOpts{top: -1}
+	aliases := map[string]string{}
+	for _, kv := range opts {
+		if name, ok := strings.CutPrefix(kv[0], "@"); ok {
+			aliases[name] = kv[1]
+		}
+	}
 	for _, kv := range opts {
 		k, v := kv[0], kv[1]
 		q.raw = append(q.raw, k+"="+v)
@@ -89,6 +95,10 @@ func (d *dataset) parseOptions(t *table, opts [][2]string, depth int, count *int
 				q.selects = []string{}
 			}
 		case "$filter":
+			v, err := substituteAliases(v, aliases)
+			if err != nil {
+				return nil, err
+			}
 			e, err := ParseFilter(v)
 			if err != nil {
 				return nil, err
@@ -179,6 +189,9 @@ func (d *dataset) parseOptions(t *table, opts [][2]string, depth int, count *int
 		case "$skip", "$search", "$format", "$levels":
 			return nil, filterError(fmt.Sprintf("The query parameter %s is not supported", k))
 		default:
+			if strings.HasPrefix(k, "@") {
+				continue // a parameter alias; q.raw keeps it for nextLinks
+			}
 			if strings.HasPrefix(k, "$") {
 				return nil, filterError(fmt.Sprintf("The query parameter %s is not supported", k))
 			}
@@ -187,14 +200,73 @@ func (d *dataset) parseOptions(t *table, opts [][2]string, depth int, count *int
 	return q, nil
 }
 
-// checkFilter validates the columns a $filter references.
+// checkFilter validates the columns a $filter references, and the
+// navigation properties and bodies of its lambda operators.
 func (d *dataset) checkFilter(t *table, e Expr) error {
 	for _, path := range filterColumns(e, nil) {
 		if err := d.checkPath(t, path); err != nil {
 			return err
 		}
 	}
-	return nil
+	var walk func(e Expr) error
+	walk = func(e Expr) error {
+		switch x := e.(type) {
+		case And:
+			if err := walk(x.Left); err != nil {
+				return err
+			}
+			return walk(x.Right)
+		case Or:
+			if err := walk(x.Left); err != nil {
+				return err
+			}
+			return walk(x.Right)
+		case Not:
+			return walk(x.X)
+		case Lambda:
+			n := t.navs[x.Nav]
+			if n == nil || !n.collection || n.target == nil || n.partnerCol == "" {
+				return notFoundProperty(t, x.Nav)
+			}
+			if x.Body != nil {
+				return d.checkFilter(n.target, x.Body)
+			}
+		}
+		return nil
+	}
+	return walk(e)
+}
+
+// substituteAliases replaces parameter aliases ("@p1", outside string
+// literals) in a $filter by their values from the query string
+// (filter-rows.md: $filter=emailaddress1 eq @p1&@p1='a@b.com').
+func substituteAliases(filter string, aliases map[string]string) (string, error) {
+	if len(aliases) == 0 || !strings.Contains(filter, "@") {
+		return filter, nil
+	}
+	var b strings.Builder
+	quoted := false
+	for i := 0; i < len(filter); i++ {
+		c := filter[i]
+		if c == '\'' {
+			quoted = !quoted
+		}
+		if c != '@' || quoted {
+			b.WriteByte(c)
+			continue
+		}
+		j := i + 1
+		for j < len(filter) && (filter[j] == '_' || 'a' <= filter[j] && filter[j] <= 'z' || 'A' <= filter[j] && filter[j] <= 'Z' || '0' <= filter[j] && filter[j] <= '9') {
+			j++
+		}
+		v, ok := aliases[filter[i+1:j]]
+		if !ok {
+			return "", filterError(fmt.Sprintf("The parameter alias '%s' has no value in the query string.", filter[i:j]))
+		}
+		b.WriteString(v)
+		i = j - 1
+	}
+	return b.String(), nil
 }
 
 func (d *dataset) checkPath(t *table, path string) error {
@@ -272,7 +344,7 @@ func (d *dataset) selectRows(t *table, base []*row, q *queryOpts) []*row {
 		rows = slices.Clone(rows)
 		slices.SortStableFunc(rows, func(a, b *row) int {
 			for _, o := range q.orderby {
-				c := orderCompare(a.vals[o.col], b.vals[o.col])
+				c := orderCompare(d.orderValue(t, a, o.col), d.orderValue(t, b, o.col))
 				if o.desc {
 					c = -c
 				}
@@ -284,6 +356,19 @@ func (d *dataset) selectRows(t *table, base []*row, q *queryOpts) []*row {
 		})
 	}
 	return rows
+}
+
+// orderValue is what $orderby sorts a column by: a lookup by the related
+// row's primary name (PAD webapi/query/order-rows.md, wire facts §7), any
+// other column by its value.
+func (d *dataset) orderValue(t *table, r *row, col string) any {
+	v := r.vals[col]
+	if c := t.colByName[col]; v != nil && c.lookup != nil {
+		if name := d.formatted(t, r, c, v); name != "" {
+			return name
+		}
+	}
+	return v
 }
 
 // orderCompare orders values; nulls first, as SQL Server does.

@@ -65,6 +65,9 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, rc *reqCt
 	} else if f, ferr := ParseFilter(rc.req.Filter); ferr == nil && rc.req.Filter != "" {
 		rc.parsed = f
 	}
+	if err == nil {
+		err = d.bindQuery(target, q, s.clock())
+	}
 	if err != nil {
 		writeAPIError(w, err)
 		return
