@@ -112,7 +112,7 @@ type Server struct {
 	tokenLifetime time.Duration
 	appUser       bool
 	denied        map[string]bool
-	hmacKey       []byte // token signing key; replaced by RevokeTokens
+	tokenEpoch    string // in the uti claim of valid tokens; RevokeTokens replaces it
 	admin         bool   // serve the admin API under /_dvsim/
 
 	faults   faultSet
@@ -140,9 +140,9 @@ func NewServer(opts Options) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	s.hmacKey = make([]byte, 32)
-	if _, err := rand.Read(s.hmacKey); err != nil {
-		return nil, fmt.Errorf("dataversetest: token key: %w", err)
+	s.tokenEpoch = newTokenEpoch()
+	if _, err := processKey(); err != nil {
+		return nil, fmt.Errorf("dataversetest: token signing key: %w", err)
 	}
 	s.throttle = newLimiter(opts.Limits.withDefaults())
 	s.aggregateLimit = opts.Limits.withDefaults().AggregateRecords
