@@ -132,3 +132,23 @@ func TestCustomSchema(t *testing.T) {
 		t.Errorf("$metadata: %d %q", r.status, r.header.Get("Content-Type"))
 	}
 }
+
+// Writes outside change sets in a $batch (execute-batch-operations-using-
+// web-api.md): the part's body follows its headers.
+func TestBatchWrite(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t, Options{Seed: EmptySeed})
+	tok := secretToken(t, s)
+	body := "--batch_AAA\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n\r\n" +
+		"POST accounts HTTP/1.1\r\nContent-Type: application/json\r\n\r\n{\"name\":\"Batched\"}\r\n" +
+		"--batch_AAA\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n\r\n" +
+		"GET accounts?$select=name HTTP/1.1\r\nAccept: application/json\r\n" +
+		"\r\n--batch_AAA--\r\n"
+	status, _, parts := postBatch(t, s, tok, body)
+	if diff := cmp.Diff([]string{"HTTP/1.1 204 No Content", "HTTP/1.1 200 OK"}, parts); status != 200 || diff != "" {
+		t.Errorf("status %d, parts (-want +got):\n%s", status, diff)
+	}
+	if r := get(t, s, tok, "accounts?$select=name"); !strings.Contains(r.body, `"name":"Batched"`) {
+		t.Errorf("the batched create is missing: %s", r.body)
+	}
+}
