@@ -5,6 +5,7 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -150,5 +151,62 @@ func TestBatchWrite(t *testing.T) {
 	}
 	if r := get(t, s, tok, "accounts?$select=name"); !strings.Contains(r.body, `"name":"Batched"`) {
 		t.Errorf("the batched create is missing: %s", r.body)
+	}
+}
+
+// changeset builds a change set part of a batch.
+func changeset(parts ...string) string {
+	var b strings.Builder
+	b.WriteString("--batch_AAA\r\nContent-Type: multipart/mixed; boundary=changeset_BBB\r\n\r\n")
+	for i, p := range parts {
+		b.WriteString("--changeset_BBB\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\nContent-ID: " + itoa(i+1) + "\r\n\r\n" + p + "\r\n")
+	}
+	b.WriteString("--changeset_BBB--\r\n")
+	return b.String()
+}
+
+// Change sets (execute-batch-operations-using-web-api.md, "Change sets"):
+// all or nothing, "$n" references the Content-ID n's entity.
+func TestBatchChangeset(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t, Options{Seed: EmptySeed})
+	tok := secretToken(t, s)
+	statusLines := regexp.MustCompile(`HTTP/1\.1 \d+[^\r]*`)
+	send := func(body string) (int, []string) {
+		req, _ := http.NewRequest(http.MethodPost, s.URL()+"/api/data/v9.2/$batch", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("Content-Type", `multipart/mixed; boundary="batch_AAA"`)
+		resp, err := s.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, statusLines.FindAllString(string(b), -1)
+	}
+	ok := changeset(
+		"POST accounts HTTP/1.1\r\nContent-Type: application/json\r\n\r\n{\"name\":\"Contoso\"}",
+		"POST contacts HTTP/1.1\r\nContent-Type: application/json\r\n\r\n{\"lastname\":\"Ng\",\"parentcustomerid_account@odata.bind\":\"$1\"}",
+		"PATCH $1 HTTP/1.1\r\nContent-Type: application/json\r\n\r\n{\"name\":\"Contoso Ltd\"}",
+	) + "--batch_AAA--\r\n"
+	status, lines := send(ok)
+	if diff := cmp.Diff([]string{"HTTP/1.1 204 No Content", "HTTP/1.1 204 No Content", "HTTP/1.1 204 No Content"}, lines); status != 200 || diff != "" {
+		t.Fatalf("change set: %d (-want +got):\n%s", status, diff)
+	}
+	r := get(t, s, tok, "contacts?$select=lastname&$expand=parentcustomerid_account($select=name)")
+	if !strings.Contains(r.body, `"lastname":"Ng"`) || !strings.Contains(r.body, `"name":"Contoso Ltd"`) {
+		t.Errorf("after the change set: %s", r.body)
+	}
+
+	bad := changeset(
+		"POST accounts HTTP/1.1\r\nContent-Type: application/json\r\n\r\n{\"name\":\"Rolled back\"}",
+		"POST contacts HTTP/1.1\r\nContent-Type: application/json\r\n\r\n{\"nope\":1}",
+	) + "--batch_AAA--\r\n"
+	status, lines = send(bad)
+	if diff := cmp.Diff([]string{"HTTP/1.1 400 Bad Request"}, lines); status != 400 || diff != "" {
+		t.Errorf("failing change set: %d (-want +got):\n%s", status, diff)
+	}
+	if r := get(t, s, tok, "accounts/$count"); r.body != "\ufeff1" {
+		t.Errorf("the failed change set left rows behind: %q accounts", r.body)
 	}
 }

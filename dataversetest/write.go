@@ -51,19 +51,10 @@ func (s *Server) ensureOwned() error {
 
 // serveWrite handles POST, PATCH and DELETE on entity sets and records.
 func (s *Server) serveWrite(w http.ResponseWriter, r *http.Request, path string) {
-	var body map[string]any
-	if r.Method != http.MethodDelete {
-		raw, err := io.ReadAll(io.LimitReader(r.Body, maxWriteBody+1))
-		if err != nil || len(raw) > maxWriteBody {
-			writeError(w, http.StatusRequestEntityTooLarge, codeBadRequest, "The request body is too large or could not be read.")
-			return
-		}
-		dec := json.NewDecoder(bytes.NewReader(raw))
-		dec.UseNumber()
-		if err := dec.Decode(&body); err != nil || body == nil {
-			writeError(w, http.StatusBadRequest, codeBadRequest, "The request body is not a JSON object: "+errText(err))
-			return
-		}
+	body, err := readWriteBody(r)
+	if err != nil {
+		writeAPIError(w, err)
+		return
 	}
 	s.dmu.Lock()
 	defer s.dmu.Unlock()
@@ -71,6 +62,46 @@ func (s *Server) serveWrite(w http.ResponseWriter, r *http.Request, path string)
 		writeError(w, http.StatusInternalServerError, "0x80040216", "dataversetest: "+err.Error())
 		return
 	}
+	s.writeLocked(w, r, path, body, nil)
+}
+
+// readWriteBody decodes a create/update body (nil for DELETE).
+func readWriteBody(r *http.Request) (map[string]any, error) {
+	if r.Method == http.MethodDelete {
+		return nil, nil
+	}
+	raw, err := io.ReadAll(io.LimitReader(r.Body, maxWriteBody+1))
+	if err != nil || len(raw) > maxWriteBody {
+		return nil, &apiError{http.StatusRequestEntityTooLarge, codeBadRequest, "The request body is too large or could not be read."}
+	}
+	var body map[string]any
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if err := dec.Decode(&body); err != nil || body == nil {
+		return nil, &apiError{http.StatusBadRequest, codeBadRequest, "The request body is not a JSON object: " + errText(err)}
+	}
+	return body, nil
+}
+
+// undoLog records how to undo the writes of a change set, newest last.
+type undoLog []func()
+
+func (u *undoLog) add(f func()) {
+	if u != nil {
+		*u = append(*u, f)
+	}
+}
+
+// rollback undoes the logged writes, newest first.
+func (u undoLog) rollback() {
+	for i := len(u) - 1; i >= 0; i-- {
+		u[i]()
+	}
+}
+
+// writeLocked performs one write. The caller holds s.dmu exclusively on an
+// owned dataset; undo (nil outside change sets) records how to revert it.
+func (s *Server) writeLocked(w http.ResponseWriter, r *http.Request, path string, body map[string]any, undo *undoLog) {
 	d := s.data
 	setName, keyPart, hasKey := strings.Cut(path, "(")
 	if i := strings.IndexByte(setName, '/'); i >= 0 {
@@ -111,6 +142,7 @@ func (s *Server) serveWrite(w http.ResponseWriter, r *http.Request, path string)
 			writeAPIError(w, err)
 			return
 		}
+		undo.add(func() { t.remove(rec) })
 		s.writeWritten(w, t, rec, q, representation, http.StatusCreated)
 	case r.Method == http.MethodPatch && hasKey:
 		rec, err := d.lookupKey(t, keyPart)
@@ -132,8 +164,20 @@ func (s *Server) serveWrite(w http.ResponseWriter, r *http.Request, path string)
 			}
 			rec, err = s.create(t, id, alt, body)
 			status = http.StatusCreated
+			if err == nil {
+				created := rec
+				undo.add(func() { t.remove(created) })
+			}
 		} else {
-			err = s.update(t, rec, body)
+			vals, targets, version := rec.vals, rec.targets, rec.version
+			if err = s.update(t, rec, body); err == nil {
+				updated := rec
+				undo.add(func() {
+					t.unindex(updated)
+					updated.vals, updated.targets, updated.version = vals, targets, version
+					t.index(updated)
+				})
+			}
 		}
 		if err != nil {
 			writeAPIError(w, err)
@@ -151,6 +195,7 @@ func (s *Server) serveWrite(w http.ResponseWriter, r *http.Request, path string)
 			return
 		}
 		t.remove(rec)
+		undo.add(func() { t.insert(rec) })
 		w.WriteHeader(http.StatusNoContent)
 	default:
 		writeError(w, http.StatusMethodNotAllowed, codeBadRequest, fmt.Sprintf("The HTTP method '%s' is not allowed on '%s'.", r.Method, path))
