@@ -67,6 +67,13 @@ type table struct {
 	byKey   map[string]*row
 	strIdx  map[string]map[string][]*row // indexed string column -> lower(value) -> rows
 	lookIdx map[string]map[string][]*row // lookup column -> guid -> rows
+	tombs   []tombstone                  // deleted rows, oldest first (change tracking)
+}
+
+// tombstone records a deleted row for change tracking.
+type tombstone struct {
+	id      string
+	version int64
 }
 
 // indexedColumns are string columns with an equality index (besides the key

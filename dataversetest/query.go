@@ -33,6 +33,7 @@ type queryOpts struct {
 	top     int // -1 = none
 	expands []*expandOpt
 	count   bool // $count=true
+	delta   string // $deltatoken
 	apply   *applyOpts
 	raw     []string // the options as written, "$select=a,b", for nextLinks
 }
@@ -186,6 +187,11 @@ func (d *dataset) parseOptions(t *table, opts [][2]string, depth int, count *int
 			}
 			q.apply = a
 		case "$skiptoken":
+		case "$deltatoken":
+			if depth > 0 {
+				return nil, filterError("The query parameter $deltatoken is not supported in $expand.")
+			}
+			q.delta = v
 		case "$skip", "$search", "$format", "$levels":
 			return nil, filterError(fmt.Sprintf("The query parameter %s is not supported", k))
 		default:

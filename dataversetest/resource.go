@@ -95,6 +95,10 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, rc *reqCt
 			s.serveApply(w, t, d.selectRows(t, nil, q), q, rn)
 			return
 		}
+		if q.delta != "" || wantsTracking(r.Header) {
+			s.serveDelta(w, t, q, rn, pairs)
+			return
+		}
 		rn.navURL = true
 		s.serveCollection(w, r, t, nil, q, rn, pageSize, applied, pairs)
 		return

@@ -195,7 +195,14 @@ func (s *Server) writeLocked(w http.ResponseWriter, r *http.Request, path string
 			return
 		}
 		t.remove(rec)
-		undo.add(func() { t.insert(rec) })
+		// A tombstone for change tracking: deletions are reported by the
+		// next delta with a version after the token.
+		d.version += 17
+		t.tombs = append(t.tombs, tombstone{id: rec.vals[t.key].(string), version: d.version})
+		undo.add(func() {
+			t.tombs = t.tombs[:len(t.tombs)-1]
+			t.insert(rec)
+		})
 		w.WriteHeader(http.StatusNoContent)
 	default:
 		writeError(w, http.StatusMethodNotAllowed, codeBadRequest, fmt.Sprintf("The HTTP method '%s' is not allowed on '%s'.", r.Method, path))
