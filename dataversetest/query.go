@@ -32,7 +32,7 @@ type queryOpts struct {
 	orderby []orderTerm
 	top     int // -1 = none
 	expands []*expandOpt
-	count   bool // $count=true
+	count   bool   // $count=true
 	delta   string // $deltatoken
 	apply   *applyOpts
 	raw     []string // the options as written, "$select=a,b", for nextLinks
