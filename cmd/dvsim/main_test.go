@@ -214,3 +214,27 @@ func TestParseFlags(t *testing.T) {
 		t.Error("a missing seed file was accepted")
 	}
 }
+
+// --data-dir keeps writes across a restart.
+func TestDataDir(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	m, env := start(t, "--data-dir", dir)
+	c := client(t, env)
+	defer c.CloseIdleConnections()
+	tok := env["DVSIM_ACCESS_TOKEN"]
+	api := env["DATAVERSE_URL"] + "/api/data/v9.2/"
+	if status, body := do(t, c, "POST", api+"accounts", tok, `{"name":"Kept Across Restarts"}`); status != 204 {
+		t.Fatalf("create: %d %s", status, body)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_, env2 := start(t, "--data-dir", dir)
+	c2 := client(t, env2)
+	defer c2.CloseIdleConnections()
+	status, body := do(t, c2, "GET", env2["DATAVERSE_URL"]+"/api/data/v9.2/accounts?$select=name&$filter=name%20eq%20'Kept%20Across%20Restarts'", env2["DVSIM_ACCESS_TOKEN"], "")
+	if status != 200 || !strings.Contains(body, `"name":"Kept Across Restarts"`) {
+		t.Errorf("after a restart: %d %s", status, body)
+	}
+}

@@ -5,9 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -31,6 +33,7 @@ type Main struct {
 	Metadata    string // --metadata: a CSDL $metadata file
 	EntityDefs  string // --entity-definitions: EntityDefinitions JSON
 	Seed        string // --seed: seed rows (dataversetest.LoadSeed format)
+	DataDir     string // --data-dir: load DataDir/seed.json, save the rows there on Close
 	CAOut       string // --ca-out: write the TLS certificate (PEM) here
 	EnvOut      string // --env-out: write the client's environment here
 	PageSize    int    // --page-size: rows per page without Prefer
@@ -54,6 +57,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&m.Metadata, "metadata", "", "CSDL $metadata `file` (default: the five-table demo schema)")
 	fs.StringVar(&m.EntityDefs, "entity-definitions", "", "EntityDefinitions JSON `file` for option-set labels (default: the demo's)")
 	fs.StringVar(&m.Seed, "seed", "", "seed data JSON `file`, {\"tables\":{\"contact\":[{...}]}} (default: the demo org)")
+	fs.StringVar(&m.DataDir, "data-dir", "", "keep the data in `dir`/seed.json: loaded at start (unless --seed), written on exit (default: in memory only)")
 	fs.StringVar(&m.CAOut, "ca-out", "", "write the server's TLS certificate (PEM) to this `file`, for clients to trust")
 	fs.StringVar(&m.EnvOut, "env-out", "", "write DATAVERSE_URL, AZURE_* and DVSIM_* to this `file` (KEY=VALUE lines)")
 	fs.IntVar(&m.PageSize, "page-size", 0, "rows per page without Prefer: odata.maxpagesize (default 5000)")
@@ -88,6 +92,13 @@ func (m *Main) Run(ctx context.Context) error {
 			return err
 		}
 		*f.dst = b
+	}
+	if m.DataDir != "" && m.Seed == "" {
+		if b, err := m.ReadFile(filepath.Join(m.DataDir, "seed.json")); err == nil {
+			opts.Seed = b
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("--data-dir: %w", err)
+		}
 	}
 	if m.Verbose {
 		opts.Logger = slog.New(slog.NewTextHandler(m.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -175,11 +186,32 @@ func (m *Main) Server() *dataversetest.Server { return m.sim }
 // Env returns the KEY=VALUE lines Run printed.
 func (m *Main) Env() []string { return m.env }
 
-// Close stops the simulator. It is safe to call more than once.
+// Close stops the simulator and, with --data-dir, saves its rows (written
+// to a temporary file and renamed, so a crash never leaves half a file).
+// It is safe to call more than once.
 func (m *Main) Close() error {
-	if m.sim != nil {
-		m.sim.Close()
-		m.sim = nil
+	if m.sim == nil {
+		return nil
+	}
+	sim := m.sim
+	m.sim = nil
+	sim.Close()
+	if m.DataDir == "" {
+		return nil
+	}
+	snap, err := sim.Snapshot()
+	if err != nil {
+		return fmt.Errorf("--data-dir: %w", err)
+	}
+	if err := os.MkdirAll(m.DataDir, 0o755); err != nil {
+		return fmt.Errorf("--data-dir: %w", err)
+	}
+	tmp := filepath.Join(m.DataDir, ".seed.json.tmp")
+	if err := m.WriteFile(tmp, snap, 0o644); err != nil {
+		return fmt.Errorf("--data-dir: %w", err)
+	}
+	if err := os.Rename(tmp, filepath.Join(m.DataDir, "seed.json")); err != nil {
+		return fmt.Errorf("--data-dir: %w", err)
 	}
 	return nil
 }
