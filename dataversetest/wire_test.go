@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -279,5 +280,42 @@ func TestWrites(t *testing.T) {
 	}
 	if r := get(t, s, tok, q("contacts", "$filter", "emailaddress1 eq 'ada@example.com'")); len(decode(t, r.body)["value"].([]any)) != 0 {
 		t.Errorf("deleted row still in the email index: %s", r.body)
+	}
+}
+
+// create-entity-web-api.md, "Create related table rows in one operation":
+// a deep insert creates the related rows too, all or nothing.
+func TestDeepInsert(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t, Options{Seed: EmptySeed})
+	tok := secretToken(t, s)
+	r := send(t, s, tok, "POST", "accounts?$select=name", `{"name":"Deep","primarycontactid":{"firstname":"Pat","lastname":"Prime"},
+		"contact_customer_accounts":[{"lastname":"Kid1"},{"lastname":"Kid2"}]}`, "Prefer", "return=representation")
+	if r.status != 201 {
+		t.Fatalf("deep insert: %d %s", r.status, r.body)
+	}
+	id := decode(t, r.body)["accountid"].(string)
+	r = get(t, s, tok, "accounts("+id+")?$select=name&$expand=primarycontactid($select=fullname),contact_customer_accounts($select=lastname)")
+	m := decode(t, r.body)
+	var kids []string
+	for _, k := range m["contact_customer_accounts"].([]any) {
+		kids = append(kids, k.(map[string]any)["lastname"].(string))
+	}
+	slices.Sort(kids)
+	primary, _ := m["primarycontactid"].(map[string]any)
+	if primary == nil || primary["fullname"] != "Pat Prime" || !slices.Equal(kids, []string{"Kid1", "Kid2"}) {
+		t.Errorf("related rows: %s", r.body)
+	}
+	r = send(t, s, tok, "POST", "accounts", `{"name":"Half","contact_customer_accounts":[{"lastname":"Ok"},{"nope":1}]}`)
+	if r.status != 400 {
+		t.Errorf("deep insert with a bad child: %d %s", r.status, r.body)
+	}
+	for path, want := range map[string]string{"accounts/$count": "\ufeff1", "contacts/$count": "\ufeff3"} {
+		if got := get(t, s, tok, path).body; got != want {
+			t.Errorf("%s after a failed deep insert: %q, want %q", path, got, want)
+		}
+	}
+	if r := send(t, s, tok, "PATCH", "accounts("+id+")", `{"primarycontactid":{"lastname":"X"}}`); r.status != 400 {
+		t.Errorf("deep update: %d, want 400", r.status)
 	}
 }

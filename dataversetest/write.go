@@ -137,12 +137,11 @@ func (s *Server) writeLocked(w http.ResponseWriter, r *http.Request, path string
 
 	switch {
 	case r.Method == http.MethodPost && !hasKey:
-		rec, err := s.create(t, "", nil, body)
+		rec, err := s.create(t, "", nil, body, undo)
 		if err != nil {
 			writeAPIError(w, err)
 			return
 		}
-		undo.add(func() { t.remove(rec) })
 		s.writeWritten(w, t, rec, q, representation, http.StatusCreated)
 	case r.Method == http.MethodPatch && hasKey:
 		rec, err := d.lookupKey(t, keyPart)
@@ -162,12 +161,8 @@ func (s *Server) writeLocked(w http.ResponseWriter, r *http.Request, path string
 				writeAPIError(w, kerr)
 				return
 			}
-			rec, err = s.create(t, id, alt, body)
+			rec, err = s.create(t, id, alt, body, undo)
 			status = http.StatusCreated
-			if err == nil {
-				created := rec
-				undo.add(func() { t.remove(created) })
-			}
 		} else {
 			vals, targets, version := rec.vals, rec.targets, rec.version
 			if err = s.update(t, rec, body); err == nil {
@@ -299,13 +294,57 @@ func (d *dataset) keyValues(t *table, k string) (id string, alt map[string]any, 
 }
 
 // create inserts a row from a request body; id "" = a new GUID (or the key
-// in the body). The caller holds s.dmu exclusively on an owned dataset.
-func (s *Server) create(t *table, id string, alt, body map[string]any) (*row, error) {
-	r := &row{vals: map[string]any{}, targets: map[string]string{}}
-	if err := s.apply(t, r, alt); err != nil {
+// in the body). A deep insert (create-entity-web-api.md, "Create related
+// table rows in one operation": a single-valued navigation property with an
+// object, a collection one with an array of objects) creates the related
+// rows too, all or nothing. Every row created is logged in undo (may be
+// nil). The caller holds s.dmu exclusively on an owned dataset.
+func (s *Server) create(t *table, id string, alt, body map[string]any, undo *undoLog) (*row, error) {
+	var local undoLog
+	r, err := s.createRow(t, id, alt, body, &local)
+	if err != nil {
+		local.rollback()
 		return nil, err
 	}
-	if err := s.apply(t, r, body); err != nil {
+	if undo != nil {
+		*undo = append(*undo, local...)
+	}
+	return r, nil
+}
+
+func (s *Server) createRow(t *table, id string, alt, body map[string]any, undo *undoLog) (*row, error) {
+	r := &row{vals: map[string]any{}, targets: map[string]string{}}
+	if err := s.apply(t, r, alt, nil); err != nil {
+		return nil, err
+	}
+	deep := map[*navInfo][]map[string]any{}
+	if err := s.apply(t, r, body, func(n *navInfo, v any) error {
+		if !n.collection {
+			obj, ok := v.(map[string]any)
+			if !ok || n.target == nil || n.lookupCol == "" {
+				return &apiError{http.StatusBadRequest, codeBadRequest, fmt.Sprintf("The value of the navigation property '%s' must be an object.", n.name)}
+			}
+			child, err := s.createRow(n.target, "", nil, obj, undo)
+			if err != nil {
+				return err
+			}
+			r.vals[n.lookupCol] = child.vals[n.target.key]
+			r.targets[n.lookupCol] = n.target.name
+			return nil
+		}
+		arr, ok := v.([]any)
+		if !ok || n.target == nil || n.partnerCol == "" {
+			return &apiError{http.StatusBadRequest, codeBadRequest, fmt.Sprintf("The value of the navigation property '%s' must be an array of objects.", n.name)}
+		}
+		for _, x := range arr {
+			obj, ok := x.(map[string]any)
+			if !ok {
+				return &apiError{http.StatusBadRequest, codeBadRequest, fmt.Sprintf("The value of the navigation property '%s' must be an array of objects.", n.name)}
+			}
+			deep[n] = append(deep[n], obj)
+		}
+		return nil
+	}); err != nil {
 		return nil, err
 	}
 	if v, ok := r.vals[t.key].(string); ok && id == "" {
@@ -326,6 +365,31 @@ func (s *Server) create(t *table, id string, alt, body map[string]any) (*row, er
 	}
 	s.stamp(t, r)
 	t.insert(r)
+	undo.add(func() { t.remove(r) })
+	for n, children := range deep {
+		// The children point back through the single-valued navigation
+		// that sets the partner lookup to this table.
+		back := ""
+		for _, cn := range n.target.navs {
+			if !cn.collection && cn.lookupCol == n.partnerCol && (cn.target == nil || cn.target == t) {
+				back = cn.name
+				break
+			}
+		}
+		if back == "" {
+			return nil, &apiError{http.StatusBadRequest, codeBadRequest, fmt.Sprintf("dataversetest: no navigation property of %s refers back to %s.", n.target.name, t.name)}
+		}
+		for _, obj := range children {
+			withParent := make(map[string]any, len(obj)+1)
+			for k, v := range obj {
+				withParent[k] = v
+			}
+			withParent[back+"@odata.bind"] = "/" + t.set + "(" + id + ")"
+			if _, err := s.createRow(n.target, "", nil, withParent, undo); err != nil {
+				return nil, err
+			}
+		}
+	}
 	return r, nil
 }
 
@@ -339,7 +403,7 @@ func (s *Server) update(t *table, r *row, body map[string]any) error {
 	for k, v := range r.targets {
 		next.targets[k] = v
 	}
-	if err := s.apply(t, next, body); err != nil {
+	if err := s.apply(t, next, body, nil); err != nil {
 		return err
 	}
 	if next.vals[t.key] != r.vals[t.key] {
@@ -369,8 +433,10 @@ func (s *Server) stamp(t *table, r *row) {
 	}
 }
 
-// apply sets the body's columns and @odata.bind lookups on r.
-func (s *Server) apply(t *table, r *row, body map[string]any) error {
+// apply sets the body's columns and @odata.bind lookups on r. deep handles
+// navigation properties given inline (a deep insert); nil = not allowed
+// (an update).
+func (s *Server) apply(t *table, r *row, body map[string]any, deep func(n *navInfo, v any) error) error {
 	names := make([]string, 0, len(body))
 	for k := range body {
 		names = append(names, k)
@@ -386,6 +452,15 @@ func (s *Server) apply(t *table, r *row, body map[string]any) error {
 		}
 		if strings.HasPrefix(k, "@") || strings.Contains(k, "@") {
 			continue // annotations (e.g. @odata.type, @odata.etag) are ignored
+		}
+		if n := t.navs[k]; n != nil && t.colByName[k] == nil {
+			if deep == nil {
+				return &apiError{http.StatusBadRequest, codeBadRequest, fmt.Sprintf("dataversetest: related rows ('%s') can be created only with the row (deep insert), not in an update.", k)}
+			}
+			if err := deep(n, v); err != nil {
+				return err
+			}
+			continue
 		}
 		c := t.colByName[k]
 		if c == nil || c.lookup != nil {
