@@ -31,6 +31,10 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, rc *reqCt
 	if countOnly {
 		rest = rest[:len(rest)-1]
 	}
+	rawValue := len(rest) == 2 && rest[1] == "$value"
+	if rawValue {
+		rest = rest[:1]
+	}
 	if len(rest) > 1 {
 		writeAPIError(w, segmentNotFound(rest[1]))
 		return
@@ -44,10 +48,13 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, rc *reqCt
 		case !hasKey:
 			writeAPIError(w, segmentNotFound(rest[0]))
 			return
-		case n != nil && n.target != nil && (n.collection || !countOnly):
+		case n != nil && n.target != nil && (n.collection || !countOnly) && !rawValue:
 			nav, target = n, n.target
 		case c != nil && !countOnly:
 			prop = c
+		case rawValue:
+			writeAPIError(w, segmentNotFound("$value"))
+			return
 		default:
 			writeAPIError(w, segmentNotFound(rest[0]))
 			return
@@ -114,7 +121,7 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, rc *reqCt
 		return
 	}
 	if prop != nil {
-		s.serveProperty(w, t, rec, prop)
+		s.serveProperty(w, t, rec, prop, rawValue)
 		return
 	}
 	if nav != nil {
@@ -183,11 +190,23 @@ func writeCount(w http.ResponseWriter, n int) {
 
 // serveProperty answers a single-property GET, "contacts(<id>)/fullname":
 // {"@odata.context":"…/$metadata#contacts(<id>)/fullname","value":…}
-// (wire facts §1.4, §11.4); a null value answers 204 No Content.
-func (s *Server) serveProperty(w http.ResponseWriter, t *table, rec *row, c *column) {
+// (wire facts §1.4, §11.4), or with /$value the bare value as text/plain
+// (retrieve-entity-using-web-api.md); a null value answers 204 No Content.
+func (s *Server) serveProperty(w http.ResponseWriter, t *table, rec *row, c *column, raw bool) {
 	v := rec.vals[c.name]
 	if v == nil {
 		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	if raw {
+		w.Header().Set("Content-Type", "text/plain")
+		setODataVersion(w.Header())
+		w.WriteHeader(http.StatusOK)
+		text := appendJSON(nil, wireValue(c, v))
+		if sv, ok := wireValue(c, v).(string); ok {
+			text = []byte(sv)
+		}
+		_, _ = w.Write(text)
 		return
 	}
 	writeOData(w, http.StatusOK, object{

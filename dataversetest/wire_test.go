@@ -186,6 +186,13 @@ func TestConditionalGetAndProperty(t *testing.T) {
 	if r.status != 200 || r.body != want {
 		t.Errorf("single property: %d %s\nwant %s", r.status, r.body, want)
 	}
+	r = get(t, s, tok, "salesorders("+alex+")/ordernumber/$value")
+	if r.status != 200 || r.body != seedgen.AlexOrderNumber || r.header.Get("Content-Type") != "text/plain" {
+		t.Errorf("/$value: %d %q %q", r.status, r.header.Get("Content-Type"), r.body)
+	}
+	if r := get(t, s, tok, "salesorders("+alex+")/nope/$value"); r.status != 404 {
+		t.Errorf("/$value of an unknown property: %d", r.status)
+	}
 }
 
 // send issues a Web API request with a body.
