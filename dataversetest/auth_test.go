@@ -239,18 +239,18 @@ func TestConcurrencyLimit(t *testing.T) {
 	t.Parallel()
 	l := newLimiter(Limits{Concurrent: 1}.withDefaults())
 	now := time.Unix(0, 0)
-	done, err := l.admit("u", now)
+	done, _, err := l.admit("u", now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := l.admit("u", now); err == nil || err.code != "0x80072326" || err.msg != "Number of concurrent requests exceeded the limit of 1." {
+	if _, _, err := l.admit("u", now); err == nil || err.code != "0x80072326" || err.msg != "Number of concurrent requests exceeded the limit of 1." {
 		t.Errorf("second concurrent request: %+v", err)
 	}
-	if _, err := l.admit("other", now); err != nil {
+	if _, _, err := l.admit("other", now); err != nil {
 		t.Errorf("limits are per user: %+v", err)
 	}
 	done(now)
-	if _, err := l.admit("u", now); err != nil {
+	if _, _, err := l.admit("u", now); err != nil {
 		t.Errorf("after done: %+v", err)
 	}
 }

@@ -34,12 +34,15 @@ type seedDoc struct {
 
 const lookupLogicalNameSuffix = "@Microsoft.Dynamics.CRM.lookuplogicalname"
 
-// dataset is the schema and rows. It is built once and never mutated, so any
-// number of requests, and of servers, read it without locks.
+// dataset is the schema and rows. A shared snapshot (see loadDataset) is
+// never mutated, so any number of servers read it; a server's private copy
+// is changed by writes under that server's dmu.
 type dataset struct {
-	csdl  []byte
-	model *csdl.Model
-	defs  *entitydefs.Definitions
+	// version is the last row version handed out (versionnumber, etags).
+	version int64
+	csdl    []byte
+	model   *csdl.Model
+	defs    *entitydefs.Definitions
 	// defsRaw is the EntityDefinitions JSON, served by the metadata endpoint.
 	defsRaw []byte
 	tables  map[string]*table // by logical name
@@ -64,6 +67,13 @@ type table struct {
 	byKey   map[string]*row
 	strIdx  map[string]map[string][]*row // indexed string column -> lower(value) -> rows
 	lookIdx map[string]map[string][]*row // lookup column -> guid -> rows
+	tombs   []tombstone                  // deleted rows, oldest first (change tracking)
+}
+
+// tombstone records a deleted row for change tracking.
+type tombstone struct {
+	id      string
+	version int64
 }
 
 // indexedColumns are string columns with an equality index (besides the key
@@ -119,26 +129,29 @@ var otcs = map[string]int{"account": 1, "contact": 2, "systemuser": 8, "team": 9
 // Shared snapshots of the default schema, with the demo rows and without
 // rows. Most tests start servers with these, and parsing and indexing the
 // demo seed costs tens of milliseconds (half a second under -race), so each
-// is built once per process. A dataset is never mutated after loadDataset
-// returns it (requests only read it), which is what makes sharing it
-// between servers, and this package-level cache, safe.
+// is built once per process. A shared dataset is never mutated (a server
+// that is written to first makes its own copy), which is what makes sharing
+// it between servers, and this package-level cache, safe.
 var (
 	defaultDemoData  = sync.OnceValues(func() (*dataset, error) { return buildDataset(Options{}) })
 	defaultEmptyData = sync.OnceValues(func() (*dataset, error) { return buildDataset(Options{Seed: EmptySeed}) })
 )
 
 // loadDataset returns the dataset for opts: a shared snapshot for the
-// default schema with the demo or no seed, else a new one.
-func loadDataset(opts Options) (*dataset, error) {
+// default schema with the demo or no seed (shared = true), else a new one.
+func loadDataset(opts Options) (d *dataset, shared bool, err error) {
 	if opts.CSDL == nil && opts.EntityDefs == nil {
 		switch {
 		case opts.Seed == nil:
-			return defaultDemoData()
+			d, err = defaultDemoData()
+			return d, true, err
 		case bytes.Equal(opts.Seed, EmptySeed):
-			return defaultEmptyData()
+			d, err = defaultEmptyData()
+			return d, true, err
 		}
 	}
-	return buildDataset(opts)
+	d, err = buildDataset(opts)
+	return d, false, err
 }
 
 func buildDataset(opts Options) (*dataset, error) {
@@ -374,6 +387,7 @@ func (d *dataset) loadSeed(raw []byte) error {
 			}
 			t.byKey[id] = r
 			t.rows = append(t.rows, r)
+			d.version = max(d.version, r.version)
 		}
 	}
 	// Resolve lookup targets, sort rows by key and build the indexes.

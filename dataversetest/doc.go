@@ -18,10 +18,15 @@
 // errors. MSAL Go's confidential client works against it unmodified when built
 // with WithInstanceDiscovery(false) and WithHTTPClient(srv.Client()).
 //
+// It also takes writes (POST, PATCH with If-Match, DELETE), in memory and
+// per server. SUPPORT.md lists what is supported, partly supported and not.
+//
 // Tests switch org and Entra states (SetApplicationUser, DenyRead,
-// ExpireClientSecret, ...), inject faults (latency, forced statuses, malformed
-// bodies, connection resets, slow bodies) and observe traffic (Requests,
-// WebAPIRequests, TokenRequests). All methods of Server are safe for
-// concurrent use. Seeded data is immutable after NewServer, so reads take no
-// locks.
+// ExpireClientSecret, RevokeTokens, ...), inject faults (latency, forced
+// statuses, malformed bodies, connection resets, slow bodies) and observe
+// traffic (Requests, WebAPIRequests, TokenRequests); with Options.Admin the
+// same is a JSON API under /_dvsim/ for other languages (cmd/dvsim). All
+// methods of Server are safe for concurrent use. Servers with the default
+// schema share one parsed snapshot of the seed; a server's first write gives
+// it a private copy. Reads hold a read lock only while computing an answer.
 package dataversetest

@@ -2,7 +2,6 @@ package dataversetest
 
 import (
 	"crypto"
-	"crypto/hmac"
 	"crypto/rsa"
 	"crypto/sha1" //nolint:gosec // x5t thumbprints are SHA-1 by definition (RFC 7515).
 	"crypto/sha256"
@@ -14,7 +13,6 @@ import (
 	"math"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/google/uuid"
 )
@@ -44,7 +42,7 @@ func (s *Server) serveEntra(w http.ResponseWriter, r *http.Request) {
 				"Tenant '%s' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud. Check with your subscription administrator, this may happen if there are no active subscriptions for the tenant.", tenant))
 			return
 		}
-		base := s.url + "/" + tenant
+		base := s.url + "/" + s.tenant
 		writeJSONValue(w, http.StatusOK, map[string]any{
 			"token_endpoint":                        base + "/oauth2/v2.0/token",
 			"issuer":                                base + "/v2.0",
@@ -55,6 +53,8 @@ func (s *Server) serveEntra(w http.ResponseWriter, r *http.Request) {
 			"tenant_region_scope":                   "EU",
 			"cloud_instance_name":                   "microsoftonline.com",
 		})
+	case (rest == "discovery/v2.0/keys" || rest == "discovery/keys") && r.Method == http.MethodGet:
+		s.serveJWKS(w)
 	case rest == "oauth2/v2.0/token" && r.Method == http.MethodPost:
 		s.obs.countToken()
 		if s.applyFaults(w, r, true, func(w http.ResponseWriter) { s.serveToken(w, r, tenant) }) {
@@ -137,7 +137,7 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request, tenant strin
 	now := s.clock()
 	tok := s.mintToken(tokenClaims{
 		Aud: audience, AppID: s.client, Tid: s.tenant, Oid: DefaultUserID,
-		Iat: now.Unix(), Exp: now.Add(lifetime).Unix(), Jti: uuid.NewString(),
+		Iat: now.Unix(), Nbf: now.Unix(), Exp: now.Add(lifetime).Unix(),
 	})
 	secs := int64(math.Round(lifetime.Seconds()))
 	writeJSONValue(w, http.StatusOK, map[string]any{
@@ -281,68 +281,6 @@ func (s *Server) entraError(w http.ResponseWriter, status int, code string, aads
 	})
 }
 
-// tokenClaims are carried by the simulator's access tokens.
-type tokenClaims struct {
-	Aud   string `json:"aud"`
-	AppID string `json:"appid"`
-	Tid   string `json:"tid"`
-	Oid   string `json:"oid"`
-	Iat   int64  `json:"iat"`
-	Exp   int64  `json:"exp"`
-	Jti   string `json:"jti"`
-}
-
-// mintToken makes a JWT-shaped token signed with HS256 under a per-server
-// random key: opaque to clients and unguessable.
-func (s *Server) mintToken(c tokenClaims) string {
-	hdr := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"HS256","typ":"JWT"}`))
-	body, _ := json.Marshal(c)
-	signing := hdr + "." + base64.RawURLEncoding.EncodeToString(body)
-	m := hmac.New(sha256.New, s.hmacKey)
-	m.Write([]byte(signing))
-	return signing + "." + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
-}
-
-var (
-	errNoToken      = errors.New("no bearer token")
-	errBadToken     = errors.New("token signature invalid")
-	errExpiredToken = errors.New("token expired")
-	errAudience     = errors.New("token audience is not this org")
-)
-
-// checkToken validates a bearer token from this server for this org.
-func (s *Server) checkToken(authz string) (tokenClaims, error) {
-	var c tokenClaims
-	tok, ok := strings.CutPrefix(authz, "Bearer ")
-	if !ok || tok == "" {
-		return c, errNoToken
-	}
-	i := strings.LastIndexByte(tok, '.')
-	if i < 0 {
-		return c, errBadToken
-	}
-	sig, err := base64.RawURLEncoding.DecodeString(tok[i+1:])
-	if err != nil {
-		return c, errBadToken
-	}
-	m := hmac.New(sha256.New, s.hmacKey)
-	m.Write([]byte(tok[:i]))
-	if !hmac.Equal(sig, m.Sum(nil)) {
-		return c, errBadToken
-	}
-	parts := strings.Split(tok[:i], ".")
-	if len(parts) != 2 || decodeSegment(parts[1], &c) != nil {
-		return c, errBadToken
-	}
-	if strings.TrimSuffix(c.Aud, "/") != s.url {
-		return c, errAudience
-	}
-	if !s.clock().Before(time.Unix(c.Exp, 0)) {
-		return c, errExpiredToken
-	}
-	return c, nil
-}
-
 // writeJSONValue writes v with encoding/json (for Entra and simple bodies).
 func writeJSONValue(w http.ResponseWriter, status int, v any) {
 	b, _ := json.Marshal(v)
@@ -357,4 +295,14 @@ func capitalize(s string) string {
 		return s
 	}
 	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+// RevokeTokens makes every access token issued so far invalid: Web API
+// calls with them answer 401 with the challenge, as after a revocation,
+// until the client signs in again.
+func (s *Server) RevokeTokens() {
+	epoch := newTokenEpoch()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tokenEpoch = epoch
 }

@@ -64,13 +64,18 @@ type faultSet struct {
 // InjectFault activates f until it has applied Count times or remove is
 // called.
 func (s *Server) InjectFault(f Fault) (remove func()) {
+	_, remove = s.injectFault(f)
+	return remove
+}
+
+func (s *Server) injectFault(f Fault) (id int, remove func()) {
 	fs := &s.faults
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	fs.next++
 	af := &activeFault{Fault: f, id: fs.next, remaining: f.Count}
 	fs.faults = append(fs.faults, af)
-	return func() {
+	return af.id, func() {
 		fs.mu.Lock()
 		defer fs.mu.Unlock()
 		fs.removeLocked(af.id)
@@ -192,7 +197,7 @@ func (s *Server) applyFaults(w http.ResponseWriter, r *http.Request, token bool,
 		return true
 	case p.Malformed:
 		w.Header().Set("Content-Type", jsonContentType)
-		w.Header().Set("OData-Version", "4.0")
+		setODataVersion(w.Header())
 		w.WriteHeader(http.StatusOK)
 		if token {
 			_, _ = w.Write([]byte(`{"token_type":"Bearer","expires_in":35`))
@@ -202,7 +207,7 @@ func (s *Server) applyFaults(w http.ResponseWriter, r *http.Request, token bool,
 		return true
 	case p.Body != "":
 		w.Header().Set("Content-Type", jsonContentType)
-		w.Header().Set("OData-Version", "4.0")
+		setODataVersion(w.Header())
 		w.WriteHeader(http.StatusOK)
 		_, _ = w.Write([]byte(p.Body))
 		return true

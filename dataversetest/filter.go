@@ -3,6 +3,7 @@ package dataversetest
 import (
 	"fmt"
 	"net/http"
+	"regexp"
 	"strings"
 	"time"
 
@@ -30,6 +31,25 @@ type Func struct {
 	Value  string
 }
 
+// QueryFunc is a Dataverse query function, "Microsoft.Dynamics.CRM.In(
+// PropertyName='statecode',PropertyValues=['0','1'])" (PAD
+// webapi/query/filter-rows.md, query functions): Name without the
+// namespace, Property the column, Values the PropertyValue(s) as written.
+type QueryFunc struct {
+	Name     string
+	Property string
+	Values   []string
+}
+
+// Lambda is "nav/any(x:x/col eq …)" or "nav/all(…)" over a collection
+// navigation property; Body's columns are relative to the related table
+// (nil Body: any() = has a related row).
+type Lambda struct {
+	Nav  string
+	All  bool
+	Body Expr
+}
+
 // And, Or and Not are the logical operators.
 type (
 	And struct{ Left, Right Expr }
@@ -43,11 +63,13 @@ type Guid string
 // Number is a numeric literal as written ("42", "10.5").
 type Number string
 
-func (Compare) isExpr() {}
-func (Func) isExpr()    {}
-func (And) isExpr()     {}
-func (Or) isExpr()      {}
-func (Not) isExpr()     {}
+func (Compare) isExpr()   {}
+func (QueryFunc) isExpr() {}
+func (Lambda) isExpr()    {}
+func (Func) isExpr()      {}
+func (And) isExpr()       {}
+func (Or) isExpr()        {}
+func (Not) isExpr()       {}
 
 // ParseFilter parses an OData $filter in the subset Dataverse clients use.
 // Errors carry the Dataverse wording.
@@ -232,6 +254,15 @@ func (p *filterParser) parsePrimary() (Expr, error) {
 	if t.kind != tIdent {
 		return nil, p.syntaxError(t.pos)
 	}
+	if name, ok := strings.CutPrefix(t.text, crmNS); ok {
+		return p.parseQueryFunc(t, name)
+	}
+	if nav, ok := strings.CutSuffix(t.text, "/any"); ok {
+		return p.parseLambda(t, nav, false)
+	}
+	if nav, ok := strings.CutSuffix(t.text, "/all"); ok {
+		return p.parseLambda(t, nav, true)
+	}
 	p.i++
 	switch t.text {
 	case "contains", "startswith", "endswith":
@@ -289,6 +320,200 @@ func (p *filterParser) parsePrimary() (Expr, error) {
 	return Compare{Column: t.text, Op: op, Value: v}, nil
 }
 
+// argsText returns the source between the '(' token after the current one
+// and its matching ')', and moves past that ')'.
+func (p *filterParser) argsText(t token) (string, error) {
+	p.i++
+	if p.i >= len(p.toks) || p.toks[p.i].kind != tLParen {
+		return "", p.syntaxError(p.posOrEnd())
+	}
+	open := p.toks[p.i].pos
+	depth := 0
+	for ; p.i < len(p.toks); p.i++ {
+		switch p.toks[p.i].kind {
+		case tLParen:
+			depth++
+		case tRParen:
+			depth--
+			if depth == 0 {
+				end := p.toks[p.i].pos
+				p.i++
+				return p.src[open+1 : end], nil
+			}
+		}
+	}
+	return "", p.syntaxError(p.end())
+}
+
+// parseQueryFunc parses Microsoft.Dynamics.CRM.Name(PropertyName='c'[,
+// PropertyValue=v | PropertyValues=[…]]).
+func (p *filterParser) parseQueryFunc(t token, name string) (Expr, error) {
+	args, err := p.argsText(t)
+	if err != nil {
+		return nil, err
+	}
+	f := QueryFunc{Name: name}
+	parts, err := splitArgs(args)
+	if err != nil {
+		return nil, err
+	}
+	for _, part := range parts {
+		k, v, ok := strings.Cut(part, "=")
+		if !ok {
+			return nil, p.syntaxError(t.pos)
+		}
+		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		switch k {
+		case "PropertyName":
+			f.Property = unquote(v)
+		case "PropertyValue":
+			f.Values = []string{unquote(v)}
+		case "PropertyValues":
+			vals, err := parseArray(v)
+			if err != nil {
+				return nil, err
+			}
+			f.Values = vals
+		default:
+			return nil, filterError(fmt.Sprintf("The parameter '%s' is not valid for the function '%s'.", k, name))
+		}
+	}
+	if f.Property == "" {
+		return nil, filterError(fmt.Sprintf("The function '%s' needs a PropertyName.", name))
+	}
+	if _, ok := queryFuncs[name]; !ok {
+		return nil, filterError(fmt.Sprintf("dataversetest: the query function %s%s is not supported (SUPPORT.md).", crmNS, name))
+	}
+	return f, nil
+}
+
+// parseLambda parses nav/any(x:x/col eq v) and nav/all(...).
+func (p *filterParser) parseLambda(t token, nav string, all bool) (Expr, error) {
+	args, err := p.argsText(t)
+	if err != nil {
+		return nil, err
+	}
+	l := Lambda{Nav: nav, All: all}
+	if strings.TrimSpace(args) == "" {
+		if all {
+			return nil, p.syntaxError(t.pos)
+		}
+		return l, nil
+	}
+	v, body, ok := strings.Cut(args, ":")
+	v = strings.TrimSpace(v)
+	if !ok || v == "" {
+		return nil, p.syntaxError(t.pos)
+	}
+	e, err := ParseFilter(body)
+	if err != nil {
+		return nil, err
+	}
+	l.Body, err = stripVar(e, v)
+	if err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// stripVar removes the lambda variable prefix "x/" from column paths.
+func stripVar(e Expr, v string) (Expr, error) {
+	col := func(c string) (string, error) {
+		rest, ok := strings.CutPrefix(c, v+"/")
+		if !ok {
+			return "", filterError(fmt.Sprintf("The lambda variable '%s' must prefix the property '%s'.", v, c))
+		}
+		return rest, nil
+	}
+	var err error
+	switch x := e.(type) {
+	case Compare:
+		x.Column, err = col(x.Column)
+		return x, err
+	case Func:
+		x.Column, err = col(x.Column)
+		return x, err
+	case QueryFunc:
+		x.Property, err = col(x.Property)
+		return x, err
+	case And:
+		if x.Left, err = stripVar(x.Left, v); err != nil {
+			return nil, err
+		}
+		x.Right, err = stripVar(x.Right, v)
+		return x, err
+	case Or:
+		if x.Left, err = stripVar(x.Left, v); err != nil {
+			return nil, err
+		}
+		x.Right, err = stripVar(x.Right, v)
+		return x, err
+	case Not:
+		x.X, err = stripVar(x.X, v)
+		return x, err
+	}
+	return nil, filterError("Nested lambda operators are not supported.")
+}
+
+// splitArgs splits at commas outside quotes and brackets.
+func splitArgs(s string) ([]string, error) {
+	var out []string
+	depth, start := 0, 0
+	var quote byte
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case quote != 0:
+			if c == quote {
+				quote = 0
+			}
+		case c == '\'' || c == '"':
+			quote = c
+		case c == '[' || c == '(':
+			depth++
+		case c == ']' || c == ')':
+			depth--
+		case c == ',' && depth == 0:
+			out = append(out, s[start:i])
+			start = i + 1
+		}
+	}
+	if quote != 0 || depth != 0 {
+		return nil, filterError(fmt.Sprintf("Syntax error in the function arguments '%s'.", s))
+	}
+	return append(out, s[start:]), nil
+}
+
+// unquote strips '…' (with ” escapes) or "…" from a literal.
+func unquote(v string) string {
+	if len(v) >= 2 && v[0] == '\'' && v[len(v)-1] == '\'' {
+		return strings.ReplaceAll(v[1:len(v)-1], "''", "'")
+	}
+	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
+		return v[1 : len(v)-1]
+	}
+	return v
+}
+
+// parseArray parses ['a','b'] or ["a","b"] (filter-rows.md uses JSON
+// arrays with double quotes in parameter aliases).
+func parseArray(v string) ([]string, error) {
+	if len(v) < 2 || v[0] != '[' || v[len(v)-1] != ']' {
+		return nil, filterError(fmt.Sprintf("Invalid JSON. An array was expected in '%s'.", v))
+	}
+	parts, err := splitArgs(v[1 : len(v)-1])
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, p := range parts {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, unquote(p))
+		}
+	}
+	return out, nil
+}
+
 func (p *filterParser) posOrEnd() int {
 	if p.i < len(p.toks) {
 		return p.toks[p.i].pos
@@ -303,6 +528,8 @@ func filterColumns(e Expr, out []string) []string {
 		return append(out, e.Column)
 	case Func:
 		return append(out, e.Column)
+	case QueryFunc:
+		return append(out, e.Property)
 	case And:
 		return filterColumns(e.Right, filterColumns(e.Left, out))
 	case Or:
@@ -322,6 +549,18 @@ func (d *dataset) eval(t *table, r *row, e Expr) bool {
 		return d.eval(t, r, e.Left) || d.eval(t, r, e.Right)
 	case Not:
 		return !d.eval(t, r, e.X)
+	case Lambda:
+		n := t.navs[e.Nav]
+		kids := d.children(t, r, n)
+		if e.Body == nil {
+			return len(kids) > 0
+		}
+		for _, k := range kids {
+			if m := d.eval(n.target, k, e.Body); m != e.All {
+				return m
+			}
+		}
+		return e.All
 	case Func:
 		v, _ := d.pathValue(t, r, e.Column)
 		s, ok := v.(string)
@@ -329,6 +568,9 @@ func (d *dataset) eval(t *table, r *row, e Expr) bool {
 			return false
 		}
 		s, lit := strings.ToLower(s), strings.ToLower(e.Value)
+		if strings.ContainsAny(lit, "%_[") {
+			return likeMatch(s, e.Name, lit)
+		}
 		switch e.Name {
 		case "contains":
 			return strings.Contains(s, lit)
@@ -529,4 +771,56 @@ func unionRows(a, b []*row) []*row {
 		}
 	}
 	return out
+}
+
+// likeMatch evaluates contains/startswith/endswith whose value has SQL LIKE
+// wildcards: "%" any run, "_" one character, "[abc]" / "[a-c]" a set,
+// "[^abc]" its complement; "[%]" is a literal % (PAD
+// webapi/query/filter-rows.md, "Use wildcard characters"; wire facts
+// §11.4). s and pattern are lower-cased.
+func likeMatch(s, fn, pattern string) bool {
+	var b strings.Builder
+	b.WriteString("(?s)^")
+	if fn != "startswith" {
+		b.WriteString(".*")
+	}
+	for i := 0; i < len(pattern); i++ {
+		switch c := pattern[i]; c {
+		case '%':
+			b.WriteString(".*")
+		case '_':
+			b.WriteString(".")
+		case '[':
+			end := strings.IndexByte(pattern[i+1:], ']')
+			if end < 0 {
+				b.WriteString(regexp.QuoteMeta(pattern[i:]))
+				i = len(pattern)
+				continue
+			}
+			set := pattern[i+1 : i+1+end]
+			neg := strings.HasPrefix(set, "^")
+			set = strings.TrimPrefix(set, "^")
+			b.WriteByte('[')
+			if neg {
+				b.WriteByte('^')
+			}
+			for _, r := range set {
+				if r == '-' {
+					b.WriteByte('-')
+				} else {
+					b.WriteString(regexp.QuoteMeta(string(r)))
+				}
+			}
+			b.WriteByte(']')
+			i += end + 1
+		default:
+			b.WriteString(regexp.QuoteMeta(string(c)))
+		}
+	}
+	if fn != "endswith" {
+		b.WriteString(".*")
+	}
+	b.WriteString("$")
+	re, err := regexp.Compile(b.String())
+	return err == nil && re.MatchString(s)
 }

@@ -117,7 +117,7 @@ func appendString(b []byte, s string) []byte {
 func writeOData(w http.ResponseWriter, status int, body object) {
 	h := w.Header()
 	h.Set("Content-Type", jsonContentType)
-	h.Set("OData-Version", "4.0")
+	setODataVersion(h)
 	w.WriteHeader(status)
 	_, _ = w.Write(appendJSON(make([]byte, 0, 1024), body))
 }
@@ -125,4 +125,28 @@ func writeOData(w http.ResponseWriter, status int, body object) {
 // writeError writes a Dataverse error body.
 func writeError(w http.ResponseWriter, status int, code, msg string) {
 	writeOData(w, status, object{{"error", object{{"code", code}, {"message", msg}}}})
+}
+
+// setODataVersion sets "OData-Version: 4.0" spelled as the real service
+// spells it. Header.Set would canonicalise the name to "Odata-Version";
+// HTTP names are case-insensitive, but some clients compare them literally
+// (wire facts §11.4).
+func setODataVersion(h http.Header) {
+	h.Del("OData-Version")
+	h["OData-Version"] = []string{"4.0"}
+}
+
+// Error codes the simulator uses in more than one place.
+const (
+	// codeBadRequest is the generic OData query error (an unknown property,
+	// a syntax error): wire facts §3.2.
+	codeBadRequest = "0x80060888"
+	// codeNoSegment is an unknown resource segment (entity set, navigation
+	// property): wire facts §3.2, from custom-api.md.
+	codeNoSegment = "0x8006088a"
+)
+
+// segmentNotFound is the 404 for an unknown path segment.
+func segmentNotFound(seg string) error {
+	return &apiError{http.StatusNotFound, codeNoSegment, "Resource not found for the segment '" + seg + "'."}
 }

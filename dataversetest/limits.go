@@ -14,6 +14,9 @@ type Limits struct {
 	ExecutionTime time.Duration // combined execution time per Window; default 1,200 s
 	Window        time.Duration // default 300 s
 	Concurrent    int           // concurrent requests; default 52
+	// AggregateRecords is the most rows a $apply may aggregate; default
+	// 50,000 (wire facts §4.1). It is a query limit, not service protection.
+	AggregateRecords int
 }
 
 // NoLimits disables service protection (for benchmarks).
@@ -31,6 +34,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.Concurrent == 0 {
 		l.Concurrent = 52
+	}
+	if l.AggregateRecords <= 0 {
+		l.AggregateRecords = 50_000
 	}
 	return l
 }
@@ -64,9 +70,17 @@ type throttleError struct {
 	retryAfter time.Duration
 }
 
+// quota is what remains of a user's window after admitting a request; the
+// Web API reports it in the x-ms-ratelimit-* headers. A negative field means
+// that limit is disabled.
+type quota struct {
+	requests int
+	execTime time.Duration
+}
+
 // admit decides whether a request of user may run now. On success the caller
 // must call done with the request's end time.
-func (l *limiter) admit(user string, now time.Time) (done func(end time.Time), err *throttleError) {
+func (l *limiter) admit(user string, now time.Time) (done func(end time.Time), left quota, err *throttleError) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	u := l.users[user]
@@ -82,20 +96,22 @@ func (l *limiter) admit(user string, now time.Time) (done func(end time.Time), e
 		u.execs = u.execs[1:]
 	}
 	if l.lim.Concurrent > 0 && u.inflight >= l.lim.Concurrent {
-		return nil, &throttleError{"0x80072326", fmt.Sprintf("Number of concurrent requests exceeded the limit of %d.", l.lim.Concurrent), time.Second}
+		return nil, left, &throttleError{"0x80072326", fmt.Sprintf("Number of concurrent requests exceeded the limit of %d.", l.lim.Concurrent), time.Second}
 	}
 	if l.lim.Requests > 0 && len(u.starts) >= l.lim.Requests {
-		return nil, &throttleError{"0x80072322",
+		return nil, left, &throttleError{"0x80072322",
 			fmt.Sprintf("Number of requests exceeded the limit of %d over time window of %d seconds.", l.lim.Requests, int(l.lim.Window/time.Second)),
 			u.starts[0].Add(l.lim.Window).Sub(now)}
 	}
+	left = quota{requests: -1, execTime: -1}
 	if l.lim.ExecutionTime > 0 {
 		var sum time.Duration
 		for _, e := range u.execs {
 			sum += e.d
 		}
+		left.execTime = l.lim.ExecutionTime - sum
 		if sum >= l.lim.ExecutionTime {
-			return nil, &throttleError{"0x80072321",
+			return nil, left, &throttleError{"0x80072321",
 				fmt.Sprintf("Combined execution time of incoming requests exceeded limit of %s  milliseconds over time window of %d seconds. Decrease number of concurrent requests or reduce the duration of requests and try again later.",
 					groupThousands(l.lim.ExecutionTime.Milliseconds()), int(l.lim.Window/time.Second)),
 				u.execs[0].end.Add(l.lim.Window).Sub(now)}
@@ -103,6 +119,9 @@ func (l *limiter) admit(user string, now time.Time) (done func(end time.Time), e
 	}
 	u.starts = append(u.starts, now)
 	u.inflight++
+	if l.lim.Requests > 0 {
+		left.requests = l.lim.Requests - len(u.starts)
+	}
 	return func(end time.Time) {
 		l.mu.Lock()
 		defer l.mu.Unlock()
@@ -110,7 +129,7 @@ func (l *limiter) admit(user string, now time.Time) (done func(end time.Time), e
 		if d := end.Sub(now); d > 0 {
 			u.execs = append(u.execs, execRecord{end, d})
 		}
-	}, nil
+	}, left, nil
 }
 
 // groupThousands formats n as 1,200,000.

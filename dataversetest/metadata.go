@@ -84,7 +84,7 @@ func (s *Server) serveEntityDefinitions(w http.ResponseWriter, r *http.Request, 
 	}
 	nav, cast, _ := strings.Cut(sub, "/")
 	if nav != "Attributes" || strings.Contains(cast, "/") || (cast != "" && !strings.HasPrefix(cast, crmNS)) {
-		writeError(w, http.StatusNotFound, "0x80060888", "Resource not found for the segment '"+sub+"'.")
+		writeAPIError(w, segmentNotFound(sub))
 		return
 	}
 	if cast == crmNS+"EnumAttributeMetadata" {

@@ -32,7 +32,22 @@ type queryOpts struct {
 	orderby []orderTerm
 	top     int // -1 = none
 	expands []*expandOpt
+	count   bool   // $count=true
+	delta   string // $deltatoken
+	apply   *applyOpts
 	raw     []string // the options as written, "$select=a,b", for nextLinks
+}
+
+// nested reports whether the query has a nested $expand (an $expand inside
+// an $expand): then "paging is applied to each of the expanded collections"
+// (join-tables.md, wire facts §1.7, §11.3).
+func (q *queryOpts) nested() bool {
+	for _, e := range q.expands {
+		if len(e.q.expands) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 type orderTerm struct {
@@ -54,6 +69,12 @@ func notFoundProperty(t *table, name string) error {
 // for the request, 1 for an $expand of it, and so on.
 func (d *dataset) parseOptions(t *table, opts [][2]string, depth int, count *int) (*queryOpts, error) {
 	q := &queryOpts{top: -1}
+	aliases := map[string]string{}
+	for _, kv := range opts {
+		if name, ok := strings.CutPrefix(kv[0], "@"); ok {
+			aliases[name] = kv[1]
+		}
+	}
 	for _, kv := range opts {
 		k, v := kv[0], kv[1]
 		q.raw = append(q.raw, k+"="+v)
@@ -75,14 +96,16 @@ func (d *dataset) parseOptions(t *table, opts [][2]string, depth int, count *int
 				q.selects = []string{}
 			}
 		case "$filter":
+			v, err := substituteAliases(v, aliases)
+			if err != nil {
+				return nil, err
+			}
 			e, err := ParseFilter(v)
 			if err != nil {
 				return nil, err
 			}
-			for _, path := range filterColumns(e, nil) {
-				if err := d.checkPath(t, path); err != nil {
-					return nil, err
-				}
+			if err := d.checkFilter(t, e); err != nil {
+				return nil, err
 			}
 			q.filter = e
 		case "$orderby":
@@ -146,16 +169,110 @@ func (d *dataset) parseOptions(t *table, opts [][2]string, depth int, count *int
 				}
 				q.expands = append(q.expands, &expandOpt{nav: n, target: n.target, q: sq})
 			}
-		case "$skiptoken", "$count", "$apply":
+		case "$count":
+			if depth > 0 {
+				return nil, filterError("The query parameter $count is not supported in $expand.")
+			}
+			if v != "true" && v != "false" {
+				return nil, filterError(fmt.Sprintf("Invalid value '%s' for $count query option found. Valid values are 'true' and 'false'.", v))
+			}
+			q.count = v == "true"
+		case "$apply":
+			if depth > 0 {
+				return nil, filterError("The query parameter $apply is not supported in $expand.")
+			}
+			a, err := d.parseApply(t, v)
+			if err != nil {
+				return nil, err
+			}
+			q.apply = a
+		case "$skiptoken":
+		case "$deltatoken":
+			if depth > 0 {
+				return nil, filterError("The query parameter $deltatoken is not supported in $expand.")
+			}
+			q.delta = v
 		case "$skip", "$search", "$format", "$levels":
 			return nil, filterError(fmt.Sprintf("The query parameter %s is not supported", k))
 		default:
+			if strings.HasPrefix(k, "@") {
+				continue // a parameter alias; q.raw keeps it for nextLinks
+			}
 			if strings.HasPrefix(k, "$") {
 				return nil, filterError(fmt.Sprintf("The query parameter %s is not supported", k))
 			}
 		}
 	}
 	return q, nil
+}
+
+// checkFilter validates the columns a $filter references, and the
+// navigation properties and bodies of its lambda operators.
+func (d *dataset) checkFilter(t *table, e Expr) error {
+	for _, path := range filterColumns(e, nil) {
+		if err := d.checkPath(t, path); err != nil {
+			return err
+		}
+	}
+	var walk func(e Expr) error
+	walk = func(e Expr) error {
+		switch x := e.(type) {
+		case And:
+			if err := walk(x.Left); err != nil {
+				return err
+			}
+			return walk(x.Right)
+		case Or:
+			if err := walk(x.Left); err != nil {
+				return err
+			}
+			return walk(x.Right)
+		case Not:
+			return walk(x.X)
+		case Lambda:
+			n := t.navs[x.Nav]
+			if n == nil || !n.collection || n.target == nil || n.partnerCol == "" {
+				return notFoundProperty(t, x.Nav)
+			}
+			if x.Body != nil {
+				return d.checkFilter(n.target, x.Body)
+			}
+		}
+		return nil
+	}
+	return walk(e)
+}
+
+// substituteAliases replaces parameter aliases ("@p1", outside string
+// literals) in a $filter by their values from the query string
+// (filter-rows.md: $filter=emailaddress1 eq @p1&@p1='a@b.com').
+func substituteAliases(filter string, aliases map[string]string) (string, error) {
+	if len(aliases) == 0 || !strings.Contains(filter, "@") {
+		return filter, nil
+	}
+	var b strings.Builder
+	quoted := false
+	for i := 0; i < len(filter); i++ {
+		c := filter[i]
+		if c == '\'' {
+			quoted = !quoted
+		}
+		if c != '@' || quoted {
+			b.WriteByte(c)
+			continue
+		}
+		j := i + 1
+		for j < len(filter) && (filter[j] == '_' || 'a' <= filter[j] && filter[j] <= 'z' || 'A' <= filter[j] && filter[j] <= 'Z' || '0' <= filter[j] && filter[j] <= '9') {
+			j++
+		}
+		v, ok := aliases[filter[i+1:j]]
+		if !ok {
+			return "", filterError(fmt.Sprintf("The parameter alias '%s' has no value in the query string.", filter[i:j]))
+		}
+		b.WriteString(v)
+		i = j - 1
+	}
+	return b.String(), nil
 }
 
 func (d *dataset) checkPath(t *table, path string) error {
@@ -233,7 +350,7 @@ func (d *dataset) selectRows(t *table, base []*row, q *queryOpts) []*row {
 		rows = slices.Clone(rows)
 		slices.SortStableFunc(rows, func(a, b *row) int {
 			for _, o := range q.orderby {
-				c := orderCompare(a.vals[o.col], b.vals[o.col])
+				c := orderCompare(d.orderValue(t, a, o.col), d.orderValue(t, b, o.col))
 				if o.desc {
 					c = -c
 				}
@@ -245,6 +362,19 @@ func (d *dataset) selectRows(t *table, base []*row, q *queryOpts) []*row {
 		})
 	}
 	return rows
+}
+
+// orderValue is what $orderby sorts a column by: a lookup by the related
+// row's primary name (PAD webapi/query/order-rows.md, wire facts §7), any
+// other column by its value.
+func (d *dataset) orderValue(t *table, r *row, col string) any {
+	v := r.vals[col]
+	if c := t.colByName[col]; v != nil && c.lookup != nil {
+		if name := d.formatted(t, r, c, v); name != "" {
+			return name
+		}
+	}
+	return v
 }
 
 // orderCompare orders values; nulls first, as SQL Server does.
@@ -353,6 +483,11 @@ type render struct {
 	base   string // org URL + Web API prefix
 	ann    annotations
 	navURL bool // add <nav>@odata.nextLink to collection expands (entity-set queries)
+	// nested: the query has a nested $expand, so expanded collections are
+	// paged at pageSize rows with a <nav>@odata.nextLink carrying a
+	// $skiptoken when there are more.
+	nested   bool
+	pageSize int
 }
 
 // renderRow builds one entity object.
@@ -394,15 +529,28 @@ func (rn *render) renderRow(t *table, r *row, q *queryOpts) object {
 		if e.q.top >= 0 && len(rows) > e.q.top {
 			rows = rows[:e.q.top]
 		}
+		more := rn.nested && len(rows) > rn.pageSize
+		if more {
+			rows = rows[:rn.pageSize]
+		}
 		arr := make([]object, len(rows))
 		for i, cr := range rows {
 			arr[i] = rn.renderRow(e.target, cr, e.q)
 		}
 		o = append(o, member{e.nav.name, arr})
-		if rn.navURL {
+		if more || rn.navURL && !rn.nested {
 			link := rn.base + t.set + "(" + r.vals[t.key].(string) + ")/" + e.nav.name
-			if len(e.q.raw) > 0 {
-				link += "?" + strings.Join(e.q.raw, "&")
+			var opts []string
+			for _, kv := range e.q.raw {
+				k, v, _ := strings.Cut(kv, "=")
+				opts = append(opts, k+"="+escapeQueryValue(v))
+			}
+			if more {
+				first, last := rows[0].vals[e.target.key].(string), rows[len(rows)-1].vals[e.target.key].(string)
+				opts = append(opts, "$skiptoken="+escapeSkiptoken(pagingCookie(e.target.key, 1, first, last)))
+			}
+			if len(opts) > 0 {
+				link += "?" + strings.Join(opts, "&")
 			}
 			o = append(o, member{e.nav.name + "@odata.nextLink", link})
 		}
@@ -571,6 +719,21 @@ func escapeLower(s string) string {
 			continue
 		}
 		fmt.Fprintf(&b, "%%%02x", c)
+	}
+	return b.String()
+}
+
+// escapeQueryValue percent-encodes a query option value for a link,
+// keeping the characters OData expressions are readable with.
+func escapeQueryValue(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-._~$(),'*:@/", c) >= 0 {
+			b.WriteByte(c)
+			continue
+		}
+		fmt.Fprintf(&b, "%%%02X", c)
 	}
 	return b.String()
 }

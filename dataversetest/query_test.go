@@ -68,7 +68,9 @@ func TestQueries(t *testing.T) {
 		{"alternate key not declared", "salesorders(ordernumber='X')", 400, 0, `0x80060888`},
 		{"unknown column", q("contacts", "$select", "x"), 400, 0, `"message":"Could not find a property named 'x' on type 'Microsoft.Dynamics.CRM.contact'."`},
 		{"unknown filter column", q("contacts", "$filter", "x eq 1"), 400, 0, `Could not find a property named 'x'`},
-		{"unknown set", "nopes", 404, 0, `"code":"0x80060888","message":"Resource not found for the segment 'nopes'."`},
+		// wire facts §3.2: custom-api.md shows 0x8006088a for an unknown segment.
+		{"unknown set", "nopes", 404, 0, `"code":"0x8006088a","message":"Resource not found for the segment 'nopes'."`},
+		{"unknown navigation", "salesorders(" + alexOrder + ")/nopes", 404, 0, `"code":"0x8006088a","message":"Resource not found for the segment 'nopes'."`},
 		{"unterminated literal", q("contacts", "$filter", "lastname eq 'O'Bryan'"), 400, 0, `"message":"There is an unterminated literal at position 21 in 'lastname eq 'O'Bryan''."`},
 		{"top in nested expand", q("salesorders", "$expand", "customerid_contact($select=fullname;$top=1)"), 400, 0, `Only $select and $filter clause can be provided while doing $expand on many-to-one relationship or nested one-to-many relationship.`},
 		{"orderby in expand with nested expand", q("salesorders", "$expand", "order_details($orderby=lineitemnumber;$expand=productid($select=name))"), 400, 0, `Only $select and $filter`},

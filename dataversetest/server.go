@@ -1,12 +1,16 @@
 package dataversetest
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -56,6 +60,24 @@ type Options struct {
 	// Addr, when set, is the loopback address to listen on ("127.0.0.1:8443");
 	// "" = a free port on 127.0.0.1.
 	Addr string
+	// PageSize is the page size when a request has no Prefer:
+	// odata.maxpagesize (top-level collections, and expanded collections of
+	// a nested $expand); 0 = 5,000 as in Dataverse. Tests lower it to page
+	// small data sets.
+	PageSize int
+	// Admin serves a JSON admin API under /_dvsim/ on the same port (a path
+	// real Dataverse and Entra never have) to switch org states and inject
+	// faults from any language: see admin.go and cmd/dvsim.
+	Admin bool
+	// NewCertificate serves a certificate made for this server (ECDSA,
+	// for 127.0.0.1, ::1, localhost and the Addr host) instead of
+	// net/http/httptest's fixed one, whose private key is public: for a
+	// server whose certificate others are told to trust (dvsim --ca-out).
+	NewCertificate bool
+	// AllowNonLoopback lets Addr be any address (dvsim --listen 0.0.0.0:…
+	// in a container). The simulator has no real security: only for test
+	// networks.
+	AllowNonLoopback bool
 }
 
 // Server is a running simulator. Create it with NewServer and Close it when
@@ -67,10 +89,20 @@ type Server struct {
 	log     *slog.Logger
 	tenant  string
 	client  string
-	hmacKey []byte
 	handler http.Handler
 
-	data *dataset // immutable after NewServer
+	opts           Options // to rebuild the dataset on the first write
+	pageSize       int
+	aggregateLimit int
+
+	// dmu guards data: requests that read take it for reading while they
+	// compute their answer; writes take it exclusively. data starts as a
+	// snapshot shared between servers (never mutated); the first write
+	// replaces it with a private copy (owned), which writes then change in
+	// place.
+	dmu   sync.RWMutex
+	data  *dataset
+	owned bool
 
 	mu            sync.Mutex // guards the fields below
 	secret        string
@@ -80,6 +112,8 @@ type Server struct {
 	tokenLifetime time.Duration
 	appUser       bool
 	denied        map[string]bool
+	tokenEpoch    string // in the uti claim of valid tokens; RevokeTokens replaces it
+	admin         bool   // serve the admin API under /_dvsim/
 
 	faults   faultSet
 	obs      observer
@@ -98,6 +132,7 @@ func NewServer(opts Options) (*Server, error) {
 		tokenLifetime: time.Hour,
 		appUser:       true,
 		denied:        map[string]bool{},
+		admin:         opts.Admin,
 	}
 	if s.clock == nil {
 		s.clock = time.Now
@@ -105,17 +140,23 @@ func NewServer(opts Options) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	s.hmacKey = make([]byte, 32)
-	if _, err := rand.Read(s.hmacKey); err != nil {
-		return nil, fmt.Errorf("dataversetest: token key: %w", err)
+	s.tokenEpoch = newTokenEpoch()
+	if _, err := processKey(); err != nil {
+		return nil, fmt.Errorf("dataversetest: token signing key: %w", err)
 	}
 	s.throttle = newLimiter(opts.Limits.withDefaults())
+	s.aggregateLimit = opts.Limits.withDefaults().AggregateRecords
+	s.opts = opts
+	s.pageSize = opts.PageSize
+	if s.pageSize <= 0 || s.pageSize > maxPageSize {
+		s.pageSize = maxPageSize
+	}
 
-	data, err := loadDataset(opts)
+	data, shared, err := loadDataset(opts)
 	if err != nil {
 		return nil, err
 	}
-	s.data = data
+	s.data, s.owned = data, !shared
 
 	s.handler = http.HandlerFunc(s.serveHTTP)
 	ts := httptest.NewUnstartedServer(s.handler)
@@ -124,7 +165,7 @@ func NewServer(opts Options) (*Server, error) {
 		if err != nil {
 			return nil, fmt.Errorf("dataversetest: Addr %q: %w", opts.Addr, err)
 		}
-		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		if ip := net.ParseIP(host); !opts.AllowNonLoopback && host != "localhost" && (ip == nil || !ip.IsLoopback()) {
 			return nil, fmt.Errorf("dataversetest: Addr %q is not a loopback address", opts.Addr)
 		}
 		l, err := net.Listen("tcp", opts.Addr)
@@ -135,6 +176,14 @@ func NewServer(opts Options) (*Server, error) {
 		ts.Listener = l
 	}
 	ts.Config.ErrorLog = slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)
+	if opts.NewCertificate {
+		host, _, _ := net.SplitHostPort(opts.Addr)
+		cert, err := newServerCertificate(host)
+		if err != nil {
+			return nil, fmt.Errorf("dataversetest: certificate: %w", err)
+		}
+		ts.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	}
 	ts.StartTLS()
 	s.ts = ts
 	s.url = ts.URL
@@ -265,9 +314,48 @@ func (s *Server) SetTokenLifetime(d time.Duration) {
 
 // serveHTTP routes between the Web API and the Entra endpoints.
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.admin && strings.HasPrefix(r.URL.Path, adminPrefix) {
+		s.serveAdmin(w, r)
+		return
+	}
 	if r.URL.Path == "/api/data/v9.2" || strings.HasPrefix(r.URL.Path, webAPIPrefix) {
 		s.serveWebAPI(w, r)
 		return
 	}
 	s.serveEntra(w, r)
+}
+
+// newServerCertificate makes a self-signed ECDSA certificate for loopback
+// and host, valid for ten years.
+func newServerCertificate(host string) (tls.Certificate, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 64))
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: "dvsim", Organization: []string{"dataversetest"}},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().AddDate(10, 0, 0),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		DNSNames:              []string{"localhost"},
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+	}
+	if ip := net.ParseIP(host); ip != nil && !ip.IsLoopback() && !ip.IsUnspecified() {
+		tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+	} else if ip == nil && host != "" && host != "localhost" {
+		tmpl.DNSNames = append(tmpl.DNSNames, host)
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
 }

@@ -1,9 +1,11 @@
 package dataversetest
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/dvgate/dvgate/testdata"
+	"github.com/google/go-cmp/cmp"
 )
 
 // TestDefaultDataShared checks that servers with the default schema share one
@@ -26,5 +28,30 @@ func TestDefaultDataShared(t *testing.T) {
 	c := newTestServer(t, Options{CSDL: testdata.OrgCSDL()})
 	if c.data == a.data {
 		t.Error("a server with its own CSDL reused the default dataset")
+	}
+}
+
+// A snapshot, used as a seed, gives back the same rows, writes included.
+func TestSnapshotRoundTrip(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t, Options{})
+	tok := secretToken(t, s)
+	if r := send(t, s, tok, "POST", "contacts", `{"firstname":"Snap","lastname":"Shot","emailaddress1":"snap@example.com"}`); r.status != 204 {
+		t.Fatal(r.body)
+	}
+	snap, err := s.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2 := newTestServer(t, Options{Seed: snap})
+	tok2 := secretToken(t, s2)
+	for _, path := range []string{
+		q("contacts", "$filter", "emailaddress1 eq 'snap@example.com'", "$select", "fullname,versionnumber"),
+		q("salesorders", "$select", "totalamount,requestdeliveryby,_customerid_value", "$expand", "order_details($select=quantity)"),
+	} {
+		a, b := get(t, s, tok, path, "Prefer", `odata.include-annotations="*"`), get(t, s2, tok2, path, "Prefer", `odata.include-annotations="*"`)
+		if a.status != 200 || b.body != strings.ReplaceAll(a.body, s.URL(), s2.URL()) {
+			t.Errorf("%s differs after a snapshot round trip:\n%s", path, cmp.Diff(strings.ReplaceAll(a.body, s.URL(), s2.URL()), b.body))
+		}
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // reqCtx carries per-request facts from the handlers back to the log.
@@ -24,6 +26,9 @@ func (s *Server) serveWebAPI(w http.ResponseWriter, r *http.Request) {
 		Header: r.Header.Clone(), Token: token, Filter: r.URL.Query().Get("$filter"),
 	}}
 	s.obs.begin(rc.req)
+	// Every answer, errors included, carries a request id, as the real
+	// service's x-ms-service-request-id (wire facts §1.4).
+	w.Header()["x-ms-service-request-id"] = []string{uuid.NewString()}
 	sw := &statusWriter{ResponseWriter: w}
 	defer func() {
 		var parsed any
@@ -57,7 +62,7 @@ func (s *Server) serveWebAPIAuthed(w http.ResponseWriter, r *http.Request, rc *r
 		writeError(w, http.StatusForbidden, "0x80072560", "The user is not a member of the organization.")
 		return
 	}
-	done, terr := s.throttle.admit(claims.AppID+"/"+claims.Oid, s.clock())
+	done, left, terr := s.throttle.admit(claims.AppID+"/"+claims.Oid, s.clock())
 	if terr != nil {
 		secs := int64((terr.retryAfter + time.Second - 1) / time.Second)
 		w.Header().Set("Retry-After", strconv.FormatInt(max(secs, 1), 10))
@@ -65,30 +70,53 @@ func (s *Server) serveWebAPIAuthed(w http.ResponseWriter, r *http.Request, rc *r
 		return
 	}
 	defer func() { done(s.clock()) }()
+	// The service protection debug headers (api-limits.md: "Don't depend on
+	// these values"), spelled in lower case as the service sends them. The
+	// number format of the time header is a guess (SUPPORT.md).
+	if left.requests >= 0 {
+		w.Header()["x-ms-ratelimit-burst-remaining-xrm-requests"] = []string{strconv.Itoa(left.requests)}
+	}
+	if left.execTime >= 0 {
+		w.Header()["x-ms-ratelimit-time-remaining-xrm-requests"] = []string{formatSeconds(left.execTime)}
+	}
 	s.route(w, r, rc)
 }
 
-// route dispatches a request that passed authentication.
+// route dispatches a request that passed authentication. Reads compute
+// their answer into a buffer under the data read lock and send it after
+// releasing it, so a slow client never holds up writers.
 func (s *Server) route(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 	rest := strings.TrimPrefix(strings.TrimPrefix(r.URL.Path, "/api/data/v9.2"), "/")
 	if rest == "$batch" {
 		if r.Method != http.MethodPost {
-			writeError(w, http.StatusMethodNotAllowed, "0x80060888", "The HTTP method '"+r.Method+"' is not allowed for $batch.")
+			writeError(w, http.StatusMethodNotAllowed, codeBadRequest, "The HTTP method '"+r.Method+"' is not allowed for $batch.")
 			return
 		}
 		s.serveBatch(w, r)
 		return
 	}
-	if r.Method != http.MethodGet {
-		writeError(w, http.StatusMethodNotAllowed, "0x80060888", "The simulator is read-only: "+r.Method+" is not supported.")
-		return
+	switch r.Method {
+	case http.MethodGet:
+		buf := &bufferedWriter{header: w.Header(), status: http.StatusOK}
+		s.dmu.RLock()
+		s.routeGet(buf, r, rc, rest)
+		s.dmu.RUnlock()
+		w.WriteHeader(buf.status)
+		_, _ = w.Write(buf.buf.Bytes())
+	case http.MethodPost, http.MethodPatch, http.MethodDelete:
+		s.serveWrite(w, r, rest)
+	default:
+		writeError(w, http.StatusMethodNotAllowed, codeBadRequest, "The HTTP method '"+r.Method+"' is not supported.")
 	}
+}
+
+func (s *Server) routeGet(w http.ResponseWriter, r *http.Request, rc *reqCtx, rest string) {
 	switch rest {
 	case "":
 		s.serveServiceDocument(w)
 	case "$metadata":
 		w.Header().Set("Content-Type", "application/xml")
-		w.Header().Set("OData-Version", "4.0")
+		setODataVersion(w.Header())
 		w.WriteHeader(http.StatusOK)
 		_, _ = w.Write(s.data.csdl)
 	case "WhoAmI", "WhoAmI()", "Microsoft.Dynamics.CRM.WhoAmI", "Microsoft.Dynamics.CRM.WhoAmI()":
@@ -124,4 +152,11 @@ func writeAPIError(w http.ResponseWriter, err error) {
 		return
 	}
 	writeError(w, http.StatusInternalServerError, "0x80040216", "An unexpected error occurred.")
+}
+
+// formatSeconds writes a duration as seconds with two decimals and
+// thousands separators ("1,199.50").
+func formatSeconds(d time.Duration) string {
+	cs := d.Milliseconds() / 10
+	return groupThousands(cs/100) + "." + strconv.FormatInt(100+cs%100, 10)[1:]
 }

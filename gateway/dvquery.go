@@ -6,6 +6,7 @@ package gateway
 // to the gateway's answers.
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -398,6 +399,7 @@ func findOrder(ctx context.Context, svc *generated.Service, ref orderRef, x *ext
 	const op = "GET salesorders"
 	var row *generated.SalesOrder
 	var raw []byte
+	var first *http.Response // the answer whose URL nextLinks must stay on
 	if ref.id != "" {
 		id, err := uuid.Parse(ref.id)
 		if err != nil {
@@ -413,7 +415,7 @@ func findOrder(ctx context.Context, svc *generated.Service, ref orderRef, x *ext
 		if r.JSON200 == nil {
 			return nil, upstreamErr(op, odataq.ResponseError(r.HTTPResponse, r.Body))
 		}
-		row, raw = r.JSON200, r.Body
+		row, raw, first = r.JSON200, r.Body, r.HTTPResponse
 	} else {
 		q = q.Filter(generated.SalesOrderColumns.OrderNumber.Eq(ref.number))
 		r, err := svc.API().ListSalesOrdersWithResponse(ctx, nil, editor(q))
@@ -433,8 +435,8 @@ func findOrder(ctx context.Context, svc *generated.Service, ref orderRef, x *ext
 				best = i
 			}
 		}
-		row = &rows[best]
-		if len(extra) > 0 {
+		row, first = &rows[best], r.HTTPResponse
+		if len(extra) > 0 || bytes.Contains(r.Body, linesLinkMember) {
 			var page struct {
 				Value []json.RawMessage `json:"value"`
 			}
@@ -447,6 +449,9 @@ func findOrder(ctx context.Context, svc *generated.Service, ref orderRef, x *ext
 	if row.SalesOrderId == nil {
 		return nil, upstreamErr(op, errNoKey)
 	}
+	if err := moreLines(ctx, svc, first, raw, row, q.Prefer()); err != nil {
+		return nil, err
+	}
 	o := toOrder(row)
 	if len(extra) > 0 {
 		if err := x.readOrder(o, raw); err != nil {
@@ -454,6 +459,58 @@ func findOrder(ctx context.Context, svc *generated.Service, ref orderRef, x *ext
 		}
 	}
 	return o, nil
+}
+
+// linesLinkMember is the member a paged order_details expansion carries.
+var linesLinkMember = []byte(`"order_details@odata.nextLink"`)
+
+// maxLinePages bounds how many further pages of lines one order may take,
+// so that a server answering with links forever cannot hold a lookup.
+const maxLinePages = 100
+
+// moreLines appends the order's remaining lines. The order query has a
+// nested $expand (lines, and their products), and Dataverse then pages
+// each expanded collection: order_details holds the first page and
+// order_details@odata.nextLink, with a $skiptoken, leads to the rest
+// (join-tables.md; wire facts §1.7, §11.3). Without following it an order
+// with more lines than a page would be cut short silently. A link without a
+// $skiptoken (a single, unpaged $expand) restates rows already returned and
+// is not followed. raw is the order's JSON (nil when it has no such link).
+func moreLines(ctx context.Context, svc *generated.Service, first *http.Response, raw []byte, row *generated.SalesOrder, prefer string) error {
+	const op = "GET salesorders(...)/order_details"
+	if !bytes.Contains(raw, linesLinkMember) {
+		return nil
+	}
+	var links struct {
+		Next string `json:"order_details@odata.nextLink"`
+	}
+	if err := json.Unmarshal(raw, &links); err != nil {
+		return upstreamErr(op, err)
+	}
+	link := links.Next
+	if !strings.Contains(strings.ToLower(link), "skiptoken") || first == nil || first.Request == nil {
+		return nil
+	}
+	base := first.Request.URL.Scheme + "://" + first.Request.URL.Host + "/"
+	for range maxLinePages {
+		edit, err := odataq.Follow(base, link, prefer)
+		if err != nil {
+			return upstreamErr(op, err)
+		}
+		r, err := svc.API().ListSalesOrderDetailsWithResponse(ctx, nil, generated.RequestEditorFn(edit))
+		if err != nil {
+			return upstreamErr(op, err)
+		}
+		if r.JSON200 == nil {
+			return upstreamErr(op, odataq.ResponseError(r.HTTPResponse, r.Body))
+		}
+		row.OrderDetails = append(row.OrderDetails, r.JSON200.Value...)
+		if r.JSON200.NextLink == nil || *r.JSON200.NextLink == "" {
+			return nil
+		}
+		link = *r.JSON200.NextLink
+	}
+	return upstreamErr(op, errors.New("the order's lines did not end after 100 pages"))
 }
 
 func currencyOf(r *generated.SalesOrder) string {
