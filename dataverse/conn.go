@@ -37,6 +37,7 @@ type Conn struct {
 	httpc       *http.Client
 	tokens      *tokenSource
 	sem         chan struct{} // one slot per request in flight
+	slotWait    time.Duration // bound of the wait for a slot; <0 = none
 	clock       Clock
 	log         *slog.Logger
 	red         redactor
@@ -49,6 +50,8 @@ type Conn struct {
 	retries      atomic.Int64
 	throttled    atomic.Int64
 	gateRejected atomic.Int64
+	shed         atomic.Int64
+	abandoned    atomic.Int64
 }
 
 // Response is a buffered successful Web API response.
@@ -71,6 +74,8 @@ type Stats struct {
 	Retries        int64 // attempts after the first
 	Throttled      int64 // 429 answers received
 	GateRejected   int64 // requests failed fast by the throttling gate
+	Shed           int64 // requests failed with KindBusy: no concurrency slot within SlotWait
+	Abandoned      int64 // requests not sent because their waiters left (WithAbandon)
 	TokensAcquired int64 // tokens fetched from Entra (not cache hits)
 }
 
@@ -94,6 +99,7 @@ func New(cfg Config) (*Conn, error) {
 		maxAttempts: cfg.MaxAttempts,
 		httpc:       tunedClient(cfg.HTTPClient, maxConc),
 		sem:         make(chan struct{}, maxConc),
+		slotWait:    cfg.SlotWait,
 		clock:       cfg.Clock,
 		log:         cfg.Logger,
 		red:         redactor{secrets: []string{cfg.ClientSecret, cfg.CertificatePassword}},
@@ -103,6 +109,9 @@ func New(cfg Config) (*Conn, error) {
 	}
 	if c.maxAttempts == 0 {
 		c.maxAttempts = DefaultMaxAttempts
+	}
+	if c.slotWait == 0 {
+		c.slotWait = DefaultSlotWait
 	}
 	if c.clock == nil {
 		c.clock = realClock{}
@@ -183,6 +192,8 @@ func (c *Conn) Stats() Stats {
 		Retries:        c.retries.Load(),
 		Throttled:      c.throttled.Load(),
 		GateRejected:   c.gateRejected.Load(),
+		Shed:           c.shed.Load(),
+		Abandoned:      c.abandoned.Load(),
 		TokensAcquired: c.tokens.acquired.Load(),
 	}
 }
@@ -371,6 +382,9 @@ func (c *Conn) do(req *http.Request, stream bool) (*http.Response, []byte, *Erro
 			case <-c.clock.After(wait):
 			case <-ctx.Done():
 				return nil, nil, ctxError(op, ctx.Err())
+			case <-abandonOf(ctx):
+				c.abandoned.Add(1)
+				return nil, nil, abandonedError(op)
 			}
 		}
 		c.retries.Add(1)
@@ -458,21 +472,85 @@ func (c *Conn) attempt(ctx context.Context, req *http.Request, op string, stream
 // enter waits for the throttling gate and a concurrency slot. The gate is
 // checked again once the slot is held, so a request that queued for a slot
 // while a 429 arrived does not slip into the Retry-After window.
+//
+// The wait for a slot is bounded by slotWait (KindBusy past it), and ends
+// at once when the request is abandoned (WithAbandon); an abandoned request
+// that got its slot gives it back without sending.
 func (c *Conn) enter(ctx context.Context, op string) (release func(), e *Error) {
+	ab := abandonOf(ctx)
 	for {
 		if e := c.waitGate(ctx, op); e != nil {
 			return nil, e
 		}
+		if e := c.acquire(ctx, op, ab); e != nil {
+			return nil, e
+		}
 		select {
-		case c.sem <- struct{}{}:
-		case <-ctx.Done():
-			return nil, ctxError(op, ctx.Err())
+		case <-ab:
+			<-c.sem
+			c.abandoned.Add(1)
+			return nil, abandonedError(op)
+		default:
 		}
 		if c.gateRemaining() <= 0 {
 			return func() { <-c.sem }, nil
 		}
 		<-c.sem
 	}
+}
+
+// acquire takes a concurrency slot, waiting at most slotWait (real time:
+// the slot wait is a deadline of ours, like a context's).
+func (c *Conn) acquire(ctx context.Context, op string, ab <-chan struct{}) *Error {
+	select {
+	case c.sem <- struct{}{}:
+		return nil // the common case: no timer
+	default:
+	}
+	var expired <-chan time.Time
+	if c.slotWait > 0 {
+		t := time.NewTimer(c.slotWait)
+		defer t.Stop()
+		expired = t.C
+	}
+	select {
+	case c.sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctxError(op, ctx.Err())
+	case <-ab:
+		c.abandoned.Add(1)
+		return abandonedError(op)
+	case <-expired:
+		c.shed.Add(1)
+		return &Error{Kind: KindBusy, Op: op, RetryAfter: time.Second,
+			Message: fmt.Sprintf("all %d concurrency slots stayed busy for %v", cap(c.sem), c.slotWait),
+			Remedy:  RemedyBusy}
+	}
+}
+
+// abandonKey is the context key of WithAbandon.
+type abandonKey struct{}
+
+// WithAbandon returns a context whose requests are not sent once abandoned
+// is closed: a request still waiting for the throttling gate, a
+// concurrency slot or a retry backoff then fails at once with KindCanceled
+// wrapping ErrAbandoned, and no further attempt starts. A request already
+// sent is not interrupted: its answer is still read (and may be cached by
+// the caller). This is how a shared call whose waiters all left stops
+// costing Dataverse requests without cancelling ones that are in flight.
+func WithAbandon(ctx context.Context, abandoned <-chan struct{}) context.Context {
+	return context.WithValue(ctx, abandonKey{}, abandoned)
+}
+
+// abandonOf returns the channel of WithAbandon, or nil (never ready).
+func abandonOf(ctx context.Context) <-chan struct{} {
+	ch, _ := ctx.Value(abandonKey{}).(<-chan struct{})
+	return ch
+}
+
+func abandonedError(op string) *Error {
+	return &Error{Kind: KindCanceled, Op: op, Err: ErrAbandoned, Message: "not sent: everyone waiting for it left"}
 }
 
 func (c *Conn) gateRemaining() time.Duration {
@@ -518,6 +596,9 @@ func (c *Conn) waitGate(ctx context.Context, op string) *Error {
 		case <-c.clock.After(rem):
 		case <-ctx.Done():
 			return ctxError(op, ctx.Err())
+		case <-abandonOf(ctx):
+			c.abandoned.Add(1)
+			return abandonedError(op)
 		}
 	}
 }
