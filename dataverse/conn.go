@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -52,7 +53,22 @@ type Conn struct {
 	gateRejected atomic.Int64
 	shed         atomic.Int64
 	abandoned    atomic.Int64
+	preempted    atomic.Int64
+
+	// Preemption of abandoned requests (WithAbandon): a request already
+	// sent whose waiters all left is an orphan; it runs on while nobody
+	// needs its slot (its answer can still be cached), and is cancelled
+	// as soon as a request waits for a slot.
+	omu         sync.Mutex
+	orphans     map[*sending]struct{} // guarded by omu
+	slotWaiters int                   // requests waiting for a slot; guarded by omu
 }
+
+// sending is one sent request that may be preempted.
+type sending struct{ cancel context.CancelCauseFunc }
+
+// errPreempted cancels an orphaned request to free its slot.
+var errPreempted = errors.New("dataverse: abandoned request preempted for a waiting one")
 
 // Response is a buffered successful Web API response.
 type Response struct {
@@ -76,6 +92,7 @@ type Stats struct {
 	GateRejected   int64 // requests failed fast by the throttling gate
 	Shed           int64 // requests failed with KindBusy: no concurrency slot within SlotWait
 	Abandoned      int64 // requests not sent because their waiters left (WithAbandon)
+	Preempted      int64 // sent requests whose waiters left, cancelled to free a slot for a waiting request
 	TokensAcquired int64 // tokens fetched from Entra (not cache hits)
 }
 
@@ -194,6 +211,7 @@ func (c *Conn) Stats() Stats {
 		GateRejected:   c.gateRejected.Load(),
 		Shed:           c.shed.Load(),
 		Abandoned:      c.abandoned.Load(),
+		Preempted:      c.preempted.Load(),
 		TokensAcquired: c.tokens.acquired.Load(),
 	}
 }
@@ -382,7 +400,7 @@ func (c *Conn) do(req *http.Request, stream bool) (*http.Response, []byte, *Erro
 			case <-c.clock.After(wait):
 			case <-ctx.Done():
 				return nil, nil, ctxError(op, ctx.Err())
-			case <-abandonOf(ctx):
+			case <-abandonOf(ctx).Done():
 				c.abandoned.Add(1)
 				return nil, nil, abandonedError(op)
 			}
@@ -419,7 +437,13 @@ func (c *Conn) attempt(ctx context.Context, req *http.Request, op string, stream
 	if e != nil {
 		return nil, nil, "", e
 	}
-	r := req.Clone(ctx)
+	sendCtx := ctx
+	if !stream {
+		var over func()
+		sendCtx, over = c.preemptible(ctx)
+		defer over()
+	}
+	r := req.Clone(sendCtx)
 	h := r.Header
 	if h.Get("Accept") == "" {
 		h.Set("Accept", "application/json")
@@ -435,6 +459,9 @@ func (c *Conn) attempt(ctx context.Context, req *http.Request, op string, stream
 	c.requests.Add(1)
 	resp, err := c.httpc.Do(r)
 	if err != nil {
+		if errors.Is(context.Cause(sendCtx), errPreempted) {
+			return nil, nil, tok, abandonedError(op)
+		}
 		if ctx.Err() != nil {
 			return nil, nil, tok, ctxError(op, ctx.Err())
 		}
@@ -448,6 +475,9 @@ func (c *Conn) attempt(ctx context.Context, req *http.Request, op string, stream
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
 	resp.Body.Close()
 	if err != nil {
+		if errors.Is(context.Cause(sendCtx), errPreempted) {
+			return nil, nil, tok, abandonedError(op)
+		}
 		if ctx.Err() != nil {
 			return nil, nil, tok, ctxError(op, ctx.Err())
 		}
@@ -477,7 +507,7 @@ func (c *Conn) attempt(ctx context.Context, req *http.Request, op string, stream
 // at once when the request is abandoned (WithAbandon); an abandoned request
 // that got its slot gives it back without sending.
 func (c *Conn) enter(ctx context.Context, op string) (release func(), e *Error) {
-	ab := abandonOf(ctx)
+	ab := abandonOf(ctx).Done()
 	for {
 		if e := c.waitGate(ctx, op); e != nil {
 			return nil, e
@@ -507,6 +537,15 @@ func (c *Conn) acquire(ctx context.Context, op string, ab <-chan struct{}) *Erro
 		return nil // the common case: no timer
 	default:
 	}
+	c.omu.Lock()
+	c.slotWaiters++
+	c.preemptLocked()
+	c.omu.Unlock()
+	defer func() {
+		c.omu.Lock()
+		c.slotWaiters--
+		c.omu.Unlock()
+	}()
 	var expired <-chan time.Time
 	if c.slotWait > 0 {
 		t := time.NewTimer(c.slotWait)
@@ -532,21 +571,68 @@ func (c *Conn) acquire(ctx context.Context, op string, ab <-chan struct{}) *Erro
 // abandonKey is the context key of WithAbandon.
 type abandonKey struct{}
 
-// WithAbandon returns a context whose requests are not sent once abandoned
-// is closed: a request still waiting for the throttling gate, a
-// concurrency slot or a retry backoff then fails at once with KindCanceled
-// wrapping ErrAbandoned, and no further attempt starts. A request already
-// sent is not interrupted: its answer is still read (and may be cached by
-// the caller). This is how a shared call whose waiters all left stops
-// costing Dataverse requests without cancelling ones that are in flight.
-func WithAbandon(ctx context.Context, abandoned <-chan struct{}) context.Context {
+// WithAbandon returns a context whose requests are given up once abandoned
+// is done (the caller cancels it when everyone waiting for the answer has
+// left): a request still waiting for the throttling gate, a concurrency
+// slot or a retry backoff then fails at once with KindCanceled wrapping
+// ErrAbandoned, and no further attempt starts. A request already sent runs
+// on, so that its answer can still be cached, until another request waits
+// for a concurrency slot: then it is cancelled to free its slot
+// (Stats.Preempted). Its own deadline and cancellation stay with ctx.
+func WithAbandon(ctx, abandoned context.Context) context.Context {
 	return context.WithValue(ctx, abandonKey{}, abandoned)
 }
 
-// abandonOf returns the channel of WithAbandon, or nil (never ready).
-func abandonOf(ctx context.Context) <-chan struct{} {
-	ch, _ := ctx.Value(abandonKey{}).(<-chan struct{})
-	return ch
+// abandonOf returns the context of WithAbandon, or one that is never done.
+func abandonOf(ctx context.Context) context.Context {
+	if a, ok := ctx.Value(abandonKey{}).(context.Context); ok {
+		return a
+	}
+	return context.Background()
+}
+
+// preemptible makes a sent request cancellable in favour of a request
+// waiting for a slot once ctx's WithAbandon context is done. It returns the
+// context to send with and a function to call when the request is over.
+func (c *Conn) preemptible(ctx context.Context) (context.Context, func()) {
+	ab, ok := ctx.Value(abandonKey{}).(context.Context)
+	if !ok {
+		return ctx, func() {}
+	}
+	rctx, cancel := context.WithCancelCause(ctx)
+	s := &sending{cancel: cancel}
+	stop := context.AfterFunc(ab, func() {
+		c.omu.Lock()
+		defer c.omu.Unlock()
+		if c.slotWaiters > 0 {
+			c.preempted.Add(1)
+			cancel(errPreempted)
+			return
+		}
+		if c.orphans == nil {
+			c.orphans = make(map[*sending]struct{})
+		}
+		c.orphans[s] = struct{}{}
+	})
+	return rctx, func() {
+		if !stop() {
+			c.omu.Lock()
+			delete(c.orphans, s)
+			c.omu.Unlock()
+		}
+		cancel(nil)
+	}
+}
+
+// preemptLocked cancels one orphaned request, if there is one, for a
+// request about to wait for a slot. c.omu is held.
+func (c *Conn) preemptLocked() {
+	for s := range c.orphans {
+		delete(c.orphans, s)
+		c.preempted.Add(1)
+		s.cancel(errPreempted)
+		return
+	}
 }
 
 func abandonedError(op string) *Error {
@@ -596,7 +682,7 @@ func (c *Conn) waitGate(ctx context.Context, op string) *Error {
 		case <-c.clock.After(rem):
 		case <-ctx.Done():
 			return ctxError(op, ctx.Err())
-		case <-abandonOf(ctx):
+		case <-abandonOf(ctx).Done():
 			c.abandoned.Add(1)
 			return abandonedError(op)
 		}

@@ -54,13 +54,13 @@ func TestAbandon(t *testing.T) {
 		t.Parallel()
 		e := signedIn(t, dataversetest.Options{}, func(c *Config) { c.MaxConcurrent, c.SlotWait = 1, -1 })
 		holdSlot(t, e)
-		ab := make(chan struct{})
+		ab, abandon := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() {
 			_, err := e.conn.WhoAmI(WithAbandon(t.Context(), ab))
 			done <- err
 		}()
-		close(ab)
+		abandon()
 		err := <-done
 		if KindOf(err) != KindCanceled || !errors.Is(err, ErrAbandoned) {
 			t.Fatalf("WhoAmI = %v, want KindCanceled wrapping ErrAbandoned", err)
@@ -76,7 +76,7 @@ func TestAbandon(t *testing.T) {
 		t.Parallel()
 		e := signedIn(t, dataversetest.Options{}, nil)
 		e.sim.InjectFault(dataversetest.Fault{Latency: 200 * time.Millisecond, Count: 1})
-		ab := make(chan struct{})
+		ab, abandon := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() {
 			_, err := e.conn.WhoAmI(WithAbandon(context.Background(), ab))
@@ -85,9 +85,39 @@ func TestAbandon(t *testing.T) {
 		for e.conn.Stats().Requests == 0 {
 			runtime.Gosched()
 		}
-		close(ab)
+		abandon()
 		if err := <-done; err != nil {
 			t.Fatalf("WhoAmI abandoned after it was sent = %v, want its answer", err)
+		}
+	})
+	t.Run("sent, then its slot is needed", func(t *testing.T) {
+		t.Parallel()
+		e := signedIn(t, dataversetest.Options{}, func(c *Config) { c.MaxConcurrent = 1 })
+		e.sim.InjectFault(dataversetest.Fault{Latency: time.Minute, Count: 1})
+		ab, abandon := context.WithCancel(context.Background())
+		orphan := make(chan error, 1)
+		go func() {
+			_, err := e.conn.WhoAmI(WithAbandon(context.Background(), ab))
+			orphan <- err
+		}()
+		for e.conn.Stats().Requests == 0 {
+			runtime.Gosched()
+		}
+		abandon()
+		// Nobody needs the slot yet: the orphan runs on.
+		select {
+		case err := <-orphan:
+			t.Fatalf("the orphan ended before its slot was needed: %v", err)
+		default:
+		}
+		if _, err := e.conn.WhoAmI(t.Context()); err != nil {
+			t.Fatalf("WhoAmI waiting for the orphan's slot = %v", err)
+		}
+		if err := <-orphan; !errors.Is(err, ErrAbandoned) {
+			t.Errorf("the orphan = %v, want ErrAbandoned", err)
+		}
+		if s := e.conn.Stats(); s.Preempted != 1 {
+			t.Errorf("stats %+v, want Preempted 1", s)
 		}
 	})
 }

@@ -139,18 +139,21 @@ func (u budgeted) WhoAmI(ctx context.Context) (dataverse.WhoAmIResult, error) {
 	return u.Upstream.WhoAmI(ctx)
 }
 
-// abandonKey carries a shared call's abandon channel (see core.flight) to
+// abandonKey carries a shared call's abandon context (see core.flight) to
 // the budget, which must not spend a token on a request that will not be
-// sent. The same channel goes to the connection through
+// sent. The same context goes to the connection through
 // dataverse.WithAbandon.
 type abandonKey struct{}
 
-func withAbandon(ctx context.Context, ch <-chan struct{}) context.Context {
-	return dataverse.WithAbandon(context.WithValue(ctx, abandonKey{}, ch), ch)
+func withAbandon(ctx, abandon context.Context) context.Context {
+	return dataverse.WithAbandon(context.WithValue(ctx, abandonKey{}, abandon), abandon)
 }
 
-// abandoned returns the channel of withAbandon, or nil (never ready).
+// abandoned returns the Done channel of withAbandon's context, or nil
+// (never ready).
 func abandoned(ctx context.Context) <-chan struct{} {
-	ch, _ := ctx.Value(abandonKey{}).(<-chan struct{})
-	return ch
+	if a, ok := ctx.Value(abandonKey{}).(context.Context); ok {
+		return a.Done()
+	}
+	return nil
 }

@@ -77,13 +77,14 @@ type core struct {
 // it), so that callers who hung up cost Dataverse nothing. A request
 // already sent is not interrupted: its answer still goes to the cache.
 type call struct {
-	done    chan struct{} // closed when res and err are set
-	res     flightResult
-	err     error
-	abandon chan struct{} // closed when the last waiter left before done
+	done chan struct{} // closed when res and err are set
+	res  flightResult
+	err  error
+	// abandon is done once the last waiter left before done.
+	abandon    context.Context
+	abandonNow context.CancelFunc
 
-	waiters   int  // guarded by core.mu
-	abandoned bool // abandon is closed; guarded by core.mu
+	waiters int // guarded by core.mu
 }
 
 // spec describes one lookup.
@@ -215,7 +216,8 @@ func (c *core) join(ctx context.Context, s spec) (cl *call, leader bool, err err
 	}
 	cl = c.calls[s.key]
 	if cl == nil {
-		cl = &call{done: make(chan struct{}), abandon: make(chan struct{})}
+		cl = &call{done: make(chan struct{})}
+		cl.abandon, cl.abandonNow = context.WithCancel(context.Background())
 		if c.calls == nil {
 			c.calls = make(map[string]*call)
 		}
@@ -235,20 +237,15 @@ func (c *core) leave(cl *call, left bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	cl.waiters--
-	if !left || cl.waiters > 0 || cl.abandoned {
-		return
-	}
-	select {
-	case <-cl.done:
-	default:
-		cl.abandoned = true
-		close(cl.abandon)
+	if left && cl.waiters == 0 {
+		cl.abandonNow() // a no-op when done already, or when abandoned before
 	}
 }
 
 // run runs the shared call of cl and hands its result to the waiters.
 func (c *core) run(parent context.Context, s spec, cl *call) {
 	defer c.flights.Done()
+	defer cl.abandonNow() // releases the context
 	res, err := c.flight(parent, s, cl.abandon)
 	c.mu.Lock()
 	if c.calls[s.key] == cl {
@@ -265,7 +262,7 @@ func (c *core) run(parent context.Context, s spec, cl *call) {
 // impatient caller cannot fail the others; once every caller has left
 // (abandon), requests it has not sent yet are not sent. A panic becomes a
 // *PanicError for every waiter, and the process keeps running.
-func (c *core) flight(parent context.Context, s spec, abandon <-chan struct{}) (res flightResult, err error) {
+func (c *core) flight(parent context.Context, s spec, abandon context.Context) (res flightResult, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = &PanicError{Value: p, Stack: debug.Stack()}

@@ -140,8 +140,8 @@ func TestBudgetSpendsNothingOnAbandonedCalls(t *testing.T) {
 	clk := newFakeClock()
 	b, _ := newBucket(Budget{Rate: 1, Burst: 1}, clk.Now)
 	u := budgeted{Upstream: newFake(), b: b}
-	gone := make(chan struct{})
-	close(gone)
+	gone, abandon := context.WithCancel(context.Background())
+	abandon()
 	if _, err := u.WhoAmI(withAbandon(context.Background(), gone)); !errors.Is(err, dataverse.ErrAbandoned) {
 		t.Fatalf("abandoned WhoAmI = %v, want ErrAbandoned", err)
 	}
