@@ -58,10 +58,10 @@ type Conn struct {
 	// Preemption of abandoned requests (WithAbandon): a request already
 	// sent whose waiters all left is an orphan; it runs on while nobody
 	// needs its slot (its answer can still be cached), and is cancelled
-	// as soon as a request waits for a slot.
+	// once a request has waited preemptAfter for a slot.
 	omu         sync.Mutex
 	orphans     map[*sending]struct{} // guarded by omu
-	slotWaiters int                   // requests waiting for a slot; guarded by omu
+	slotWaiters int                   // requests that waited preemptAfter for a slot and still wait; guarded by omu
 }
 
 // sending is one sent request that may be preempted.
@@ -537,35 +537,58 @@ func (c *Conn) acquire(ctx context.Context, op string, ab <-chan struct{}) *Erro
 		return nil // the common case: no timer
 	default:
 	}
-	c.omu.Lock()
-	c.slotWaiters++
-	c.preemptLocked()
-	c.omu.Unlock()
-	defer func() {
-		c.omu.Lock()
-		c.slotWaiters--
-		c.omu.Unlock()
-	}()
 	var expired <-chan time.Time
 	if c.slotWait > 0 {
 		t := time.NewTimer(c.slotWait)
 		defer t.Stop()
 		expired = t.C
 	}
-	select {
-	case c.sem <- struct{}{}:
-		return nil
-	case <-ctx.Done():
-		return ctxError(op, ctx.Err())
-	case <-ab:
-		c.abandoned.Add(1)
-		return abandonedError(op)
-	case <-expired:
-		c.shed.Add(1)
-		return &Error{Kind: KindBusy, Op: op, RetryAfter: time.Second,
-			Message: fmt.Sprintf("all %d concurrency slots stayed busy for %v", cap(c.sem), c.slotWait),
-			Remedy:  RemedyBusy}
+	// Only a request that has waited preemptAfter may preempt an orphan:
+	// callers who hang up sooner than that (a flood of them) must not take
+	// turns cancelling each other's sent requests, each of which Dataverse
+	// would still have to serve.
+	patient := time.NewTimer(c.preemptAfter())
+	defer patient.Stop()
+	waitedLong := false
+	defer func() {
+		if waitedLong {
+			c.omu.Lock()
+			c.slotWaiters--
+			c.omu.Unlock()
+		}
+	}()
+	for {
+		select {
+		case c.sem <- struct{}{}:
+			return nil
+		case <-ctx.Done():
+			return ctxError(op, ctx.Err())
+		case <-ab:
+			c.abandoned.Add(1)
+			return abandonedError(op)
+		case <-patient.C:
+			waitedLong = true
+			c.omu.Lock()
+			c.slotWaiters++
+			c.preemptLocked()
+			c.omu.Unlock()
+		case <-expired:
+			c.shed.Add(1)
+			return &Error{Kind: KindBusy, Op: op, RetryAfter: time.Second,
+				Message: fmt.Sprintf("all %d concurrency slots stayed busy for %v", cap(c.sem), c.slotWait),
+				Remedy:  RemedyBusy}
+		}
 	}
+}
+
+// preemptAfter is how long a request waits for a slot before it preempts
+// an orphaned request: 100 ms, or half of a shorter SlotWait.
+func (c *Conn) preemptAfter() time.Duration {
+	d := 100 * time.Millisecond
+	if c.slotWait > 0 {
+		d = min(d, c.slotWait/2)
+	}
+	return d
 }
 
 // abandonKey is the context key of WithAbandon.
@@ -576,9 +599,9 @@ type abandonKey struct{}
 // left): a request still waiting for the throttling gate, a concurrency
 // slot or a retry backoff then fails at once with KindCanceled wrapping
 // ErrAbandoned, and no further attempt starts. A request already sent runs
-// on, so that its answer can still be cached, until another request waits
-// for a concurrency slot: then it is cancelled to free its slot
-// (Stats.Preempted). Its own deadline and cancellation stay with ctx.
+// on, so that its answer can still be cached, until another request has
+// waited 100 ms for a concurrency slot: then it is cancelled to free its
+// slot (Stats.Preempted). Its own deadline and cancellation stay with ctx.
 func WithAbandon(ctx, abandoned context.Context) context.Context {
 	return context.WithValue(ctx, abandonKey{}, abandoned)
 }

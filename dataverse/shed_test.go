@@ -110,6 +110,15 @@ func TestAbandon(t *testing.T) {
 			t.Fatalf("the orphan ended before its slot was needed: %v", err)
 		default:
 		}
+		// A caller who gives up before preemptAfter preempts nothing.
+		impatient, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
+		defer cancel()
+		if _, err := e.conn.WhoAmI(impatient); KindOf(err) != KindTimeout {
+			t.Fatalf("impatient WhoAmI = %v, want a timeout", err)
+		}
+		if s := e.conn.Stats(); s.Preempted != 0 {
+			t.Fatalf("stats %+v: an impatient waiter preempted the orphan", s)
+		}
 		if _, err := e.conn.WhoAmI(t.Context()); err != nil {
 			t.Fatalf("WhoAmI waiting for the orphan's slot = %v", err)
 		}

@@ -75,7 +75,8 @@ type core struct {
 // call leaves: a call that has not sent its request by then is dropped
 // (abandon is closed, and the connection and the budget refuse to send for
 // it), so that callers who hung up cost Dataverse nothing. A request
-// already sent is not interrupted: its answer still goes to the cache.
+// already sent runs on, so that its answer still goes to the cache, until
+// the connection needs its concurrency slot for another request.
 type call struct {
 	done chan struct{} // closed when res and err are set
 	res  flightResult
