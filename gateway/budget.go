@@ -6,6 +6,7 @@ import (
 	"math"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dvgate/dvgate/dataverse"
@@ -31,8 +32,10 @@ const (
 
 // Budget is a token bucket in front of every Dataverse request a Gateway
 // sends (lookups and Test): each request takes a token; tokens come back
-// at Rate per second, up to Burst. When the bucket is empty, a lookup that
-// would need Dataverse fails at once with a busy error (ErrorCode "busy",
+// at Rate per second, up to Burst. A lookup is admitted by its first
+// request's token; its further requests (the fallback to accounts in
+// ModeBoth) borrow, so that it is not failed halfway. When the bucket is
+// empty, a lookup that would need Dataverse fails at once with a busy error (ErrorCode "busy",
 // RetryAfter says when a token is due) or answers from a stale entry if
 // there is one; cached answers keep serving. The bucket runs on
 // Config.Clock.
@@ -97,6 +100,30 @@ func (b *bucket) take() (ok bool, wait time.Duration) {
 	return false, time.Duration((1 - b.tokens) / b.rate * float64(time.Second))
 }
 
+// borrow takes one token even when none is left (the bucket goes into
+// debt, at most Burst deep, repaid by the refill before anything else is
+// admitted): for the further requests of a lookup that was admitted, so
+// that an admitted lookup is not failed halfway, its first request wasted.
+func (b *bucket) borrow() {
+	now := b.clock()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if el := now.Sub(b.last); el > 0 {
+		b.tokens = min(b.burst, b.tokens+el.Seconds()*b.rate)
+		b.last = now
+	}
+	b.tokens = max(b.tokens-1, -b.burst)
+}
+
+// admittedKey marks a shared call's context (see core.flight) with the
+// number of requests it has spent budget on: the first must find a token,
+// the others borrow.
+type admittedKey struct{}
+
+func withAdmission(ctx context.Context) context.Context {
+	return context.WithValue(ctx, admittedKey{}, new(atomic.Int32))
+}
+
 // budgeted puts a bucket in front of an Upstream's requests.
 type budgeted struct {
 	Upstream
@@ -113,8 +140,18 @@ func (u budgeted) spend(ctx context.Context, op string) error {
 			Message: "not sent: everyone waiting for it left"}
 	default:
 	}
+	if n, _ := ctx.Value(admittedKey{}).(*atomic.Int32); n != nil && n.Load() > 0 {
+		// A further request of an admitted lookup (ModeBoth's fallback to
+		// accounts).
+		n.Add(1)
+		u.b.borrow()
+		return nil
+	}
 	ok, wait := u.b.take()
 	if ok {
+		if n, _ := ctx.Value(admittedKey{}).(*atomic.Int32); n != nil {
+			n.Add(1)
+		}
 		return nil
 	}
 	// Whole seconds, rounded up: the sidecar's Retry-After has no fraction.

@@ -279,7 +279,7 @@ func (c *core) flight(parent context.Context, s spec, abandon context.Context) (
 		return flightResult{e: prev, outcome: Hit}, nil
 	}
 
-	ctx, cancel := context.WithTimeout(withAbandon(context.WithoutCancel(parent), abandon), c.timeout)
+	ctx, cancel := context.WithTimeout(withAdmission(withAbandon(context.WithoutCancel(parent), abandon)), c.timeout)
 	defer cancel()
 	if c.life != nil {
 		defer context.AfterFunc(c.life, cancel)()

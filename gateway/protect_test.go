@@ -370,3 +370,35 @@ func TestKelvinSignDoesNotReachAnotherCustomer(t *testing.T) {
 		t.Errorf("%d requests, want 1", n)
 	}
 }
+
+// A lookup admitted by its first request's token completes: the fallback
+// to accounts borrows instead of failing the lookup halfway.
+func TestBudgetAdmittedLookupCompletes(t *testing.T) {
+	t.Parallel()
+	up := newFake()
+	up.reply("contacts", contactsEmpty)
+	up.reply("accounts", contactsEmpty)
+	g, clk := newTestGateway(t, up, Config{Mode: ModeBoth, Budget: Budget{Rate: 1, Burst: 1}})
+	ctx := context.Background()
+	var got []string
+	for _, s := range []struct {
+		advance time.Duration
+		email   string
+	}{
+		{0, "a@example.com"},           // admitted: two requests, one borrowed
+		{0, "b@example.com"},           // in debt
+		{time.Second, "b@example.com"}, // the debt repaid, nothing left
+		{time.Second, "b@example.com"},
+	} {
+		clk.Advance(s.advance)
+		_, _, err := g.Customer(ctx, s.email)
+		code, _ := ErrorCode(err)
+		got = append(got, code)
+	}
+	if diff := cmp.Diff([]string{"not_found", "busy", "busy", "not_found"}, got); diff != "" {
+		t.Errorf("answers (-want +got):\n%s", diff)
+	}
+	if n := len(up.requests()); n != 4 {
+		t.Errorf("%d requests, want 4", n)
+	}
+}
