@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -162,8 +163,21 @@ func (u budgeted) spend(ctx context.Context, op string) error {
 			int64(ra/time.Second))}
 }
 
+// opName names a request without its key or query, which may hold
+// customer data ("GET salesorders"), as dataverse.Conn does.
+func opName(req *http.Request) string {
+	p := req.URL.Path
+	if i := strings.Index(p, dataverse.APIPath); i >= 0 {
+		p = p[i+len(dataverse.APIPath):]
+	}
+	if i := strings.IndexAny(p, "(/"); i >= 0 {
+		p = p[:i]
+	}
+	return req.Method + " " + p
+}
+
 func (u budgeted) Do(req *http.Request) (*http.Response, error) {
-	if err := u.spend(req.Context(), req.Method+" "+req.URL.Path); err != nil {
+	if err := u.spend(req.Context(), opName(req)); err != nil {
 		return nil, err
 	}
 	return u.Upstream.Do(req)

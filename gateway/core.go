@@ -73,7 +73,7 @@ type core struct {
 // call is one shared upstream call and its waiters. It replaces
 // x/sync/singleflight because the core must know when the last waiter of a
 // call leaves: a call that has not sent its request by then is dropped
-// (abandon is closed, and the connection and the budget refuse to send for
+// (abandon is cancelled, and the connection and the budget refuse to send for
 // it), so that callers who hung up cost Dataverse nothing. A request
 // already sent runs on, so that its answer still goes to the cache, until
 // the connection needs its concurrency slot for another request.

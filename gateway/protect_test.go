@@ -127,6 +127,9 @@ func TestBudgetShedsMissesOnly(t *testing.T) {
 			if n := len(up.requests()) - before; n != 0 {
 				t.Errorf("step %d: busy lookup sent %d requests", i, n)
 			}
+			if strings.Contains(err.Error(), "@") || !strings.Contains(err.Error(), "GET contacts") {
+				t.Errorf("step %d: busy error %q: want the operation without the query", i, err)
+			}
 		}
 	}
 	if n := len(up.requests()); n != 3 {
