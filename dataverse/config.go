@@ -6,7 +6,9 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // Defaults for the zero values of Config fields.
@@ -14,6 +16,9 @@ const (
 	DefaultAuthorityHost = "https://login.microsoftonline.com/"
 	DefaultMaxConcurrent = 52 // Dataverse's per-user concurrent request limit (api-limits.md)
 	DefaultMaxAttempts   = 4
+	// DefaultSlotWait bounds the wait for a concurrency slot: past it a
+	// request is shed with KindBusy rather than queued behind 52 slow ones.
+	DefaultSlotWait = 2 * time.Second
 	// APIPath is the Web API path under the org URL.
 	APIPath = "/api/data/v9.2/"
 )
@@ -38,9 +43,14 @@ type Config struct {
 	HTTPClient    *http.Client // base client (TLS roots, proxy); nil = a tuned default
 	MaxConcurrent int          // per-org cap on concurrent requests; 0 = DefaultMaxConcurrent
 	MaxAttempts   int          // attempts for idempotent GETs; 0 = DefaultMaxAttempts
-	UserAgent     string       // "" = DefaultUserAgent()
-	Logger        *slog.Logger // nil = discard
-	Clock         Clock        // nil = the real clock
+	// SlotWait bounds how long a request waits for one of the MaxConcurrent
+	// slots before it fails with KindBusy (RetryAfter 1 s); 0 =
+	// DefaultSlotWait, negative = no bound (only the caller's context).
+	// Measured in real time, like context deadlines.
+	SlotWait  time.Duration
+	UserAgent string       // "" = DefaultUserAgent()
+	Logger    *slog.Logger // nil = discard
+	Clock     Clock        // nil = the real clock
 }
 
 // Environment variables read by ConfigFromEnv (the azidentity names, so the
@@ -95,7 +105,9 @@ func (c Config) Validate() error {
 			"Set AZURE_TENANT_ID to the Directory (tenant) ID from the app registration's overview page.")
 	}
 	if !guidPattern.MatchString(c.TenantID) {
-		return configError("TenantID", fmt.Sprintf("the tenant ID %q is not a GUID", c.TenantID),
+		// The value is not echoed: a secret pasted into the wrong variable
+		// would end up in logs.
+		return configError("TenantID", "AZURE_TENANT_ID (the tenant ID) is not a GUID",
 			"Use the Directory (tenant) ID GUID from the app registration's overview page, not a domain name.")
 	}
 	if c.ClientID == "" {
@@ -103,7 +115,7 @@ func (c Config) Validate() error {
 			"Set AZURE_CLIENT_ID to the Application (client) ID from the app registration's overview page.")
 	}
 	if !guidPattern.MatchString(c.ClientID) {
-		return configError("ClientID", fmt.Sprintf("the client ID %q is not a GUID", c.ClientID),
+		return configError("ClientID", "AZURE_CLIENT_ID (the client ID) is not a GUID",
 			"Use the Application (client) ID GUID from the app registration's overview page.")
 	}
 	var creds []string
@@ -156,25 +168,83 @@ func normalizeOrgURL(raw string) (string, error) {
 	if raw == "" {
 		return "", configError("URL", "the organization URL is empty", remedy)
 	}
+	// Errors show the URL only as showURL renders it: a URL that does not
+	// parse, or its user info, query and fragment, may hold a password or
+	// a token (https://user:secret@host, ?sig=...).
 	u, err := url.Parse(raw)
 	if err != nil {
-		return "", configError("URL", fmt.Sprintf("the organization URL %q does not parse", raw), remedy)
+		return "", configError("URL", "DATAVERSE_URL (the organization URL) does not parse as a URL", remedy)
+	}
+	if u.User != nil {
+		return "", configError("URL", "DATAVERSE_URL (the organization URL) has user info (user:password@): credentials do not belong in the URL",
+			remedy+" Remove the user name and password, and rotate the password if it was a real one.")
 	}
 	if u.Scheme != "https" {
-		return "", configError("URL", fmt.Sprintf("the organization URL %q does not use https", raw),
+		return "", configError("URL", fmt.Sprintf("the organization URL %s does not use https", showURL(u)),
 			"Use the https:// environment URL from the Power Platform admin center; Dataverse serves only https.")
 	}
 	if u.Host == "" || u.Hostname() == "" {
-		return "", configError("URL", fmt.Sprintf("the organization URL %q has no host", raw), remedy)
+		return "", configError("URL", "DATAVERSE_URL (the organization URL) has no host", remedy)
 	}
-	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		return "", configError("URL", fmt.Sprintf("the organization URL %q has user info, a query or a fragment", raw), remedy)
+	if u.RawQuery != "" || u.Fragment != "" {
+		return "", configError("URL", fmt.Sprintf("the organization URL %s has a query or a fragment", showURL(u)), remedy)
 	}
 	if p := strings.TrimRight(u.Path, "/"); p != "" && !apiPathPattern.MatchString(u.Path) {
-		return "", configError("URL", fmt.Sprintf("the organization URL %q has a path", raw), remedy)
+		return "", configError("URL", fmt.Sprintf("the organization URL %s has a path", showURL(u)), remedy)
 	}
 	return "https://" + strings.ToLower(u.Host), nil
 }
+
+// showURL renders a parsed URL for an error message or a log line without
+// what may be secret: user info, query and fragment are replaced by a note
+// that they are there.
+func showURL(u *url.URL) string {
+	v := url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}
+	s := strconv.Quote(v.String())
+	var hidden []string
+	if u.User != nil {
+		hidden = append(hidden, "user info")
+	}
+	if u.RawQuery != "" || u.ForceQuery {
+		hidden = append(hidden, "query")
+	}
+	if u.Fragment != "" {
+		hidden = append(hidden, "fragment")
+	}
+	if len(hidden) > 0 {
+		s += " (" + strings.Join(hidden, ", ") + " not shown)"
+	}
+	return s
+}
+
+// showValue renders a configured value for String and LogValue: as it is
+// when it passes check, otherwise only its length, since a value in the
+// wrong variable (a secret pasted into AZURE_CLIENT_ID, a URL with a
+// password) must not reach a log.
+func showValue(v string, check func(string) bool) string {
+	if v == "" || check(v) {
+		return v
+	}
+	return fmt.Sprintf("<invalid, %d characters, not shown>", len(v))
+}
+
+// showConfigURL is showValue for a URL: a URL that parses is shown without
+// its user info, query and fragment.
+func showConfigURL(raw string) string {
+	if raw == "" {
+		return ""
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Sprintf("<invalid, %d characters, not shown>", len(raw))
+	}
+	if u.User == nil && u.RawQuery == "" && u.Fragment == "" {
+		return raw
+	}
+	return showURL(u)
+}
+
+func isGUID(s string) bool { return guidPattern.MatchString(s) }
 
 // normalizeAuthorityHost returns the authority host with a trailing slash.
 func normalizeAuthorityHost(raw string) (string, error) {
@@ -184,13 +254,16 @@ func normalizeAuthorityHost(raw string) (string, error) {
 	const remedy = "Set AZURE_AUTHORITY_HOST to an https URL such as https://login.microsoftonline.com/, or leave it empty."
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" {
-		return "", configError("AuthorityHost", fmt.Sprintf("the authority host %q is not a URL", raw), remedy)
+		return "", configError("AuthorityHost", "AZURE_AUTHORITY_HOST (the authority host) is not a URL", remedy)
+	}
+	if u.User != nil {
+		return "", configError("AuthorityHost", "AZURE_AUTHORITY_HOST (the authority host) has user info (user:password@)", remedy)
 	}
 	if u.Scheme != "https" {
-		return "", configError("AuthorityHost", fmt.Sprintf("the authority host %q does not use https", raw), remedy)
+		return "", configError("AuthorityHost", fmt.Sprintf("the authority host %s does not use https", showURL(u)), remedy)
 	}
 	if u.RawQuery != "" || u.Fragment != "" || strings.Trim(u.Path, "/") != "" {
-		return "", configError("AuthorityHost", fmt.Sprintf("the authority host %q has a path, query or fragment", raw), remedy)
+		return "", configError("AuthorityHost", fmt.Sprintf("the authority host %s has a path, query or fragment", showURL(u)), remedy)
 	}
 	return "https://" + strings.ToLower(u.Host) + "/", nil
 }
@@ -210,7 +283,8 @@ func (c Config) credentialKind() string {
 
 // String describes the configuration without secrets.
 func (c Config) String() string {
-	s := fmt.Sprintf("dataverse.Config{URL: %q, TenantID: %q, ClientID: %q, Credential: %s", c.URL, c.TenantID, c.ClientID, c.credentialKind())
+	s := fmt.Sprintf("dataverse.Config{URL: %q, TenantID: %q, ClientID: %q, Credential: %s",
+		showConfigURL(c.URL), showValue(c.TenantID, isGUID), showValue(c.ClientID, isGUID), c.credentialKind())
 	if c.CertificatePath != "" {
 		s += fmt.Sprintf(", CertificatePath: %q", c.CertificatePath)
 	}
@@ -218,7 +292,7 @@ func (c Config) String() string {
 		s += fmt.Sprintf(", FederatedTokenFile: %q", c.FederatedTokenFile)
 	}
 	if c.AuthorityHost != "" {
-		s += fmt.Sprintf(", AuthorityHost: %q", c.AuthorityHost)
+		s += fmt.Sprintf(", AuthorityHost: %q", showConfigURL(c.AuthorityHost))
 	}
 	return s + "}"
 }
@@ -229,9 +303,9 @@ func (c Config) GoString() string { return c.String() }
 // LogValue implements slog.LogValuer without secrets.
 func (c Config) LogValue() slog.Value {
 	attrs := []slog.Attr{
-		slog.String("url", c.URL),
-		slog.String("tenant_id", c.TenantID),
-		slog.String("client_id", c.ClientID),
+		slog.String("url", showConfigURL(c.URL)),
+		slog.String("tenant_id", showValue(c.TenantID, isGUID)),
+		slog.String("client_id", showValue(c.ClientID, isGUID)),
 		slog.String("credential", c.credentialKind()),
 	}
 	if c.CertificatePath != "" {
@@ -241,7 +315,7 @@ func (c Config) LogValue() slog.Value {
 		attrs = append(attrs, slog.String("federated_token_file", c.FederatedTokenFile))
 	}
 	if c.AuthorityHost != "" {
-		attrs = append(attrs, slog.String("authority_host", c.AuthorityHost))
+		attrs = append(attrs, slog.String("authority_host", showConfigURL(c.AuthorityHost)))
 	}
 	return slog.GroupValue(attrs...)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -37,6 +38,7 @@ type Conn struct {
 	httpc       *http.Client
 	tokens      *tokenSource
 	sem         chan struct{} // one slot per request in flight
+	slotWait    time.Duration // bound of the wait for a slot; <0 = none
 	clock       Clock
 	log         *slog.Logger
 	red         redactor
@@ -49,7 +51,24 @@ type Conn struct {
 	retries      atomic.Int64
 	throttled    atomic.Int64
 	gateRejected atomic.Int64
+	shed         atomic.Int64
+	abandoned    atomic.Int64
+	preempted    atomic.Int64
+
+	// Preemption of abandoned requests (WithAbandon): a request already
+	// sent whose waiters all left is an orphan; it runs on while nobody
+	// needs its slot (its answer can still be cached), and is cancelled
+	// once a request has waited preemptAfter for a slot.
+	omu         sync.Mutex
+	orphans     map[*sending]struct{} // guarded by omu
+	slotWaiters int                   // requests that waited preemptAfter for a slot and still wait; guarded by omu
 }
+
+// sending is one sent request that may be preempted.
+type sending struct{ cancel context.CancelCauseFunc }
+
+// errPreempted cancels an orphaned request to free its slot.
+var errPreempted = errors.New("dataverse: abandoned request preempted for a waiting one")
 
 // Response is a buffered successful Web API response.
 type Response struct {
@@ -71,6 +90,9 @@ type Stats struct {
 	Retries        int64 // attempts after the first
 	Throttled      int64 // 429 answers received
 	GateRejected   int64 // requests failed fast by the throttling gate
+	Shed           int64 // requests failed with KindBusy: no concurrency slot within SlotWait
+	Abandoned      int64 // requests not sent because their waiters left (WithAbandon)
+	Preempted      int64 // sent requests whose waiters left, cancelled to free a slot for a waiting request
 	TokensAcquired int64 // tokens fetched from Entra (not cache hits)
 }
 
@@ -94,6 +116,7 @@ func New(cfg Config) (*Conn, error) {
 		maxAttempts: cfg.MaxAttempts,
 		httpc:       tunedClient(cfg.HTTPClient, maxConc),
 		sem:         make(chan struct{}, maxConc),
+		slotWait:    cfg.SlotWait,
 		clock:       cfg.Clock,
 		log:         cfg.Logger,
 		red:         redactor{secrets: []string{cfg.ClientSecret, cfg.CertificatePassword}},
@@ -103,6 +126,9 @@ func New(cfg Config) (*Conn, error) {
 	}
 	if c.maxAttempts == 0 {
 		c.maxAttempts = DefaultMaxAttempts
+	}
+	if c.slotWait == 0 {
+		c.slotWait = DefaultSlotWait
 	}
 	if c.clock == nil {
 		c.clock = realClock{}
@@ -183,6 +209,9 @@ func (c *Conn) Stats() Stats {
 		Retries:        c.retries.Load(),
 		Throttled:      c.throttled.Load(),
 		GateRejected:   c.gateRejected.Load(),
+		Shed:           c.shed.Load(),
+		Abandoned:      c.abandoned.Load(),
+		Preempted:      c.preempted.Load(),
 		TokensAcquired: c.tokens.acquired.Load(),
 	}
 }
@@ -371,6 +400,9 @@ func (c *Conn) do(req *http.Request, stream bool) (*http.Response, []byte, *Erro
 			case <-c.clock.After(wait):
 			case <-ctx.Done():
 				return nil, nil, ctxError(op, ctx.Err())
+			case <-abandonOf(ctx).Done():
+				c.abandoned.Add(1)
+				return nil, nil, abandonedError(op)
 			}
 		}
 		c.retries.Add(1)
@@ -405,7 +437,13 @@ func (c *Conn) attempt(ctx context.Context, req *http.Request, op string, stream
 	if e != nil {
 		return nil, nil, "", e
 	}
-	r := req.Clone(ctx)
+	sendCtx := ctx
+	if !stream {
+		var over func()
+		sendCtx, over = c.preemptible(ctx)
+		defer over()
+	}
+	r := req.Clone(sendCtx)
 	h := r.Header
 	if h.Get("Accept") == "" {
 		h.Set("Accept", "application/json")
@@ -421,6 +459,9 @@ func (c *Conn) attempt(ctx context.Context, req *http.Request, op string, stream
 	c.requests.Add(1)
 	resp, err := c.httpc.Do(r)
 	if err != nil {
+		if errors.Is(context.Cause(sendCtx), errPreempted) {
+			return nil, nil, tok, abandonedError(op)
+		}
 		if ctx.Err() != nil {
 			return nil, nil, tok, ctxError(op, ctx.Err())
 		}
@@ -434,6 +475,9 @@ func (c *Conn) attempt(ctx context.Context, req *http.Request, op string, stream
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
 	resp.Body.Close()
 	if err != nil {
+		if errors.Is(context.Cause(sendCtx), errPreempted) {
+			return nil, nil, tok, abandonedError(op)
+		}
 		if ctx.Err() != nil {
 			return nil, nil, tok, ctxError(op, ctx.Err())
 		}
@@ -458,21 +502,164 @@ func (c *Conn) attempt(ctx context.Context, req *http.Request, op string, stream
 // enter waits for the throttling gate and a concurrency slot. The gate is
 // checked again once the slot is held, so a request that queued for a slot
 // while a 429 arrived does not slip into the Retry-After window.
+//
+// The wait for a slot is bounded by slotWait (KindBusy past it), and ends
+// at once when the request is abandoned (WithAbandon); an abandoned request
+// that got its slot gives it back without sending.
 func (c *Conn) enter(ctx context.Context, op string) (release func(), e *Error) {
+	ab := abandonOf(ctx).Done()
 	for {
 		if e := c.waitGate(ctx, op); e != nil {
 			return nil, e
 		}
+		if e := c.acquire(ctx, op, ab); e != nil {
+			return nil, e
+		}
 		select {
-		case c.sem <- struct{}{}:
-		case <-ctx.Done():
-			return nil, ctxError(op, ctx.Err())
+		case <-ab:
+			<-c.sem
+			c.abandoned.Add(1)
+			return nil, abandonedError(op)
+		default:
 		}
 		if c.gateRemaining() <= 0 {
 			return func() { <-c.sem }, nil
 		}
 		<-c.sem
 	}
+}
+
+// acquire takes a concurrency slot, waiting at most slotWait (real time:
+// the slot wait is a deadline of ours, like a context's).
+func (c *Conn) acquire(ctx context.Context, op string, ab <-chan struct{}) *Error {
+	select {
+	case c.sem <- struct{}{}:
+		return nil // the common case: no timer
+	default:
+	}
+	var expired <-chan time.Time
+	if c.slotWait > 0 {
+		t := time.NewTimer(c.slotWait)
+		defer t.Stop()
+		expired = t.C
+	}
+	// Only a request that has waited preemptAfter may preempt an orphan:
+	// callers who hang up sooner than that (a flood of them) must not take
+	// turns cancelling each other's sent requests, each of which Dataverse
+	// would still have to serve.
+	patient := time.NewTimer(c.preemptAfter())
+	defer patient.Stop()
+	waitedLong := false
+	defer func() {
+		if waitedLong {
+			c.omu.Lock()
+			c.slotWaiters--
+			c.omu.Unlock()
+		}
+	}()
+	for {
+		select {
+		case c.sem <- struct{}{}:
+			return nil
+		case <-ctx.Done():
+			return ctxError(op, ctx.Err())
+		case <-ab:
+			c.abandoned.Add(1)
+			return abandonedError(op)
+		case <-patient.C:
+			waitedLong = true
+			c.omu.Lock()
+			c.slotWaiters++
+			c.preemptLocked()
+			c.omu.Unlock()
+		case <-expired:
+			c.shed.Add(1)
+			return &Error{Kind: KindBusy, Op: op, RetryAfter: time.Second,
+				Message: fmt.Sprintf("all %d concurrency slots stayed busy for %v", cap(c.sem), c.slotWait),
+				Remedy:  RemedyBusy}
+		}
+	}
+}
+
+// preemptAfter is how long a request waits for a slot before it preempts
+// an orphaned request: 100 ms, or half of a shorter SlotWait.
+func (c *Conn) preemptAfter() time.Duration {
+	d := 100 * time.Millisecond
+	if c.slotWait > 0 {
+		d = min(d, c.slotWait/2)
+	}
+	return d
+}
+
+// abandonKey is the context key of WithAbandon.
+type abandonKey struct{}
+
+// WithAbandon returns a context whose requests are given up once abandoned
+// is done (the caller cancels it when everyone waiting for the answer has
+// left): a request still waiting for the throttling gate, a concurrency
+// slot or a retry backoff then fails at once with KindCanceled wrapping
+// ErrAbandoned, and no further attempt starts. A request already sent runs
+// on, so that its answer can still be cached, until another request has
+// waited 100 ms for a concurrency slot: then it is cancelled to free its
+// slot (Stats.Preempted). Its own deadline and cancellation stay with ctx.
+func WithAbandon(ctx, abandoned context.Context) context.Context {
+	return context.WithValue(ctx, abandonKey{}, abandoned)
+}
+
+// abandonOf returns the context of WithAbandon, or one that is never done.
+func abandonOf(ctx context.Context) context.Context {
+	if a, ok := ctx.Value(abandonKey{}).(context.Context); ok {
+		return a
+	}
+	return context.Background()
+}
+
+// preemptible makes a sent request cancellable in favour of a request
+// waiting for a slot once ctx's WithAbandon context is done. It returns the
+// context to send with and a function to call when the request is over.
+func (c *Conn) preemptible(ctx context.Context) (context.Context, func()) {
+	ab, ok := ctx.Value(abandonKey{}).(context.Context)
+	if !ok {
+		return ctx, func() {}
+	}
+	rctx, cancel := context.WithCancelCause(ctx)
+	s := &sending{cancel: cancel}
+	stop := context.AfterFunc(ab, func() {
+		c.omu.Lock()
+		defer c.omu.Unlock()
+		if c.slotWaiters > 0 {
+			c.preempted.Add(1)
+			cancel(errPreempted)
+			return
+		}
+		if c.orphans == nil {
+			c.orphans = make(map[*sending]struct{})
+		}
+		c.orphans[s] = struct{}{}
+	})
+	return rctx, func() {
+		if !stop() {
+			c.omu.Lock()
+			delete(c.orphans, s)
+			c.omu.Unlock()
+		}
+		cancel(nil)
+	}
+}
+
+// preemptLocked cancels one orphaned request, if there is one, for a
+// request about to wait for a slot. c.omu is held.
+func (c *Conn) preemptLocked() {
+	for s := range c.orphans {
+		delete(c.orphans, s)
+		c.preempted.Add(1)
+		s.cancel(errPreempted)
+		return
+	}
+}
+
+func abandonedError(op string) *Error {
+	return &Error{Kind: KindCanceled, Op: op, Err: ErrAbandoned, Message: "not sent: everyone waiting for it left"}
 }
 
 func (c *Conn) gateRemaining() time.Duration {
@@ -518,6 +705,9 @@ func (c *Conn) waitGate(ctx context.Context, op string) *Error {
 		case <-c.clock.After(rem):
 		case <-ctx.Done():
 			return ctxError(op, ctx.Err())
+		case <-abandonOf(ctx).Done():
+			c.abandoned.Add(1)
+			return abandonedError(op)
 		}
 	}
 }

@@ -26,6 +26,11 @@ const (
 	KindNetwork          // DNS, TCP, TLS or connection reset
 	KindTimeout          // the caller's deadline passed
 	KindCanceled         // the caller canceled the request
+	// KindBusy: this client shed the request before sending it, to protect
+	// the org (no free concurrency slot within Config.SlotWait, or a
+	// caller's request budget is spent); RetryAfter says when to try again.
+	// Nothing reached Dataverse.
+	KindBusy
 )
 
 var kindNames = [...]string{
@@ -40,6 +45,7 @@ var kindNames = [...]string{
 	KindNetwork:     "network",
 	KindTimeout:     "timeout",
 	KindCanceled:    "canceled",
+	KindBusy:        "busy",
 }
 
 // String returns a short snake_case name, suitable as a metrics label.
@@ -144,7 +150,13 @@ const (
 	RemedyNetwork      = "Dataverse cannot be reached: check the network, DNS and any proxy."
 	RemedyTLS          = "The server's TLS certificate is not trusted: check the URL and any TLS-intercepting proxy."
 	RemedyTimeout      = "The request did not finish before its deadline: retry, or allow more time if Dataverse is slow."
+	RemedyBusy         = "Too many Dataverse requests are in flight or were sent recently, so this one was not sent: retry after the Retry-After period."
 )
+
+// ErrAbandoned is the cause (Error.Err, with KindCanceled) of a request
+// that was not sent because everyone waiting for it had left (see
+// WithAbandon).
+var ErrAbandoned = errors.New("dataverse: request abandoned before it was sent")
 
 // remedyPrivilege names the table the application user cannot read.
 func remedyPrivilege(table string) string {

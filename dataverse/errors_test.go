@@ -102,7 +102,7 @@ func TestErrorFormatAndKindOf(t *testing.T) {
 	if KindOf(cause) != KindUnknown || KindOf(nil) != KindUnknown {
 		t.Error("KindOf of a foreign error is not KindUnknown")
 	}
-	for k := KindUnknown; k <= KindCanceled; k++ {
+	for k := KindUnknown; k <= KindBusy; k++ {
 		if strings.HasPrefix(k.String(), "Kind(") {
 			t.Errorf("kind %d has no name", int(k))
 		}

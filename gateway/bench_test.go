@@ -12,7 +12,7 @@ import (
 func BenchmarkCustomerHit(b *testing.B) {
 	up := newFake()
 	up.reply("contacts", contactsAlex)
-	g, err := New(Config{Conn: up, Logger: discardLogger})
+	g, err := New(Config{Conn: up, Logger: discardLogger, Budget: Budget{Rate: -1}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -55,7 +55,7 @@ func BenchmarkRistrettoGet(b *testing.B) {
 func BenchmarkOrderHit(b *testing.B) {
 	up := newFake()
 	up.reply("salesorders", `{"value":[`+orderJSON+`]}`)
-	g, err := New(Config{Conn: up, Logger: discardLogger})
+	g, err := New(Config{Conn: up, Logger: discardLogger, Budget: Budget{Rate: -1}})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/dvgate/dvgate/dataverse"
-	"golang.org/x/sync/singleflight"
 )
 
 // errClosed is returned by lookups after Close.
@@ -55,8 +54,6 @@ type core struct {
 	// has no such gate.
 	throttledUntil func() time.Time
 
-	sf singleflight.Group
-
 	// testHookJoined, when set (tests only), is called after a caller has
 	// started or joined the shared call for its key.
 	testHookJoined func()
@@ -68,8 +65,27 @@ type core struct {
 	endLife context.CancelFunc
 
 	mu      sync.Mutex
-	closed  bool           // guarded by mu
-	flights sync.WaitGroup // running shared calls; Add only under mu while !closed
+	closed  bool             // guarded by mu
+	calls   map[string]*call // the shared call of each key, until it returns; guarded by mu
+	flights sync.WaitGroup   // running shared calls; Add only under mu while !closed
+}
+
+// call is one shared upstream call and its waiters. It replaces
+// x/sync/singleflight because the core must know when the last waiter of a
+// call leaves: a call that has not sent its request by then is dropped
+// (abandon is cancelled, and the connection and the budget refuse to send for
+// it), so that callers who hung up cost Dataverse nothing. A request
+// already sent runs on, so that its answer still goes to the cache, until
+// the connection needs its concurrency slot for another request.
+type call struct {
+	done chan struct{} // closed when res and err are set
+	res  flightResult
+	err  error
+	// abandon is done once the last waiter left before done.
+	abandon    context.Context
+	abandonNow context.CancelFunc
+
+	waiters int // guarded by core.mu
 }
 
 // spec describes one lookup.
@@ -77,6 +93,9 @@ type spec struct {
 	kind  string        // metrics label: "customer", "order", "recent_orders"
 	key   string        // full cache key (integration, kind, mode, normalized input)
 	fresh time.Duration // freshness of a found answer
+	// local keeps the answer out of the shared level and out of
+	// stale-if-error (Test: a stale "it works" would hide an outage).
+	local bool
 	// load asks Dataverse. It returns the answer and its approximate size in
 	// bytes, or ErrNotFound, or an upstream error.
 	load func(ctx context.Context) (value any, size int64, err error)
@@ -113,28 +132,29 @@ func (c *core) get(ctx context.Context, s spec) (any, Meta, error) {
 		return v, m, err
 	}
 
-	// Each caller passes its own closure; only the one that starts the
-	// flight runs it, which is how we count coalesced waiters. ran is
-	// written before singleflight sends the result, so reading it after
-	// receiving is race free.
-	ran := false
-	ch := c.sf.DoChan(s.key, func() (any, error) {
-		ran = true
-		return c.flight(ctx, s)
-	})
+	cl, leader, err := c.join(ctx, s)
+	if err != nil {
+		return nil, Meta{}, err
+	}
 	if c.testHookJoined != nil {
 		c.testHookJoined()
 	}
 	select {
-	case r := <-ch:
-		if !ran {
+	case <-cl.done:
+		c.leave(cl, false)
+		if errors.Is(cl.err, dataverse.ErrAbandoned) && ctx.Err() == nil {
+			// This caller joined a call whose earlier waiters had all left
+			// and which was dropped before sending: start a new one.
+			return c.get(ctx, s)
+		}
+		if !leader {
 			kc.inc(outcomeCoalesced)
 		}
-		if r.Err != nil {
+		if cl.err != nil {
 			kc.inc(outcomeError)
-			return nil, Meta{}, r.Err
+			return nil, Meta{}, cl.err
 		}
-		fr := r.Val.(flightResult)
+		fr := cl.res
 		meta := Meta{Outcome: fr.outcome}
 		if fr.outcome != Miss {
 			meta.Age = fr.e.age(c.clock())
@@ -142,7 +162,10 @@ func (c *core) get(ctx context.Context, s spec) (any, Meta, error) {
 		kc.inc(outcomeOf(fr.outcome))
 		return answer(fr.e, meta)
 	case <-ctx.Done():
-		// The shared call carries on for the other waiters and the cache.
+		c.leave(cl, true)
+		// The shared call carries on for the other waiters and the cache
+		// (or, when this was its last waiter and it has sent nothing yet,
+		// is dropped).
 		// A caller whose deadline comes first gets a usable stale entry:
 		// Dataverse being too slow (a hang, a slow body, a Retry-After
 		// longer than the caller waits) is an error too, and the shared
@@ -184,21 +207,63 @@ func answer(e *entry, m Meta) (any, Meta, error) {
 	return e.value, m, nil
 }
 
+// join makes the caller a waiter of the shared call for s.key, starting
+// it when there is none (leader).
+func (c *core) join(ctx context.Context, s spec) (cl *call, leader bool, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, false, errClosed
+	}
+	cl = c.calls[s.key]
+	if cl == nil {
+		cl = &call{done: make(chan struct{})}
+		cl.abandon, cl.abandonNow = context.WithCancel(context.Background())
+		if c.calls == nil {
+			c.calls = make(map[string]*call)
+		}
+		c.calls[s.key] = cl
+		leader = true
+		c.flights.Add(1)
+		go c.run(ctx, s, cl)
+	}
+	cl.waiters++
+	return cl, leader, nil
+}
+
+// leave ends a waiter's interest in cl; left means it gave up before the
+// answer. When the last waiter leaves an unfinished call, the call is
+// abandoned: what it has not sent yet is never sent.
+func (c *core) leave(cl *call, left bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cl.waiters--
+	if left && cl.waiters == 0 {
+		cl.abandonNow() // a no-op when done already, or when abandoned before
+	}
+}
+
+// run runs the shared call of cl and hands its result to the waiters.
+func (c *core) run(parent context.Context, s spec, cl *call) {
+	defer c.flights.Done()
+	defer cl.abandonNow() // releases the context
+	res, err := c.flight(parent, s, cl.abandon)
+	c.mu.Lock()
+	if c.calls[s.key] == cl {
+		delete(c.calls, s.key)
+	}
+	c.mu.Unlock()
+	cl.res, cl.err = res, err
+	close(cl.done)
+}
+
 // flight is the shared upstream call for one key. It runs detached from the
 // caller that started it (context.WithoutCancel keeps its values, e.g. a
 // trace id, but not its deadline), bounded by c.timeout, so that one
-// impatient caller cannot fail the others. A panic becomes a *PanicError for
-// every waiter: with DoChan, singleflight would otherwise re-panic on a new
-// goroutine and crash the process.
-func (c *core) flight(parent context.Context, s spec) (res any, err error) {
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return nil, errClosed
-	}
-	c.flights.Add(1)
-	c.mu.Unlock()
-	defer c.flights.Done()
+// impatient caller cannot fail the others; once every caller has left
+// (abandon), requests it has not sent yet are not sent. A panic becomes a
+// *PanicError for every waiter, and the process keeps running.
+func (c *core) flight(parent context.Context, s spec, abandon context.Context) (res flightResult, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = &PanicError{Value: p, Stack: debug.Stack()}
@@ -214,12 +279,13 @@ func (c *core) flight(parent context.Context, s spec) (res any, err error) {
 		return flightResult{e: prev, outcome: Hit}, nil
 	}
 
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), c.timeout)
+	ctx, cancel := context.WithTimeout(withAdmission(withAbandon(context.WithoutCancel(parent), abandon)), c.timeout)
 	defer cancel()
 	if c.life != nil {
 		defer context.AfterFunc(c.life, cancel)()
 	}
-	if c.shared != nil {
+	shared := c.shared != nil && !s.local
+	if shared {
 		fresh, stale, unlock := c.fromShared(ctx, s)
 		if fresh != nil {
 			c.cache.set(s.key, fresh)
@@ -241,8 +307,11 @@ func (c *core) flight(parent context.Context, s spec) (res any, err error) {
 	case err == nil:
 		c.metrics.upstream(c.name, s.kind, "ok", elapsed)
 		e := &entry{value: value, fetched: now, fresh: s.fresh, stale: c.staleTTL, cost: size}
+		if s.local {
+			e.stale = 0
+		}
 		c.cache.set(s.key, e)
-		if c.shared != nil {
+		if shared {
 			c.writeShared(ctx, s, e)
 		}
 		return flightResult{e: e, outcome: Miss}, nil
@@ -250,21 +319,27 @@ func (c *core) flight(parent context.Context, s spec) (res any, err error) {
 		c.metrics.upstream(c.name, s.kind, "not_found", elapsed)
 		// Negative answers get no stale window: an hour-old "not found"
 		// is likely wrong by now (the customer may just have been created).
-		e := &entry{notFound: true, fetched: now, fresh: c.notFoundTTL, cost: 0}
+		// They are fresh as long as found ones unless notFoundTTL says
+		// otherwise: a never-seen address asked again costs nothing.
+		nf := c.notFoundTTL
+		if nf <= 0 {
+			nf = s.fresh
+		}
+		e := &entry{notFound: true, fetched: now, fresh: nf, cost: 0}
 		c.cache.set(s.key, e)
-		if c.shared != nil {
+		if shared {
 			c.writeShared(ctx, s, e)
 		}
 		return flightResult{e: e, outcome: Miss}, nil
 	}
 
 	c.metrics.upstream(c.name, s.kind, c.outcomeLabel(err), elapsed)
-	if havePrev && !prev.notFound && c.transient(err) && prev.usableStale(now) {
+	if havePrev && !prev.notFound && !s.local && c.transient(err) && prev.usableStale(now) {
 		c.log.Warn("serving stale answer after upstream error",
 			"integration", c.name, "kind", s.kind, "age", prev.age(now), "error", err)
 		return flightResult{e: prev, outcome: Stale}, nil
 	}
-	return nil, err
+	return flightResult{}, err
 }
 
 // close stops new shared calls and waits for running ones (each is bounded

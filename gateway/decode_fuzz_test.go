@@ -48,7 +48,7 @@ func FuzzDecodeAnswers(f *testing.F) {
 			t.Fatal(err)
 		}
 		defer cache.Close()
-		g, err := gateway.New(gateway.Config{Conn: bodyUpstream{body}, Cache: cache})
+		g, err := gateway.New(gateway.Config{Conn: bodyUpstream{body}, Cache: cache, Budget: gateway.Budget{Rate: -1}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -4,12 +4,18 @@
 //
 // Every lookup follows the same path (see core.go): validate and normalize
 // the input (bad input never reaches Dataverse), look in the cache, and on a
-// miss join or start one shared upstream call per cache key
-// (golang.org/x/sync/singleflight). The shared call runs detached from any
-// one caller's context, bounded by Config.UpstreamTimeout; each caller waits
-// only as long as its own context allows. Answers are cached fresh for a
-// per-kind TTL; "not found" answers for a shorter one (negative caching, RFC
-// 2308 style). After freshness an answer is kept for a stale window and
+// miss join or start one shared upstream call per cache key (a
+// singleflight that counts its waiters). The shared call runs detached from
+// any one caller's context, bounded by Config.UpstreamTimeout; each caller
+// waits only as long as its own context allows. When the last waiter
+// leaves, what the call has not sent yet is never sent, and a request it
+// has sent is cancelled as soon as another request needs its concurrency
+// slot (dataverse.WithAbandon). Every Dataverse request takes a token of
+// the gateway's request budget (Config.Budget); when none is left, a lookup
+// that needs Dataverse fails at once with a busy error (ErrorCode "busy",
+// 503 with RetryAfter) or gets a stale answer, while cached answers keep
+// serving. Answers are cached fresh for a per-kind TTL, "not found" answers
+// as long by default (negative caching, RFC 2308 style). After freshness an answer is kept for a stale window and
 // served, marked stale with its age, only when Dataverse fails with a
 // transient error (stale-if-error, RFC 5861): throttling, 5xx, network
 // errors and timeouts, never authentication or permission errors.

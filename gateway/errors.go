@@ -7,8 +7,9 @@ import (
 
 // ErrNotFound is returned (wrapped or as is) when Dataverse has no matching
 // record. Note that Dataverse also hides rows the application user may not
-// read, so "not found" can be a permission effect; the answer is cached only
-// for Config.NotFoundTTL.
+// read, so "not found" can be a permission effect; the answer is cached for
+// Config.NotFoundTTL (by default as long as a found answer of its kind) and
+// never served stale.
 var ErrNotFound = errors.New("gateway: not found")
 
 // InputError reports invalid lookup input. It is returned before any

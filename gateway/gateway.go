@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -87,9 +86,18 @@ type Config struct {
 	// creates one with the defaults, closed by Close.
 	Cache *Cache
 	// Freshness of customers (5m), orders and recent orders (1m), and "not
-	// found" answers (30s); StaleTTL (1h) is how long past freshness an
-	// answer may still be served when Dataverse fails.
+	// found" answers (0 = as long as a found answer of the same kind: a
+	// never-seen address asked again must not cost another request);
+	// StaleTTL (1h) is how long past freshness an answer may still be
+	// served when Dataverse fails.
 	CustomerTTL, OrderTTL, NotFoundTTL, StaleTTL time.Duration
+	// TestTTL is how long Test's answer is kept (5s): the help desk's Test
+	// button and readiness probes pressed many times cost one WhoAmI.
+	TestTTL time.Duration
+	// Budget limits the Dataverse requests this gateway sends (see Budget);
+	// the zero value is DefaultBudgetRate per second with a burst of
+	// DefaultBudgetBurst.
+	Budget Budget
 	// UpstreamTimeout bounds each shared Dataverse call (30s), whatever the
 	// callers' own deadlines.
 	UpstreamTimeout time.Duration
@@ -123,6 +131,8 @@ type Gateway struct {
 	orderTTL    time.Duration
 	ownCache    bool
 	throttle    Throttle
+	testTTL     time.Duration
+	testKey     string
 
 	// Cache key prefixes, built once: a key is a prefix plus the
 	// normalized input, so a lookup builds its key with one allocation.
@@ -139,6 +149,7 @@ const (
 	kindCustomer     = "customer"
 	kindOrder        = "order"
 	kindRecentOrders = "recent_orders"
+	kindTest         = "test" // Gateway.Test; not a lookup, no metrics
 )
 
 var columnName = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
@@ -173,7 +184,8 @@ func New(cfg Config) (*Gateway, error) {
 	}{
 		{&cfg.CustomerTTL, 5 * time.Minute, "CustomerTTL"},
 		{&cfg.OrderTTL, time.Minute, "OrderTTL"},
-		{&cfg.NotFoundTTL, 30 * time.Second, "NotFoundTTL"},
+		{&cfg.NotFoundTTL, 0, "NotFoundTTL"},
+		{&cfg.TestTTL, 5 * time.Second, "TestTTL"},
 		{&cfg.StaleTTL, time.Hour, "StaleTTL"},
 		{&cfg.UpstreamTimeout, 30 * time.Second, "UpstreamTimeout"},
 	}
@@ -191,7 +203,15 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	svc, err := generated.NewService(cfg.Conn.BaseURL(), cfg.Conn)
+	up := cfg.Conn
+	b, err := newBucket(cfg.Budget, cfg.Clock)
+	if err != nil {
+		return nil, err
+	}
+	if b != nil {
+		up = budgeted{Upstream: up, b: b}
+	}
+	svc, err := generated.NewService(cfg.Conn.BaseURL(), up)
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
@@ -210,7 +230,8 @@ func New(cfg Config) (*Gateway, error) {
 			metrics: cfg.Metrics, log: cfg.Logger,
 			transient: transient, outcomeLabel: outcomeLabel, shared: cfg.Shared,
 		},
-		up: cfg.Conn, svc: svc, baseURL: cfg.Conn.BaseURL(), mode: cfg.Mode, extra: x, orderPrefix: strings.TrimSpace(cfg.OrderNumberPrefix),
+		up: up, svc: svc, testTTL: cfg.TestTTL, baseURL: cfg.Conn.BaseURL(), mode: cfg.Mode, extra: x,
+		orderPrefix: strings.TrimSpace(cfg.OrderNumberPrefix),
 		customerTTL: cfg.CustomerTTL, orderTTL: cfg.OrderTTL, ownCache: own, throttle: cfg.Throttle,
 	}
 	g.life, g.endLife = context.WithCancel(context.Background())
@@ -232,6 +253,7 @@ func New(cfg Config) (*Gateway, error) {
 	g.orderIDPrefix = g.key(kindOrder, x.orderKey(), "id:")
 	g.orderNumPrefix = g.key(kindOrder, x.orderKey(), "number:")
 	g.recentPrefix = g.key(kindRecentOrders, "")
+	g.testKey = g.key(kindTest)
 	return g, nil
 }
 
@@ -362,7 +384,9 @@ func (g *Gateway) Order(ctx context.Context, ref string) (*Order, Meta, error) {
 
 // RecentOrders returns the limit (1..50) most recently created orders of a
 // customer, newest first, in one request. An empty list is an answer, not
-// ErrNotFound.
+// ErrNotFound. Every limit is served from one cached answer, fetched at
+// MaxRecentOrders and cut to the limit, so that each limit asked for is
+// not a request of its own.
 //
 // The list is shared with the cache and other callers: do not modify it.
 func (g *Gateway) RecentOrders(ctx context.Context, customerType, customerID string, limit int) ([]OrderSummary, Meta, error) {
@@ -374,9 +398,9 @@ func (g *Gateway) RecentOrders(ctx context.Context, customerType, customerID str
 		return nil, Meta{}, err
 	}
 	v, meta, err := g.get(ctx, spec{
-		kind: kindRecentOrders, key: g.recentPrefix + typ + "\x1f" + id + "\x1f" + strconv.Itoa(limit), fresh: g.orderTTL,
+		kind: kindRecentOrders, key: g.recentPrefix + typ + "\x1f" + id, fresh: g.orderTTL,
 		load: func(ctx context.Context) (any, int64, error) {
-			s, err := findRecentOrders(ctx, g.svc, id, limit)
+			s, err := findRecentOrders(ctx, g.svc, id, MaxRecentOrders)
 			if err != nil {
 				return nil, 0, err
 			}
@@ -386,7 +410,9 @@ func (g *Gateway) RecentOrders(ctx context.Context, customerType, customerID str
 	if err != nil {
 		return nil, meta, err
 	}
-	return v.([]OrderSummary), meta, nil
+	s := v.([]OrderSummary)
+	n := min(limit, len(s))
+	return s[:n:n], meta, nil // capped: an append by the caller cannot reach the cached array
 }
 
 // Refunds validates the order reference and returns an empty list:
@@ -399,13 +425,26 @@ func (g *Gateway) Refunds(ctx context.Context, orderRef string) ([]Refund, error
 	return []Refund{}, nil
 }
 
-// Test calls WhoAmI (not cached) and returns the ids it reports.
+// Test calls WhoAmI and returns the ids it reports. Concurrent calls share
+// one WhoAmI, and a successful answer is kept for Config.TestTTL (never
+// served stale, never from the shared level); errors are not kept. It
+// takes a token of the request budget like any lookup.
+//
+// The answer is shared with other callers: do not modify it.
 func (g *Gateway) Test(ctx context.Context) (*TestResult, error) {
-	w, err := g.up.WhoAmI(ctx)
+	v, _, err := g.core.get(ctx, spec{kind: kindTest, key: g.testKey, fresh: g.testTTL, local: true,
+		load: func(ctx context.Context) (any, int64, error) {
+			w, err := g.up.WhoAmI(ctx)
+			if err != nil {
+				return nil, 0, err
+			}
+			r := &TestResult{OrganizationID: w.OrganizationID, UserID: w.UserID, BusinessUnitID: w.BusinessUnitID}
+			return r, int64(len(r.OrganizationID) + len(r.UserID) + len(r.BusinessUnitID) + 64), nil
+		}})
 	if err != nil {
 		return nil, err
 	}
-	return &TestResult{OrganizationID: w.OrganizationID, UserID: w.UserID, BusinessUnitID: w.BusinessUnitID}, nil
+	return v.(*TestResult), nil
 }
 
 func columnsOf(m *csdl.Model, table string) ([]string, error) {
@@ -455,7 +494,8 @@ func checkModel(m *csdl.Model) error {
 // admin, and hiding them behind stale data would delay the fix.
 func transient(err error) bool {
 	switch dataverse.KindOf(err) {
-	case dataverse.KindThrottled, dataverse.KindUnavailable, dataverse.KindNetwork, dataverse.KindTimeout:
+	case dataverse.KindThrottled, dataverse.KindUnavailable, dataverse.KindNetwork, dataverse.KindTimeout,
+		dataverse.KindBusy:
 		return true
 	case dataverse.KindUnknown:
 		return errors.Is(err, context.DeadlineExceeded)
@@ -506,6 +546,10 @@ func ErrorCode(err error) (code string, httpStatus int) {
 		return "not_found", 404
 	case dataverse.KindThrottled:
 		return "throttled", 503
+	case dataverse.KindBusy:
+		// dvgate did not send the request (request budget spent, or no
+		// concurrency slot in time): 503 with RetryAfter.
+		return "busy", 503
 	case dataverse.KindUnavailable, dataverse.KindNetwork:
 		return "unavailable", 503
 	case dataverse.KindTimeout:
@@ -523,8 +567,9 @@ func ErrorCode(err error) (code string, httpStatus int) {
 	return "internal", 500
 }
 
-// RetryAfter returns how long Dataverse asked us to wait (throttling), or 0;
-// for the sidecar's Retry-After header.
+// RetryAfter returns how long Dataverse asked us to wait (throttling), or
+// when dvgate will send again (busy), or 0; for the sidecar's Retry-After
+// header.
 func RetryAfter(err error) time.Duration {
 	var e *dataverse.Error
 	if errors.As(err, &e) {

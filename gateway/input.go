@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+	"golang.org/x/text/unicode/norm"
 )
 
 // maxTextLen is the MaxLength of the columns we match on: emailaddress1-3
@@ -32,14 +33,28 @@ func checkText(field, s string) (string, error) {
 	return s, nil
 }
 
-// normalizeEmail validates an email address and returns it trimmed and
-// lowercased (Dataverse compares strings case-insensitively, so the
-// lowercase form is both the cache key and the filter literal).
+// normalizeEmail validates an email address and returns it trimmed,
+// NFC-composed and lowercased (Dataverse compares strings
+// case-insensitively, so the lowercase form is both the cache key and the
+// filter literal). Characters that would fold into other ones are refused
+// (see compatFree).
 func normalizeEmail(s string) (string, error) {
 	s, err := checkText("email", s)
 	if err != nil {
 		return "", err
 	}
+	if !compatFree(s) {
+		// Compatibility characters (the Kelvin sign U+212A, the long s
+		// U+017F, ligatures, full-width letters) would be folded by
+		// lower-casing, normalization or Dataverse's collation into
+		// another address ("\u212Aate@..." into "kate@..."), answering with
+		// someone else's record. No real address needs them: reject, do
+		// not fold.
+		return "", inputErr("email", "contains compatibility characters (such as the Kelvin sign or full-width letters); type the address with ordinary letters")
+	}
+	// Canonically equivalent spellings (a decomposed "e" + U+0301 from a
+	// macOS clipboard) are one address: compose them.
+	s = norm.NFC.String(s)
 	a, err := mail.ParseAddress(s)
 	if err != nil || a.Name != "" || a.Address != s {
 		// a.Address != s rejects "Name <a@b>" and "a@b (comment)": we want
@@ -51,6 +66,25 @@ func normalizeEmail(s string) (string, error) {
 		return "", inputErr("email", "is not an email address (want name@domain)")
 	}
 	return strings.ToLower(s), nil
+}
+
+// compatFree reports whether no character of s changes under NFKC on its
+// own, and no non-ASCII character lower-cases to an ASCII one (U+0130,
+// capital I with dot, lower-cases to "i" in Go). Checked per character,
+// before composing: NFC alone already maps some compatibility characters
+// (the Kelvin sign is a canonical singleton of "K"), while a combining
+// accent after its letter is fine.
+func compatFree(s string) bool {
+	var buf [utf8.UTFMax]byte
+	for _, r := range s {
+		if r < utf8.RuneSelf {
+			continue
+		}
+		if unicode.ToLower(r) < utf8.RuneSelf || !norm.NFKC.IsNormal(utf8.AppendRune(buf[:0], r)) {
+			return false
+		}
+	}
+	return norm.NFKC.IsNormalString(norm.NFC.String(s))
 }
 
 // orderRef is a normalized order reference: a record id or an order number.

@@ -35,6 +35,18 @@ func TestNormalizeEmail(t *testing.T) {
 		{in: "alex wu@example.com", errPart: "not an email"},
 		{in: "alex@example.com (work)", errPart: "not an email"},
 		{in: "a@b@c.com", errPart: "not an email"},
+		// Compatibility characters are rejected, not folded into another
+		// customer's address: the Kelvin sign lowercases to "k".
+		{in: "\u212Aate@example.com", errPart: "compatibility characters"},
+		{in: "\u212Aate@example.com ", errPart: "compatibility characters"},
+		{in: "ro\u017Fe@example.com", errPart: "compatibility characters"},   // long s
+		{in: "\uFF41lex@example.com", errPart: "compatibility characters"},   // full-width a
+		{in: "\uFB01nance@example.com", errPart: "compatibility characters"}, // fi ligature
+		{in: "alex@exa\u2160ple.com", errPart: "compatibility characters"},
+		{in: "\u0130van@example.com", errPart: "compatibility characters"}, // lower-cases to "i"   // Roman numeral one
+		{in: "jos\u00e9@example.com", want: "jos\u00e9@example.com"},
+		{in: "jose\u0301@example.com", want: "jos\u00e9@example.com"}, // decomposed: composed, not refused         // composed é is NFKC
+		{in: "J\u00d6RG@example.com", want: "j\u00f6rg@example.com"},  // Ö lowercases to ö
 	}
 	for _, tc := range tests {
 		got, err := normalizeEmail(tc.in)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/url"
 	"strings"
 	"testing"
@@ -292,9 +293,47 @@ func TestRecentOrdersQuery(t *testing.T) {
 		t.Errorf("got %+v", got)
 	}
 	q := up.requests()[0].Query
+	// Fetched once at the largest limit, whatever the limit asked for.
 	if q.Get("$filter") != "_customerid_value eq a0000000-0000-0000-0000-000000000001" ||
-		q.Get("$orderby") != "createdon desc,salesorderid asc" || q.Get("$top") != "10" {
+		q.Get("$orderby") != "createdon desc,salesorderid asc" || q.Get("$top") != "50" {
 		t.Errorf("query %v", q)
+	}
+}
+
+// Every limit is cut from one cached answer: one request for all of them,
+// and the list handed out cannot be appended into the cached array.
+func TestRecentOrdersSlicedFromOneAnswer(t *testing.T) {
+	t.Parallel()
+	up := newFake()
+	var rows []string
+	for i := range 7 {
+		rows = append(rows, strings.Replace(orderJSON, "ORD-01001-B2K9P7", fmt.Sprintf("ORD-%d", i), 1))
+	}
+	up.reply("salesorders", `{"value":[`+strings.Join(rows, ",")+`]}`)
+	g, _ := newTestGateway(t, up, Config{})
+	ctx := context.Background()
+	for _, tc := range []struct{ limit, want int }{{1, 1}, {3, 3}, {7, 7}, {50, 7}, {2, 2}} {
+		got, _, err := g.RecentOrders(ctx, "account", "a0000000-0000-0000-0000-000000000001", tc.limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var nums []string
+		for _, o := range got {
+			nums = append(nums, o.Number)
+		}
+		var want []string
+		for i := range tc.want {
+			want = append(want, fmt.Sprintf("ORD-%d", i))
+		}
+		if diff := cmp.Diff(want, nums); diff != "" {
+			t.Errorf("limit %d (-want +got):\n%s", tc.limit, diff)
+		}
+		if cap(got) != len(got) {
+			t.Errorf("limit %d: cap %d > len %d: an append would write into the cached list", tc.limit, cap(got), len(got))
+		}
+	}
+	if n := len(up.requests()); n != 1 {
+		t.Errorf("%d requests for five limits, want 1", n)
 	}
 }
 
@@ -354,6 +393,8 @@ func TestErrorCode(t *testing.T) {
 		{&dataverse.Error{Kind: dataverse.KindUnavailable}, "unavailable", 503},
 		{&dataverse.Error{Kind: dataverse.KindNetwork}, "unavailable", 503},
 		{&dataverse.Error{Kind: dataverse.KindTimeout}, "timeout", 504},
+		{&dataverse.Error{Kind: dataverse.KindBusy, RetryAfter: time.Second}, "busy", 503},
+		{fmt.Errorf("lookup: %w", &dataverse.Error{Kind: dataverse.KindBusy}), "busy", 503},
 		{context.DeadlineExceeded, "timeout", 504},
 		{&PanicError{Value: "x"}, "internal", 500},
 	} {
