@@ -342,8 +342,11 @@ func TestCorePanicBecomesErrorForEveryWaiter(t *testing.T) {
 // TestZipfHitRatio measures the hit ratio on a Zipf-distributed workload:
 // 10,000 lookups over 2,000 keys (s=1.1), with a budget that holds every key
 // and with one that holds about 10% of them.
+//
+// Not parallel: ristretto drops sets it cannot buffer when the CPU is
+// saturated, so the ratio is only meaningful without the package's other
+// tests running alongside.
 func TestZipfHitRatio(t *testing.T) {
-	t.Parallel()
 	const lookups, keys = 10_000, 2_000
 	const valueSize = 2000 // bytes per answer, about an order with a few lines
 	for _, tc := range []struct {
@@ -357,7 +360,6 @@ func TestZipfHitRatio(t *testing.T) {
 		{"10% of keys fit, no recent guard", keys / 10 * (valueSize + 200), -1, 0.40},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
 			c, _ := newTestCore(t, CacheConfig{MaxBytes: tc.maxBytes, RecentEntries: tc.recent})
 			var calls atomic.Int32
 			value := string(make([]byte, valueSize))

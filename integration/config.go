@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/dvgate/dvgate/dataverse"
@@ -29,6 +30,11 @@ const (
 	EnvOrderFields    = "DVGATE_ORDER_FIELDS"    // salesorder columns returned under "fields", comma-separated
 	EnvCustomerFields = "DVGATE_CUSTOMER_FIELDS" // contact or account columns returned under "fields"
 	EnvOrderPrefix    = "DVGATE_ORDER_NUMBER_PREFIX"
+	// EnvBudgetRate and EnvBudgetBurst set the request budget per org
+	// (gateway.Budget): Dataverse requests per second (-1 = no budget) and
+	// the burst.
+	EnvBudgetRate  = "DVGATE_BUDGET_RATE"
+	EnvBudgetBurst = "DVGATE_BUDGET_BURST"
 )
 
 // Config is one integration (one Dataverse org), resolved: secrets
@@ -45,6 +51,10 @@ type Config struct {
 	// OrderNumberPrefix lets people type an order number without it
 	// ("01001-B2K9P7" for "ORD-01001-B2K9P7").
 	OrderNumberPrefix string
+	// Budget limits the Dataverse requests dvgate sends to the org, so it
+	// never trips the org's service protection itself; zero = gateway's
+	// defaults.
+	Budget gateway.Budget
 
 	// Err is why this integration cannot start (a missing secret, an
 	// invalid value), with the remedy; the other fields are what could be
@@ -70,6 +80,7 @@ func (c Config) Fingerprint() string {
 	for _, s := range []string{c.Name, d.URL, d.TenantID, d.ClientID, d.ClientSecret, d.CertificatePath,
 		d.CertificatePassword, c.certHash, d.FederatedTokenFile, d.AuthorityHost, c.Mode.String(), c.TrackingColumn, errText(c.Err),
 		strings.Join(c.OrderFields, ","), strings.Join(c.CustomerFields, ","), c.OrderNumberPrefix,
+		fmt.Sprint(c.Budget.Rate, "/", c.Budget.Burst),
 		fmt.Sprint(d.MaxConcurrent), fmt.Sprint(d.MaxAttempts)} {
 		h.Write([]byte(s))
 		h.Write([]byte{0})
@@ -119,7 +130,15 @@ type fileIntegration struct {
 	OrderFields         []string   `json:"orderFields"`
 	CustomerFields      []string   `json:"customerFields"`
 	OrderNumberPrefix   string     `json:"orderNumberPrefix"`
-	MaxConcurrent       int        `json:"maxConcurrent"`
+	// Budget is {"rate": 10, "burst": 40}: Dataverse requests per second
+	// (-1 = none) and burst.
+	Budget        *fileBudget `json:"budget"`
+	MaxConcurrent int         `json:"maxConcurrent"`
+}
+
+type fileBudget struct {
+	Rate  float64 `json:"rate"`
+	Burst int     `json:"burst"`
 }
 
 // SecretRef points at a secret: an environment variable or a file. Secrets
@@ -181,6 +200,18 @@ func (s Source) loadEnv() Config {
 		c.Err = fmt.Errorf("%s: %w", EnvCustomerLookup, err)
 		return c
 	}
+	if v := strings.TrimSpace(s.Getenv(EnvBudgetRate)); v != "" {
+		if c.Budget.Rate, err = strconv.ParseFloat(v, 64); err != nil {
+			c.Err = fmt.Errorf("%s is not a number of requests per second (-1 turns the budget off)", EnvBudgetRate)
+			return c
+		}
+	}
+	if v := strings.TrimSpace(s.Getenv(EnvBudgetBurst)); v != "" {
+		if c.Budget.Burst, err = strconv.Atoi(v); err != nil {
+			c.Err = fmt.Errorf("%s is not a whole number of requests", EnvBudgetBurst)
+			return c
+		}
+	}
 	if err := s.hashCert(&c); err != nil {
 		c.Err = err
 	}
@@ -238,6 +269,9 @@ func (s Source) resolve(name string, fi fileIntegration, dir string) (Config, er
 	}
 	c := Config{Name: name, TrackingColumn: strings.TrimSpace(fi.TrackingColumn), OrderFields: clean(fi.OrderFields),
 		CustomerFields: clean(fi.CustomerFields), OrderNumberPrefix: strings.TrimSpace(fi.OrderNumberPrefix)}
+	if fi.Budget != nil {
+		c.Budget = gateway.Budget{Rate: fi.Budget.Rate, Burst: fi.Budget.Burst}
+	}
 	c.Dataverse = dataverse.Config{
 		URL:                strings.TrimSpace(fi.URL),
 		TenantID:           strings.TrimSpace(fi.TenantID),

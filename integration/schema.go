@@ -117,7 +117,7 @@ func (b *gatewayBackend) newGateway(m *csdl.Model) (*gateway.Gateway, error) {
 	gc, cfg := b.gc, b.cfg
 	gw, err := gateway.New(gateway.Config{
 		Name: cfg.Name, Conn: b.conn, Mode: cfg.Mode, Model: m, TrackingColumn: cfg.TrackingColumn,
-		OrderFields: cfg.OrderFields, CustomerFields: cfg.CustomerFields, OrderNumberPrefix: cfg.OrderNumberPrefix,
+		OrderFields: cfg.OrderFields, CustomerFields: cfg.CustomerFields, OrderNumberPrefix: cfg.OrderNumberPrefix, Budget: cfg.Budget,
 		Cache: b.cache.c, UpstreamTimeout: gc.UpstreamTimeout, Clock: gc.Clock, Logger: gc.logger(), Metrics: gc.Metrics,
 		Shared: fleetShared(gc.Fleet), Throttle: fleetThrottle(gc.Fleet),
 	})

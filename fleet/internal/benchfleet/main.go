@@ -98,6 +98,7 @@ type replica struct {
 // shared level when shared.
 func (e *env) replica(ctx context.Context, shared bool, prefix string) (*replica, error) {
 	vars := e.sim.Env()
+	vars[integration.EnvBudgetRate] = "-1" // measured: the shared level, not the budget
 	if shared {
 		vars[integration.EnvRedisURL], vars[integration.EnvRedisPrefix] = e.redisURL, prefix
 	}
