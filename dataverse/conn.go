@@ -474,10 +474,13 @@ func (c *Conn) attempt(ctx context.Context, req *http.Request, op string, stream
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
 	resp.Body.Close()
+	if errors.Is(context.Cause(sendCtx), errPreempted) {
+		// Preempted while the answer arrived: it may be cut short (a
+		// server that stops writing when the request goes away still sent
+		// its status), and no one is waiting for it.
+		return nil, nil, tok, abandonedError(op)
+	}
 	if err != nil {
-		if errors.Is(context.Cause(sendCtx), errPreempted) {
-			return nil, nil, tok, abandonedError(op)
-		}
 		if ctx.Err() != nil {
 			return nil, nil, tok, ctxError(op, ctx.Err())
 		}

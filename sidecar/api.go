@@ -162,6 +162,9 @@ func (a *handlers) Readyz(ctx context.Context, _ httpapi.ReadyzRequestObject) (h
 	if a.h.draining.Load() {
 		out.Ready = false
 	}
+	if a.h.cfg.APIToken != "" && !info(ctx).details {
+		out.Integrations = []httpapi.IntegrationReadiness{} // ready or not, nothing more without the token
+	}
 	if !out.Ready {
 		return httpapi.Readyz503JSONResponse(out), nil
 	}

@@ -228,6 +228,7 @@ type reqInfo struct {
 	email       string // masked
 	cache       string
 	err         *apiError
+	details     bool // /readyz may name integrations (no API token configured, or the caller sent it)
 	answer      jsonAnswer // a lookup's answer, written by the generated handler
 }
 
@@ -306,19 +307,29 @@ func (s *handler) authenticate(next http.Handler) http.Handler {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		authed := s.tokenOK(r.Header.Get("Authorization"))
 		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
+			// Probes need no token; /readyz names integrations and their
+			// state only to a caller that has one.
+			info(r.Context()).details = authed
 			next.ServeHTTP(w, r)
 			return
 		}
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		sum := sha256.Sum256([]byte(strings.TrimSpace(got)))
-		if !ok || subtle.ConstantTimeCompare(sum[:], s.tokenSum[:]) != 1 {
+		if !authed {
 			s.fail(w, r, &apiError{domainError{Code: integration.CodeAuth,
 				Message: "Missing or wrong API token: send the gateway's DVGATE_API_TOKEN as \"Authorization: Bearer <token>\"."}, http.StatusUnauthorized})
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// tokenOK reports whether an Authorization header value carries the API
+// token, as "Bearer <token>" (the scheme is case-insensitive, RFC 9110).
+func (s *handler) tokenOK(h string) bool {
+	scheme, got, ok := strings.Cut(strings.TrimSpace(h), " ")
+	sum := sha256.Sum256([]byte(strings.TrimSpace(got)))
+	return ok && strings.EqualFold(scheme, "Bearer") && subtle.ConstantTimeCompare(sum[:], s.tokenSum[:]) == 1
 }
 
 // wallClock returns t, read from s.now, if that is the real clock, else

@@ -46,6 +46,14 @@ type Options struct {
 // token: anyone who can reach it could read the org's customers.
 var ErrNoAPIToken = errors.New("an API token is required on an address other than loopback")
 
+// MinAPITokenLen is the shortest API token Open accepts, in bytes: a
+// token is guessed offline as fast as requests go, so it must be long.
+const MinAPITokenLen = 32
+
+// ErrWeakAPIToken is why Open refuses an API token shorter than
+// MinAPITokenLen.
+var ErrWeakAPIToken = errors.New("the API token is shorter than 32 bytes")
+
 // Server is a running sidecar: the HTTP API, /healthz, /readyz, /metrics
 // and /openapi.json over the integrations, with a watch loop that reloads
 // the configuration and retries integrations that are not ready. Its
@@ -82,6 +90,9 @@ func Open(ctx context.Context, o Options) (*Server, error) {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if n := len(o.APIToken); n > 0 && n < MinAPITokenLen {
+		return nil, fmt.Errorf("%w: it is %d bytes (make one with openssl rand -base64 32)", ErrWeakAPIToken, n)
 	}
 	if !isLoopback(o.Listen) && o.APIToken == "" {
 		return nil, fmt.Errorf("refusing to listen on %s: %w (clients then send \"Authorization: Bearer <token>\"), or listen on 127.0.0.1", o.Listen, ErrNoAPIToken)

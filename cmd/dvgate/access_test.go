@@ -23,7 +23,7 @@ import (
 // any address beyond loopback.
 func TestAccessControl(t *testing.T) {
 	t.Parallel()
-	const token = "Api.T0ken-for-access-tests-9b1e"
+	const token = "Api.T0ken-for-access-tests-9b1e-7f2c"
 	r := newRig(t, rigOpts{apiToken: token})
 	r.start()
 	wrongSameLength := token[:len(token)-1] + "X"
@@ -36,6 +36,7 @@ func TestAccessControl(t *testing.T) {
 		{"wrong token of the same length", "GET", "/v1/orders/" + orderNum, "Bearer " + wrongSameLength, 401},
 		{"token as prefix", "GET", "/v1/orders/" + orderNum, "Bearer " + token + "x", 401},
 		{"right token, Basic scheme", "GET", "/v1/orders/" + orderNum, "Basic " + token, 401},
+		{"right token, lowercase scheme", "GET", "/v1/orders/" + orderNum, "bearer " + token, 200},
 		{"metrics without token", "GET", "/metrics", "", 401},
 		{"unknown path without token", "GET", "/v2/anything", "", 401},
 		{"healthz without token", "GET", "/healthz", "", 200},

@@ -208,14 +208,27 @@ func TestAPIToken(t *testing.T) {
 	}
 	_ = m.Close()
 
-	e.vars["DVGATE_API_TOKEN"] = "s3cret-token"
+	e.vars["DVGATE_API_TOKEN"] = "s3cret-token" // too short to be safe
+	m = e.main("serve", "--listen", "127.0.0.1:0")
+	if err := m.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "DVGATE_API_TOKEN: the API token is shorter than 32 bytes: it is 12 bytes") {
+		t.Errorf("a 12-byte token: %v", err)
+	}
+	_ = m.Close()
+
+	e.vars["DVGATE_API_TOKEN"] = "s3cret-token-of-the-sidecar-0c4a9f"
 	e.start()
 	if code, _, _ := errorOf(t, must(t, e.do("POST", "/v1/test"), 401)); code != "auth" {
 		t.Errorf("no token: %s", code)
 	}
 	must(t, e.do("POST", "/v1/test", "Authorization", "Bearer nope"), 401)
-	must(t, e.do("POST", "/v1/test", "Authorization", "Bearer s3cret-token"), 200)
-	must(t, e.do("GET", "/readyz"), 200) // probes need no token
+	must(t, e.do("POST", "/v1/test", "Authorization", "Bearer s3cret-token-of-the-sidecar-0c4a9f"), 200)
+	// Probes need no token; without it /readyz says ready or not, nothing more.
+	if rd := must(t, e.do("GET", "/readyz"), 200).json(t); len(rd["integrations"].([]any)) != 0 {
+		t.Errorf("readyz without the token names integrations: %v", rd)
+	}
+	if rd := must(t, e.do("GET", "/readyz", "Authorization", "Bearer s3cret-token-of-the-sidecar-0c4a9f"), 200).json(t); len(rd["integrations"].([]any)) != 1 {
+		t.Errorf("readyz with the token: %v", rd)
+	}
 	if strings.Contains(e.stderr.String(), "s3cret-token") {
 		t.Error("the API token appears in the log")
 	}

@@ -322,6 +322,9 @@ func (m *Main) serve(ctx context.Context) error {
 	token := strings.TrimSpace(m.Getenv(envAPIToken))
 	m.server, err = sidecar.Open(ctx, sidecar.Options{Listen: m.listen, APIToken: token, Integrations: io, Logger: m.log,
 		RequestTimeout: m.RequestTimeout, PollTicks: m.PollTicks, PollInterval: m.pollInterval, Reload: m.Reload})
+	if errors.Is(err, sidecar.ErrWeakAPIToken) {
+		return fmt.Errorf("%s: %w", envAPIToken, err)
+	}
 	if errors.Is(err, sidecar.ErrNoAPIToken) {
 		return fmt.Errorf("refusing to listen on %s without an API token: set %s (clients then send \"Authorization: Bearer <token>\"), or listen on 127.0.0.1", m.listen, envAPIToken)
 	}
