@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/dvgate/dvgate/dataversetest"
 )
 
@@ -95,6 +97,13 @@ func TestREADMEConfigExample(t *testing.T) {
 				if tn, _ := o["trackingNumber"].(string); !strings.HasPrefix(tn, tc.tracking) {
 					t.Errorf("trackingNumber %v, want one from contoso_trackingnumber", o["trackingNumber"])
 				}
+				want := map[string]any{"shippingmethodcode": map[string]any{"value": 1.0, "label": "Airborne"},
+					"contoso_deliveryid": map[string]any{"value": nil}}
+				if d := cmp.Diff(want, o["fields"]); d != "" {
+					t.Errorf("fields (-want +got):\n%s", d)
+				}
+				// orderNumberPrefix: the number as a customer types it.
+				must(t, e.do("GET", "/v1/orders/%2301001-b2k9p7"), 200)
 				must(t, e.do("GET", "/readyz"), 200)
 				return
 			}
