@@ -16,10 +16,7 @@ import (
 func TestHTTPHandler(t *testing.T) {
 	t.Parallel()
 	e := newSimEnv(t)
-	cache := sdk.NewSchemaCache()
-	srv := httptest.NewServer(NewHTTPHandler(func(*http.Request) *sdk.Server {
-		return NewServer(Options{Registry: e.reg, SchemaCache: cache})
-	}))
+	srv := httptest.NewServer(NewHTTPHandler(HTTPOptions{Options: Options{Registry: e.reg}}))
 	t.Cleanup(srv.Close)
 	ctx := context.Background()
 	cs, err := sdk.NewClient(&sdk.Implementation{Name: "test", Version: "v0"}, nil).
