@@ -295,6 +295,9 @@ type TestResult struct {
 	UserId         string `json:"userId"`
 }
 
+// CustomerEmail defines model for CustomerEmail.
+type CustomerEmail = string
+
 // CustomerID defines model for CustomerID.
 type CustomerID = openapi_types.UUID
 
@@ -372,10 +375,22 @@ type GetRecentOrdersInParams struct {
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 }
 
+// GetOrderInParams defines parameters for GetOrderIn.
+type GetOrderInParams struct {
+	// Email The email of the customer asking. When given, an order whose customer is not that customer (the contact with this email, that contact's parent account, or the account with this email) answers 404 exactly as a missing order does.
+	Email *CustomerEmail `form:"email,omitempty" json:"email,omitempty"`
+}
+
 // GetRefundsInParams defines parameters for GetRefundsIn.
 type GetRefundsInParams struct {
 	// Order Order number or GUID.
 	Order RefundOrder `form:"order" json:"order"`
+}
+
+// GetOrderParams defines parameters for GetOrder.
+type GetOrderParams struct {
+	// Email The email of the customer asking. When given, an order whose customer is not that customer (the contact with this email, that contact's parent account, or the account with this email) answers 404 exactly as a missing order does.
+	Email *CustomerEmail `form:"email,omitempty" json:"email,omitempty"`
 }
 
 // GetRefundsParams defines parameters for GetRefunds.
@@ -406,7 +421,7 @@ type ServerInterface interface {
 	GetRecentOrdersIn(w http.ResponseWriter, r *http.Request, integration Integration, pType CustomerType, id CustomerID, params GetRecentOrdersInParams)
 	// GetOrderIn GetOrder for a named integration.
 	// (GET /v1/integrations/{integration}/orders/{ref})
-	GetOrderIn(w http.ResponseWriter, r *http.Request, integration Integration, ref OrderRef)
+	GetOrderIn(w http.ResponseWriter, r *http.Request, integration Integration, ref OrderRef, params GetOrderInParams)
 	// GetRefundsIn GetRefunds for a named integration.
 	// (GET /v1/integrations/{integration}/refunds)
 	GetRefundsIn(w http.ResponseWriter, r *http.Request, integration Integration, params GetRefundsInParams)
@@ -415,7 +430,7 @@ type ServerInterface interface {
 	TestConnectionIn(w http.ResponseWriter, r *http.Request, integration Integration)
 	// GetOrder A sales order by order number (ORD-01001-B2K9P7) or GUID, with its lines.
 	// (GET /v1/orders/{ref})
-	GetOrder(w http.ResponseWriter, r *http.Request, ref OrderRef)
+	GetOrder(w http.ResponseWriter, r *http.Request, ref OrderRef, params GetOrderParams)
 	// GetRefunds Refunds of an order (Dataverse has no refund table; always empty for a valid reference).
 	// (GET /v1/refunds)
 	GetRefunds(w http.ResponseWriter, r *http.Request, params GetRefundsParams)
@@ -745,14 +760,33 @@ func (siw *ServerInterfaceWrapper) GetOrderIn(w http.ResponseWriter, r *http.Req
 		return
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetOrderInParams
+
+	// dvgate: the query string is parsed once, not once per parameter.
+	query := r.URL.Query()
+
+	// ------------- Optional query parameter "email" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "email", query, &params.Email, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "email"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "email", Err: err})
+		}
+		return
+	}
+
 	if len(siw.HandlerMiddlewares) == 0 {
 		// dvgate: no middleware, so no closure to wrap the call in.
-		siw.Handler.GetOrderIn(w, r, integration, ref)
+		siw.Handler.GetOrderIn(w, r, integration, ref, params)
 		return
 	}
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		siw.Handler.GetOrderIn(w, r, integration, ref)
+		siw.Handler.GetOrderIn(w, r, integration, ref, params)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -860,14 +894,33 @@ func (siw *ServerInterfaceWrapper) GetOrder(w http.ResponseWriter, r *http.Reque
 		return
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetOrderParams
+
+	// dvgate: the query string is parsed once, not once per parameter.
+	query := r.URL.Query()
+
+	// ------------- Optional query parameter "email" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "email", query, &params.Email, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "email"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "email", Err: err})
+		}
+		return
+	}
+
 	if len(siw.HandlerMiddlewares) == 0 {
 		// dvgate: no middleware, so no closure to wrap the call in.
-		siw.Handler.GetOrder(w, r, ref)
+		siw.Handler.GetOrder(w, r, ref, params)
 		return
 	}
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		siw.Handler.GetOrder(w, r, ref)
+		siw.Handler.GetOrder(w, r, ref, params)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -1637,6 +1690,7 @@ func (response GetRecentOrdersIn504JSONResponse) VisitGetRecentOrdersInResponse(
 type GetOrderInRequestObject struct {
 	Integration Integration `json:"integration"`
 	Ref         OrderRef    `json:"ref"`
+	Params      GetOrderInParams
 }
 
 type GetOrderInResponseObject interface {
@@ -1952,7 +2006,8 @@ func (response TestConnectionIn504JSONResponse) VisitTestConnectionInResponse(w 
 }
 
 type GetOrderRequestObject struct {
-	Ref OrderRef `json:"ref"`
+	Ref    OrderRef `json:"ref"`
+	Params GetOrderParams
 }
 
 type GetOrderResponseObject interface {
@@ -2551,11 +2606,12 @@ func (sh *strictHandler) GetRecentOrdersIn(w http.ResponseWriter, r *http.Reques
 }
 
 // GetOrderIn operation middleware
-func (sh *strictHandler) GetOrderIn(w http.ResponseWriter, r *http.Request, integration Integration, ref OrderRef) {
+func (sh *strictHandler) GetOrderIn(w http.ResponseWriter, r *http.Request, integration Integration, ref OrderRef, params GetOrderInParams) {
 	var request GetOrderInRequestObject
 
 	request.Integration = integration
 	request.Ref = ref
+	request.Params = params
 
 	var (
 		response interface{}
@@ -2655,10 +2711,11 @@ func (sh *strictHandler) TestConnectionIn(w http.ResponseWriter, r *http.Request
 }
 
 // GetOrder operation middleware
-func (sh *strictHandler) GetOrder(w http.ResponseWriter, r *http.Request, ref OrderRef) {
+func (sh *strictHandler) GetOrder(w http.ResponseWriter, r *http.Request, ref OrderRef, params GetOrderParams) {
 	var request GetOrderRequestObject
 
 	request.Ref = ref
+	request.Params = params
 
 	var (
 		response interface{}
@@ -2759,63 +2816,64 @@ func (sh *strictHandler) TestConnection(w http.ResponseWriter, r *http.Request) 
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7FuLb9s4k/9XBrwFmuAUW07Sr/u5OCzSptsNto8gSa+Ha3o1LY0tbiRSJam4btf/+4EPPWzLr03a28MX",
-	"oECtiOQMZ36cF0ffSCSyXHDkWpH+N5IgjVHanydjNP/FqCLJcs0EJ31yiZHgsQLFeISgEwTK1QQlTKiC",
-	"EeoowRhGUmRwSjW9RamwQwIi8XPBJMakr2WBAVFRghk1y2eMs6zISD8MiJ7mSPqEcY1jlGQ2C8gFajk9",
-	"GWmUq3nRAiaUaRjiSEgEaaYwPjZ0t6bzX89plLTs932Ccm6fEc3QbnD9tpAbWh9IwjQJSMaUMtxomiL5",
-	"WDGgtGR8TGaGgZxKmqH2sn9eKC0ylGen5okZTnKqExIQTjPLe7yW/EjIjGrSJ0VhRy4SDCoKV/ZNKw07",
-	"aR2VnySOSJ/8W7fGUNe9Vd259Q3BFxllaUXpc4FyWpNC+3ItTuiXV8jHOiH9o8PQiJRXz237OzPKldSp",
-	"cVGrb4wSxQgoRIKP2LiQGAOrZxjdtgm9seY6XnOqNUoz/38+nBz8Nz34Gh7882P981Pn4OO3MPjH0eyn",
-	"Vt28YhnTq0SV2pdNcjGOaJFq0u8ZudAvDuePnZDcQ68V9K9F3AL5t7coJYtRWdg39vxIQeS1CqkQN0UO",
-	"mYgR9jwDMBQ6gf8wMtU00iowC3CgUSQKrtV+JdWFHZlFyLa4sjwb5t/KGOWFGbi0AfMGeJENUcLe24vT",
-	"g7AXhr2DZ4e///P8yT4IaXemaIpKmLEshpfvzk5XaN0wsyUye+E8Mntt2r3AUcFjy+QG3oWc52tBbpb3",
-	"e2RtZpZSueAKrRF6RuOXVOOETs2T0SpyC0ua5ymLLCa6fyh3wLbT3gsphbzwRBzJ+f3TQicB5CiNyWSC",
-	"Gxm4M/rUKi1DpegYgTl0SswwnsJISKAcaJwx3iGzwLB+gZ8LVPrHsc74LU1Z/InxvNCkYWJ/FQWP742P",
-	"ctV1rFwlWB1Vg55lr95GwY/qmiHGJR5UPnHdaO85LRdvhL7fzW4UOhf608iQhD0uQBVRUtsoYf7FKAPz",
-	"q+A3XEx4057tk9KM3C/T3jKtV4/lDCZMJ8C0gpRxVD9SVZZJ9R02rtbt3Jk3VWQZlQxVABwnqDSMmFQa",
-	"9nKhFBumU+CC4/6PFIczyvcsD7/oOoH4IbBH0wmdKsAs19N9a8OuUOlzqhTeH0NmyQtUJlho4eWSjbmN",
-	"g57C+0ScZGc+5sXY8cMyFMUPNKjaE5wF5B03jkFI9hV/oHF5bXwQHxvzMZGCj+Hk/Ay0uEEOe5GJfAxT",
-	"TlnvOL2lLKXDFH+ggBIptE4xDmBYqKkzcxUfT10mBNRkT2ATqQObSYFyidPC+WqM2HRyGlnZzPLlWbap",
-	"SyJYZIWQS5Gj1MxFEykdoo3/F8KOgNzStMDGm2aIWsc2H/y4wK9Up1Fi+AdGcx53mboPQu3PNH07Iv0P",
-	"G88umX1ss9w5lch1GdYGIHjqI5Ay8gWdUA0JVSA4WnhgmfwsbZ7FrX92IV7LizwRvP2N9pncTllZU74+",
-	"37MJo6Vf8r1O1BU+l0QeNZSxDU9L/FQLrKNf5q9lwu1VQIJK5cv5dkBOMWIZTZfj7xOI3asyBqcKKLiJ",
-	"xlvdmj/BKBVUm+ODX2iWmyNPeodHx53H/yBBM/s7+OWDyfz+fe/6uuN+7f/SkvIFxB71FhH6BG2jlXhu",
-	"s6KAxGXR5XlralfVZIypeMG1pIBmOhhCAWBn3IHwy89heBweHoZm0MnJ6eXV5ZMwDA97jzttrPuIvCWV",
-	"4QgKjR2MTLI1NZZ0Yg4GU96cUh67v2gBsWhdXVaWxld7tqjlzGHI5ZYlk21IqgXYUv2hGibmtFuGO3Ac",
-	"hjAX5z+F4/AYqij0KTwOD2EpiTEbdVkM7K3OYsoMBjhirPbNWkdQ2XjYq7WnUN6yCCGXQmNkY1nvAvbi",
-	"2zHV+EiBCXaly4FgWMRj1NZIaRt7jvctTw1vEbhYtOEEDP1j8E7YPIQ2eJacphb6/sDNpz1BHZGbI1jY",
-	"RLqWBAmIk4PRdbkzEhDDOwlIgx8zwPv/gJR0W8/yvJtcOkNYHq2Nh2gJPG5qG2Z+Q5qaLHqRmNJUF45s",
-	"ZRnETWuRp0nIT2uj1KhjXSCNTZqglumudBcSaTxtvBkKkSLl/pVqK469T6bA7CnlQoNdoPVoVvp7x7Vz",
-	"blXVMaYaD4z6Nu7c+xnHZtv+yxpVCbehsJAqa0y1nVet4HgtOE5bwoGsjAbWoaL0ErOARIWUyKPpsrjO",
-	"Lt/C8WHvCXhTUyv+3eVpm9yclLQLZOvRP/WCyoWsl5lnvsFUc9E2IVbFptUeereoiBepj3W1LHB1GGPT",
-	"WlvJ1JiprfLHV4xjHc4QKiWdro2InKOeF+Zi0a/dtVjjiPEppuwW5fTZdCWI5/fbspg5wZujLxca++GL",
-	"duKyGGbMqBC6cMbhXIqxRHtv0EqtUBfVAd6OqBbahTzr66vmwJjRkkY3jI/fVOLdIIQFlLow0k2u4km/",
-	"71JeCzspWWzXTVDjtQTWEpcrwW9RdXczMHf012JxMS4JDOm4iHZIQc79hOU0xGjCpxwTyTQeMG4rSB3S",
-	"cjQ/F5Rrpqc7bLPgTJ9Ln8ZtOccycsbbfM2izS9BUUpkfnv1Ug3emzwFpd5Want1NCBKS7jRDi2x7aau",
-	"pHlpi1otviaSSDXGb/m2LnKlNc1EzEZst6W2MJv3Z8z+DwzVTlbHLbxShWoDbnb0ZCUilpxZG7Dao7/z",
-	"2mbM87Nr2UDdFC1/bxWel9lN0crRmiC0UVrfXlKt8W2L+18ZyC7swY0L5plp38jo7mK9c82lFvkKHn09",
-	"egs2ZysXWINr6QZsrS7P0SZIl8u2bapRhF5iZ1goi4B3nOmzdl2Im/Z0Rsgx5eyr1fiKqYVCeRZvPgc2",
-	"Y1tYr5odLDK5vEdz3jAqJNPTSyM3vzeksu3K9ypxCT3KRwpO//PlydWLTyfnZ5+u3v7+4k0AJWMwSZCb",
-	"xCxlSiNXIDhQ4IIfpELkQxrdAI1jEzFWjS9WQo5qxWOide5qyYyPxDI3z2mUMD72F/wKGIfXLJJCiZGu",
-	"e3p88JFgmh/EqG7Au/I+0Or+7ZrvlfVQM9hlafswnIKtKgZA3RW8vwobTheuvQOg17xc7JECiRFy7Uar",
-	"wNYvbMWVuwoIaFS6c82v+QsTMEJOdQL4hSmtQE9YhH0ouCE06N72up1OZ1DVQxq2AsxZjK/5wPc0DAJf",
-	"KKlmNg1L91vjaVYvSstlmivvCY7QrMCNAWmU7FueX3lxl91UTCcw8PdYfUiY/jNjSv1pO4gGlqXByRgH",
-	"sKcWG7Ku+caOrP0OOBmV1/0QUSkZKkPS35sfnMWDa26rVRFNU6MBe49KYYwcpYlowF7SwXuDS12B2Na9",
-	"Ka/vSq553WQTADaVE2GuYdBNbDXlq99X15rwr4MS+eqaD0787Y+VZB+eWVDDdRGGR5EjYn7iwMryjdDg",
-	"QD3EGBKU2IdBN0MtWaQGsHcuRYY6wUKBxi+2LJZRbSti13zQFTlymrPOH0rwAezphCmIRVRkyLVRlq1M",
-	"aZuyuWIbKBZjRKXZMgmIEbE7Sz1rl9xypE+OOmHnyBWIE2sRyo2b32O05tAYw8qE+TLTV7LQmHEYhvd2",
-	"yeQrWS23Sycm8+rMWTOTsphsRJWxLnnFbtHYQlfXzKWIzINFgoLfrq7O95/6qnmMORqgCt5sDTSre4U3",
-	"pLB4R0rjqTV/gT1dDkKNo2VMibuWM5gXQ00Zx9iiyV1kXnNVRBFibBBo/ryulGoBzIWGVEQ3GBuTKwrt",
-	"FD+vngvH93fUTiMkars7tqW5WUAeh0c/huSbsiLounGGIp6ColMFk4RFyZwhdcX96SYAVeRAjJY16wFy",
-	"2+uWjkCtPCwvUT+vCwTNfsoVeXY9pOuaE2fBxoGu/exju8rb5lbjuvPtQLOAHG8zq9HJZKf0Nk+Zuyy3",
-	"k443T6padyycDrdirOwOqxG4kbGqvG/nbMFX2XVgUVSh5lfGY4vAqtmnjDUCwFRhHW5YT2ptuI066hhp",
-	"CVjdbyZEmnW/sXjWrfO9VVi7sOGIyxt3xtt8ThBsPf7sdJvRrn/0r6G02Rf0gNG7YLTZhPdIQSaUXoxh",
-	"m91PNSLXRJg7WUFbQdsNl82u6S2A9mA2/39BsgGOZp7S7nG3geEdbOb3R+eDkf2XQHQTVHdCtcNv95vE",
-	"0Wwdii2p7w/f6gOHO2DsAWL3AjHXtnwXbDXqrKuNox3y/YHV/ADlr2Frrlv6AV13NmCuB/wu+NL+U5dc",
-	"qBZ0XaHSz6tK6V0R9pcg0+hmf9B+nSPMKWYzAnZyUTtr+cHj/D1QcbJ4MSI2f9HobkwWvycqcbO9+9kZ",
-	"NA/e5G+EnNKViBFQ7mHT6Bt2lW1waADtvhJpfnnkLZDt6DXDUCKPcL8G0i5+hjz4ifusJV25Tm6tBe/A",
-	"JRtzezlrW8tpmip/1RHAcJpT992Su7yLEnvPsliFD+ob6Q8fbU3eXt+5M1/I1N8V97vd3uGTTtgJO73+",
-	"z+HPIZl9nP1vAAAA//8=",
+	"7Fv7b9s48v9XBvwu0ARfxZaTdLvr4rBIm2432D6CJL0erunVtDS2uJFIlaSSul3/7wc+9LAtv5q0d4vL",
+	"T4ksPoYzn3ly9IVEIssFR64V6X8hCdIYpf33aIzmT4wqkizXTHDSJ+cYCR4rUIxHCDpBoFzdoIQbqmCE",
+	"OkowhpEUGRxTTa9RKuyQgEj8WDCJMelrWWBAVJRgRs3yGeMsKzLSDwOiJzmSPmFc4xglmU4DcoZaTo5G",
+	"GuVyWrSAG8o0DHEkJII0Uxgfm3033ucfT2mUtJz3bYJy5pwRzdAecPWxkJu93pGEaRKQjCllqNE0RfK+",
+	"IkBpyfiYTA0BOZU0Q+15/7RQWmQon2WUpYtUXSQIaF6BGFniIj8eqLoyR4e3CXIYs2vkAVAOQsZGRolQ",
+	"jbFMARcadEJ1/eOOXU5wTSMNN0wnoBOm3G6BH+vePlCQU4lcA40iUXAdgJCOVe55fvqu56GCw/AQ8BON",
+	"dDoBqoCCYRDjY09nLFAZ9jJz1o8FygkJCKeZ4ZldaVay9NML5GOdkP7BfmiYzavnRVYHFW9Pjs1su0dO",
+	"dVJvweKVoh0JmVFN+qQo7MjlO1zYN6172EmrdvlB4oj0yf91a/3sureqO7O+2bCCySqOrdDBLTl4YhRH",
+	"UgfGeWy+MgoiRkANTkZsXEiMgdUzKsHOMb2x5ipac6o1SjP/X++O9v5J9z6Hez+/r//90Nl7/yUMfjyY",
+	"/tAqmxcsY3oZq1L7srldjCNapJr0e4Yv9JOzIQ8dk9xDr9WgvBRxizl5fY1SshiV1ZPGmR+oWgVTIa6K",
+	"HDIRI+x4AmAodAJ/K3VPGVVEXmqa2l2mLmYRsimuLM2G+NdGDc/MwIUDWAXlRTY0tuL12fFe2AvD3t6T",
+	"/d9/Pn20W1oARVNUVplZDM/fnBwvkbohZkNk9sJZZPbapHuGo4LHlsg1tAs5S9cc3yztd0ja1CylcsEV",
+	"WgP/hMbPqcYbOjFPRqrILSxpnqcsspjo/qGcgm0mvWdSCnnmN3Fbzp6fFjoJIEdpra0wXsHr6GMrtAyV",
+	"omM0fsE8SswwnsBISONBaJwx3iHTwJB+hh8LVPr7kc74NU1Z/IHxvNCkYWJ/FQWP74yOctVVpFw03K1B",
+	"z2LE1LaDH9U1Q0y4sVfFG6tG+6jEUvFK6Ls97Fqmc6E/jMyWsMMFqCJKahslpPPV1ucX/IqLG960Z7uk",
+	"NCN3S7S3TKvF46MdE30wrSBl3MUT30tUlkj1DQ6uVp3cmTdVZBmVDFUAHG9QaRgxqTTs5EIpNkwnwAXH",
+	"3e/JDmeU75gfftFVDPFDYIemN3RigtBcT3atDbtApU+pUnh3BJklz1CZYKGFlnM25jYOegxvE3GUnfhY",
+	"GGNHD8tQFN/RoGq/4TQgb7hxDEKyz/gdjcvLKuKHGyn4GI5OT0CLK+SwE5nIxxDlhPWG02vKUjpM8Tsy",
+	"KJFC6xTjAIaFmjgzV9Hx2GWZQE1mCjZJ3bNZKiiXlM7pV2PEOs1pZLxTS5cn2aaFiWCRZUIuRY5SMxdN",
+	"pHSINv6fCzsCck3TAhtvmiFqHdu88+MCv1KdoorhHxjNeNzF3X0Qav9N09cj0n+3VnfJ9H2b5V5IKHnq",
+	"I5AqJ7UpaEIVCI4WHlgmPwuHZ3Hrzy7Ea3mRJ4K3v9E+k9sqK2vy1+d7NmG0+5d0r2J1hc8FlkcNYWxC",
+	"0wI91QKr9i/z17KY4UVAgkrki7WMgBxjxDLaUrU4gti9KmNwm/q7icZbXZufYJQKqo364Cea5UblSW//",
+	"4LDz8EcSNLO/vV/emczv/3cuLzvuv91fWlK+gFhVb2GhT9DWWomnNisKSFwWtJ62pnZVvcuYimdcSwpo",
+	"poPZKADsjDsQfvopDA/D/f3QDDo6Oj6/OH8UhuF+72GnjXQfkbekMhxBobGDkUm2JsaS3hjFYMqbU8pj",
+	"94sWEIvW1WVlaXwlbYM62QyGXG5ZEtmGpJqBLZU1quHGaLsluAOHYQgzcf5jWyeqotDH8DDch4UkxhzU",
+	"ZTGudtWexZQZDHDEWO2atQ6gsvGwU0tPobxmEUIuhcbIxrLeBezE12Oq8YECE+xKlwPBsIjHqK2R0jb2",
+	"HO9amhreInCxaMMJmP0PwTth8xDa4Flymlroe4WbTXuCOiI3KljYRLrmBAmI44ORdXkyEhBDOwlIgx4z",
+	"wPv/gJT7turyrJtc0CEsVWutEi2Ax01tw8xvSFOTRc9vpjTVhdu2sgziqrXI09zIT2vbqVHHOkMamzRB",
+	"Le671F1IpPGk8WYoRIqU+1eqrTj2NpkA02Xl1S7QqpqV/N5w7ZxbVXWMqcY9I761J/d+xpHZdv6yRlXC",
+	"bSgspMoaU23nVSs4XgqOk5ZwICujgVWoKL3ENCBRISXyaLLIrpPz13C433sE3tTUgn9zftzGN8cl7QLZ",
+	"evQPvaByIat55olvENVctI2JVbFpuYfeLiriRepjXS0LXB7G2LTWVjI1Zmqj/PEF41iHM4RKSScrIyLn",
+	"qGeZOV/0a3ct1jhifIwpu0Y5eTJZCuLZ87YsZjR4ffTlQmM/fN5OnBfDjBkRQhdOOJxKMZZo72RadyvU",
+	"WaXAm22qhXYhz+r6qlEYM1rS6Irx8auKvWuYMIdSF0a6yVU86c9d8mvuJCWJ7bIJaryWwFqgcin4Lapu",
+	"bwZmVH8lFufjksBsHRfRFinIqZ+wmIYYSfiU40YyjXuM2wpSh7So5seCcs30ZItjFpzpU+nTuA3nWEJO",
+	"eJuvmbf5JShKjswer16qQXuTpqCU21JpL48GRGkJ19qhBbLd1KV7ntuiVouviSRSjfFrvqmLXGpNMxGz",
+	"EdtuqQ3M5t0Zs/+AodrK6riFl4pQrcHNlp6sRMSCM2sDVnv0d1rbjFl6ti0bqKui5fdW5nmeXRWtFK0I",
+	"Qhul9c051Rrftrj/pYHs3BncuGCWmPaDjG7P1lvXXGqWL6HR16M3IHO6dIEVuJZuwMbi8hStg3S5bNuh",
+	"GkXoBXKGhbIIeMOZPmmXhbhqT2eEHFPOPluJL5laKJQn8Xo9sBnb3HrV7GCeyMUzGn3DqJBMT84N3/zZ",
+	"kMq2K9+LxCX0KB8oOP7786OLZx+OTk8+XLz+/dmrAErC4CZBbhKzlCmNXIHgQIELvpcKkQ9pdAU0jk3E",
+	"WDUVWQ65XSsaE61zV0tmfCQWqXlKo4Txsb/gV8A4vGSRFEqMdN0v5YOPBNN8L0Z1Bd6V94FW92+XfKes",
+	"h5rBLkvbheGkbNSh7greX4UNJ3PX3gHQS14u9kCBxAi5dqNVYOsXtuLKXQUENCrdueSX/JkJGCGnOgH8",
+	"xJRWoG9YhH0ouNlo0L3udTudzqCqhzRsBRhdjC/5wPc0DAJfKKlmNg1L90vjaVovSstlmivvCI7QrMCN",
+	"AWmU7FqaX3h2l51qTCcw8PdYfUiY/jNjSv1pu7MGlqTB0RgHsKPmm90u+dput90OOB6V1/0QUSkZKrOl",
+	"vzffO4kHl9x1WtE0NRKw96gUxshRmogG7CWda+PSFYht3Zvy+q7kktdNNgFgUzgR5hoG3cRWUz77c3Wt",
+	"Cf88KJGvLvngyN/+WE724YkFNVwWYXgQuU3MvziwvHwlNDhQDzGGBCX2YdDNUEsWqQHsnEqRoU6wUKDx",
+	"ky2LZVTbitglH3RFjpzmrPOHEnwAO7Y3LBZRkSHXRli2MqVtyuaKbaBYjBGV5sgkIIbFTpd61i655Uif",
+	"HHTCzoErECfWIpQHN/+P0ZpDYwwrE+bLTJ/JXGPGfhje2SWTr2S13C4dmcyrM2PNTMpishFVxrrkBbtG",
+	"YwtdXTOXIjIPFgkKfru4ON197KvmMeZogCp4s+3SrO4F3uDC/B0pjSfW/AVWuxyEGqplTIm7ljOYF0NN",
+	"GcfYosldZF5yVUQRYmwQaH5eVUq1AOZCQyqiK4yNyRWFdoKfFc+Zo/sbSqcRErXdHdvS3DQgD8OD77Pl",
+	"q7Ii6LpxhiKegKITBTcJi5IZQ+qK+5N1AKq2AzFalKwHyHWvWzoCtVRZnqN+WhcImr2qS/LsekjXNSdO",
+	"g7UDXfvZ+3aRt82txnVn24GmATncZFajk8lO6a2fMnNZbicdrp9Ute5YOO1vRFjZHVYjcC1hVXnfztmA",
+	"rrLrwKKoQs2vjMezTcVlrBEApgrrcGOuv7eOkRaA1f1iQqRp9wuLp90631uGtTMbjri8cWu8zeYEwcbj",
+	"T443Ge36R78Opc2+oHuM3gajzSa8BwoyofR8DNvsfqoRuSLC3MoK2gradrhsdk1vALR7s/nXgmQDHM08",
+	"pd3jbgLDW9jMb4/OeyP7P4HoJqhuhWqH3+4XiaPpKhTbrb49fKsPHLaArjfIXw/Ke0zeCSZdn/NtwNgo",
+	"zC63pnbIt0di84uVr8PWTHv1PbpubfFc0/ht8KX9tzG5UC3oukCln1al1dsi7Ksg02h/v5d+nVTMCGY9",
+	"ArbyaVtL+d5F/UVhdDR/9SLWfzPp7mTmv1gqgba5v9oaZffu578IOaXvEaP6m/1GZ7KrnYNDA2j3HUrz",
+	"2yZvsmzPsBmGEnmEuzWQtnFM5N6x3GW16sL1imsteAfO2Zjb61/bvE7TVPnLlACGk5y6L6Pc9WCU2Juc",
+	"+Tp/UN95v3tvq/72gtDpfCFTfxvd73Z7+486YSfs9Po/hT+FZPp++u8AAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
