@@ -31,6 +31,12 @@ func NewHTTPHandler(o HTTPOptions) http.Handler {
 	if o.SchemaCache == nil {
 		o.SchemaCache = sdk.NewSchemaCache()
 	}
+	if o.schemas == nil {
+		var err error
+		if o.schemas, err = newSchemas(); err != nil {
+			panic(err) // as NewServer's
+		}
+	}
 	return sdk.NewStreamableHTTPHandler(func(r *http.Request) *sdk.Server {
 		so := o.Options
 		if name := r.PathValue("integration"); name != "" {

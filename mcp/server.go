@@ -42,6 +42,8 @@ type Options struct {
 	// SchemaCache keeps the tools' schemas across servers (one server per
 	// HTTP request); nil = reflect them per server.
 	SchemaCache *sdk.SchemaCache
+
+	schemas *schemas // built once per NewHTTPHandler; nil = per server
 }
 
 // tools holds the configuration the tool handlers share; read-only after
@@ -71,17 +73,23 @@ func NewServer(o Options) *sdk.Server {
 	if t.Version == "" {
 		t.Version = "dev"
 	}
+	if t.schemas == nil {
+		var err error
+		if t.schemas, err = newSchemas(); err != nil {
+			panic(err) // a type above the schema inference cannot map: a bug, as sdk.AddTool's panic
+		}
+	}
 	s := sdk.NewServer(&sdk.Implementation{Name: "dvgate", Title: "dvgate: Dataverse customers and sales orders", Version: t.Version},
 		&sdk.ServerOptions{Instructions: instructions, SchemaCache: o.SchemaCache, Capabilities: &sdk.ServerCapabilities{}})
 	ro := func(title string) *sdk.ToolAnnotations {
 		no := false
 		return &sdk.ToolAnnotations{Title: title, ReadOnlyHint: true, IdempotentHint: true, DestructiveHint: &no, OpenWorldHint: &no}
 	}
-	sdk.AddTool(s, &sdk.Tool{Name: "find_customer", Annotations: ro("Find a customer by email"), Description: descFindCustomer}, t.findCustomer)
-	sdk.AddTool(s, &sdk.Tool{Name: "get_order", Annotations: ro("Get a sales order"), Description: descGetOrder}, t.getOrder)
-	sdk.AddTool(s, &sdk.Tool{Name: "list_recent_orders", Annotations: ro("List a customer's recent orders"), Description: descRecent}, t.listRecentOrders)
-	sdk.AddTool(s, &sdk.Tool{Name: "list_refunds", Annotations: ro("List an order's refunds"), Description: descRefunds}, t.listRefunds)
-	sdk.AddTool(s, &sdk.Tool{Name: "check_connection", Annotations: ro("Check the Dataverse connection"), Description: descCheck}, t.checkConnection)
+	sdk.AddTool(s, &sdk.Tool{Name: "find_customer", InputSchema: t.schemas.in["find_customer"], OutputSchema: t.schemas.out["find_customer"], Annotations: ro("Find a customer by email"), Description: descFindCustomer}, t.findCustomer)
+	sdk.AddTool(s, &sdk.Tool{Name: "get_order", InputSchema: t.schemas.in["get_order"], OutputSchema: t.schemas.out["get_order"], Annotations: ro("Get a sales order"), Description: descGetOrder}, t.getOrder)
+	sdk.AddTool(s, &sdk.Tool{Name: "list_recent_orders", InputSchema: t.schemas.in["list_recent_orders"], OutputSchema: t.schemas.out["list_recent_orders"], Annotations: ro("List a customer's recent orders"), Description: descRecent}, t.listRecentOrders)
+	sdk.AddTool(s, &sdk.Tool{Name: "list_refunds", InputSchema: t.schemas.in["list_refunds"], OutputSchema: t.schemas.out["list_refunds"], Annotations: ro("List an order's refunds"), Description: descRefunds}, t.listRefunds)
+	sdk.AddTool(s, &sdk.Tool{Name: "check_connection", InputSchema: t.schemas.in["check_connection"], OutputSchema: t.schemas.out["check_connection"], Annotations: ro("Check the Dataverse connection"), Description: descCheck}, t.checkConnection)
 	return s
 }
 

@@ -2,13 +2,18 @@ package mcp
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/google/jsonschema-go/jsonschema"
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/shopspring/decimal"
 )
 
 // TestToolsList checks what a client sees before calling anything: the
@@ -43,28 +48,61 @@ func TestToolsList(t *testing.T) {
 	}
 }
 
-// checkTyped fails for a schema node without a type, or an object without
-// properties other than refunds' items (Refund is an empty object).
+// checkTyped fails for the problems schemaProblems finds.
 func checkTyped(t *testing.T, path string, s any) {
 	t.Helper()
+	for _, p := range schemaProblems(path, s) {
+		t.Error(p)
+	}
+}
+
+// schemaProblems lists the schema nodes without a type or with several,
+// and the objects without properties other than refunds' items (Refund is
+// an empty object): what a type the inference does not know (a
+// decimal.Decimal) turns into.
+func schemaProblems(path string, s any) []string {
 	m, ok := s.(map[string]any)
 	if !ok {
-		t.Errorf("%s: schema %T", path, s)
-		return
+		return []string{fmt.Sprintf("%s: schema %T", path, s)}
 	}
+	var out []string
 	if m["type"] == nil {
-		t.Errorf("%s: no type: %v", path, m)
+		out = append(out, fmt.Sprintf("%s: no type: %v", path, m))
+	}
+	if _, ok := m["type"].([]any); ok {
+		out = append(out, fmt.Sprintf("%s: type %v: one type per value is what one-type schema dialects (Gemini) accept", path, m["type"]))
 	}
 	props, _ := m["properties"].(map[string]any)
-	isObject := m["type"] == "object" || strings.Contains(strings.Join(toStrings(m["type"]), ","), "object")
-	if isObject && len(props) == 0 && !strings.HasSuffix(path, "refunds[]") {
-		t.Errorf("%s: object without properties (a type the schema inference does not know?)", path)
+	if slices.Contains(toStrings(m["type"]), "object") && len(props) == 0 && !strings.HasSuffix(path, "refunds[]") {
+		out = append(out, fmt.Sprintf("%s: object without properties (a type the schema inference does not know?)", path))
 	}
 	for k, v := range props {
-		checkTyped(t, path+"."+k, v)
+		out = append(out, schemaProblems(path+"."+k, v)...)
 	}
 	if items, ok := m["items"]; ok {
-		checkTyped(t, path+"[]", items)
+		out = append(out, schemaProblems(path+"[]", items)...)
+	}
+	return out
+}
+
+// TestSchemaProblemsFindsDecimal: the check above catches the pitfall it
+// is for, a decimal.Decimal in an output, whose inferred schema is an
+// empty object that every answer (a JSON string) then fails.
+func TestSchemaProblemsFindsDecimal(t *testing.T) {
+	t.Parallel()
+	s, err := jsonschema.For[struct {
+		Total decimal.Decimal `json:"total"`
+	}](nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(s)
+	var m any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	if got := schemaProblems("out", m); len(got) == 0 {
+		t.Errorf("no problem found in %s", b)
 	}
 }
 
