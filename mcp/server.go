@@ -116,8 +116,13 @@ func (t *tools) backend(name string) (integration.Backend, func(), string, error
 	}
 	b, release, ok := t.Registry.Acquire(name)
 	if !ok {
-		return nil, nil, name, &integration.Error{Code: integration.CodeNotFound,
-			Message: fmt.Sprintf("No integration is named %q; the configured ones are: %s.", name, strings.Join(t.Registry.Names(), ", "))}
+		msg := fmt.Sprintf("No integration is named %q.", name)
+		if !t.Fixed {
+			// Not on a one-integration endpoint, whose agent must not
+			// learn the other tenants' names.
+			msg = fmt.Sprintf("No integration is named %q; the configured ones are: %s.", name, strings.Join(t.Registry.Names(), ", "))
+		}
+		return nil, nil, name, &integration.Error{Code: integration.CodeNotFound, Message: msg}
 	}
 	return b, release, name, nil
 }

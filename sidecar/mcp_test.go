@@ -150,7 +150,7 @@ func TestMCPEndpoint(t *testing.T) {
 	if isErr, text := callText(named, "check_connection", map[string]any{"integration": "eu"}); !isErr || !strings.HasPrefix(text, "invalid_input:") {
 		t.Errorf("another integration on the named endpoint: %v %s", isErr, text)
 	}
-	if isErr, text := callText(connect("/v1/integrations/nope/mcp"), "check_connection", nil); !isErr || !strings.HasPrefix(text, `not_found: No integration is named "nope"`) {
+	if isErr, text := callText(connect("/v1/integrations/nope/mcp"), "check_connection", nil); !isErr || text != `not_found: No integration is named "nope".` {
 		t.Errorf("unknown integration: %v %s", isErr, text)
 	}
 	if !strings.Contains(logs.String(), `"op":"mcp"`) || !strings.Contains(logs.String(), `"integration":"default"`) {
