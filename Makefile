@@ -18,8 +18,23 @@ build: ## Build every package and the commands into bin/
 	$(GO) build -o bin/ ./cmd/...
 
 .PHONY: test
-test: lint ## Vet, staticcheck, and run all tests with the race detector (what CI runs)
+test: lint inspector ## Vet, staticcheck, and run all tests with the race detector (what CI runs)
 	$(GO) test -race -count=1 $(PKGS)
+
+# The MCP Inspector's CLI (a real MCP client for cmd/dvgate's tests) needs
+# Node >= 22.19; npm installs Node 22 and the Inspector into .tools/inspector
+# (gitignored). Without npm the target says so and the tests skip (under CI
+# they fail). Keep the versions in step with cmd/dvgate/inspector_test.go.
+INSPECTOR_DIR  := .tools/inspector
+INSPECTOR_PKGS := node@22 @modelcontextprotocol/inspector@2.12.0
+
+.PHONY: inspector
+inspector: ## Install Node 22 and the MCP Inspector CLI into .tools/ (for the MCP tests; needs npm)
+	@if [ -x $(INSPECTOR_DIR)/node_modules/.bin/mcp-inspector ]; then :; \
+	elif command -v npm >/dev/null 2>&1; then \
+	  echo "npm install $(INSPECTOR_PKGS) into $(INSPECTOR_DIR)"; \
+	  npm install --prefix $(INSPECTOR_DIR) --no-audit --no-fund --loglevel=error $(INSPECTOR_PKGS); \
+	else echo "npm not found: the MCP Inspector tests will skip (apt-get install npm)"; fi
 
 .PHONY: lint
 lint: ## go vet, staticcheck (pinned in go.mod), gofmt check

@@ -125,6 +125,14 @@ var (
 		generated.SalesOrderDetailColumns.IsProductOverridden, generated.SalesOrderDetailColumns.ProductIdValue}
 	productSelect  = []odataq.Column[generated.Product]{generated.ProductColumns.Name, generated.ProductColumns.ProductNumber}
 	currencySelect = []odataq.Column[generated.TransactionCurrency]{generated.TransactionCurrencyColumns.ISOCurrencyCode}
+	// The order's customer, expanded in the order's own request so that an
+	// order can be scoped to the customer asking (Order.CustomerEmails)
+	// without another one.
+	orderContactSelect = []odataq.Column[generated.Contact]{generated.ContactColumns.EMailAddress1,
+		generated.ContactColumns.EMailAddress2, generated.ContactColumns.EMailAddress3,
+		generated.ContactColumns.ParentCustomerIdValue}
+	orderAccountSelect = []odataq.Column[generated.Account]{generated.AccountColumns.EMailAddress1,
+		generated.AccountColumns.EMailAddress2, generated.AccountColumns.EMailAddress3}
 )
 
 // tableColumns are the columns one table must have.
@@ -146,8 +154,8 @@ func names[T any](cols ...[]odataq.Column[T]) []string {
 // selectedColumns lists the columns every query selects, per table.
 func selectedColumns() []tableColumns {
 	return []tableColumns{
-		{"contact", names(contactSelect)},
-		{"account", names(accountSelect)},
+		{"contact", names(contactSelect, orderContactSelect)},
+		{"account", names(accountSelect, orderAccountSelect)},
 		{"salesorder", names(orderSelect, summarySelect)},
 		{"salesorderdetail", names(lineSelect)},
 		{"product", names(productSelect)},
@@ -359,7 +367,8 @@ func findCustomer(ctx context.Context, svc *generated.Service, typ, email string
 // ---- orders
 
 // orderQuery is the one request for an order: its columns (and the
-// tracking column), the lines with their products, and the currency. The
+// tracking column), the lines with their products, the currency, and the
+// customer's email addresses (and a contact's parent account). The
 // lines cannot be ordered server side ($orderby is rejected inside a nested
 // $expand, 0x80060888), so they are sorted here. No $top/$orderby next to a
 // nested collection $expand either: order numbers are unique in practice;
@@ -376,7 +385,9 @@ func orderQuery(extra []string) odataq.Query[generated.SalesOrder] {
 		Expand(generated.SalesOrderDetailNav.ProductId.Expand(odataq.Query[generated.Product]{}.Select(productSelect...)))
 	return odataq.Query[generated.SalesOrder]{}.
 		Select(sel...).
-		Expand(generated.SalesOrderNav.OrderDetails.Expand(lines), currencyExpand).
+		Expand(generated.SalesOrderNav.OrderDetails.Expand(lines), currencyExpand,
+			generated.SalesOrderNav.CustomerIdContact.Expand(odataq.Query[generated.Contact]{}.Select(orderContactSelect...)),
+			generated.SalesOrderNav.CustomerIdAccount.Expand(odataq.Query[generated.Account]{}.Select(orderAccountSelect...))).
 		Annotations(annotations...)
 }
 
@@ -533,6 +544,7 @@ func toOrder(r *generated.SalesOrder) *Order {
 	if r.CustomerIdValue != nil {
 		// customerid is polymorphic: the annotation names the table.
 		o.Customer = &Ref{Type: str(r.CustomerIdLookupLogicalName), ID: r.CustomerIdValue.String(), Name: str(r.CustomerIdFormatted)}
+		o.CustomerEmails, o.CustomerAccount = customerOfOrder(r)
 	}
 	lines := slices.Clone(r.OrderDetails)
 	slices.SortStableFunc(lines, func(a, b generated.SalesOrderDetail) int {
@@ -560,6 +572,29 @@ func toOrder(r *generated.SalesOrder) *Order {
 		o.Lines = append(o.Lines, line)
 	}
 	return o
+}
+
+// customerOfOrder reads the expanded customer of an order: its email
+// addresses (lowercase, non-empty) and, for a contact, its parent account.
+func customerOfOrder(r *generated.SalesOrder) (emails []string, parent *Ref) {
+	var e [3]*string
+	switch {
+	case r.CustomerIdContact != nil:
+		c := r.CustomerIdContact
+		e = [3]*string{c.EMailAddress1, c.EMailAddress2, c.EMailAddress3}
+		if c.ParentCustomerIdValue != nil && str(c.ParentCustomerIdLookupLogicalName) == "account" {
+			parent = &Ref{Type: "account", ID: c.ParentCustomerIdValue.String(), Name: str(c.ParentCustomerIdFormatted)}
+		}
+	case r.CustomerIdAccount != nil:
+		a := r.CustomerIdAccount
+		e = [3]*string{a.EMailAddress1, a.EMailAddress2, a.EMailAddress3}
+	}
+	for _, p := range e {
+		if s := strings.ToLower(strings.TrimSpace(str(p))); s != "" && !slices.Contains(emails, s) {
+			emails = append(emails, s)
+		}
+	}
+	return emails, parent
 }
 
 // cmpIntPtr orders nil (unset) after any number.

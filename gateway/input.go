@@ -223,3 +223,8 @@ func hitKey(prefix, s string) string {
 // normalizeOrderRef takes as an id (36 characters, hyphenated), without
 // allocating.
 func isGUID(s string) bool { return len(s) == 36 && uuid.Validate(s) == nil }
+
+// NormalizeEmail validates an email address as the customer lookups do and
+// returns it trimmed and lowercased, for front ends that compare it with
+// Order.CustomerEmails.
+func NormalizeEmail(s string) (string, error) { return normalizeEmail(s) }

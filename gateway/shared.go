@@ -78,7 +78,7 @@ const SharedClockSkew = 5 * time.Second
 // SharedCache. A payload of another version (written by another dvgate
 // release) is a miss, never misread. Bump it whenever the answer types or
 // the payload's fields change in a way an older reader would misinterpret.
-const SharedFormat byte = 1
+const SharedFormat byte = 2 // 2: Order carries CustomerEmails and CustomerAccount (integration.OrderFor)
 
 // sharedPayload is the JSON after the version byte. It holds the answer
 // only: never credentials, and nothing a lookup did not return.

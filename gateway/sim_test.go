@@ -185,6 +185,9 @@ func TestSimOrder(t *testing.T) {
 		Total:               Money{Amount: d("5178.96"), Currency: "USD", Formatted: "$5,178.96"},
 		RequestedDeliveryBy: &delivery,
 		Customer:            &Ref{Type: "contact", ID: alexID, Name: "Alex Wu"},
+		// The customer's emails and parent account come in the same request.
+		CustomerEmails:  []string{"alex.wu@example.com"},
+		CustomerAccount: &Ref{Type: "account", ID: "f95aa4a4-2834-599a-ad15-aac0e23fd9c1", Name: "Adventure Works Cycles"},
 		Lines: []Line{
 			{Number: 1, Product: &Product{ID: "c272383a-ba4b-5516-9269-252f751e6630", Name: "Pro Gasket", SKU: "SKU-GAS-104"},
 				Quantity: d("12"), UnitPrice: d("242.12"), Amount: d("2905.44")},

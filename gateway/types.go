@@ -55,6 +55,13 @@ type Order struct {
 	// Fields are the configured OrderFields by logical name; nil when none
 	// are configured.
 	Fields map[string]Field `json:"fields,omitempty"`
+	// CustomerEmails are the customer's email addresses (emailaddress1-3 of
+	// the contact or account, lowercased), and CustomerAccount a contact
+	// customer's parent account: read in the order's own request, so that
+	// integration.OrderFor can scope an order to the customer asking
+	// without another one.
+	CustomerEmails  []string `json:"customerEmails,omitempty"`
+	CustomerAccount *Ref     `json:"customerAccount,omitempty"`
 }
 
 // Choice is an option-set value with its label in the caller's language.
@@ -190,6 +197,13 @@ func (o *Order) size() int64 {
 	}
 	if o.TrackingNumber != nil {
 		n += 16 + strSize(*o.TrackingNumber)
+	}
+	n += 32 // CustomerEmails header, CustomerAccount pointer
+	for _, e := range o.CustomerEmails {
+		n += strSize(e)
+	}
+	if r := o.CustomerAccount; r != nil {
+		n += refSize + strSize(r.Type) + strSize(r.ID) + strSize(r.Name)
 	}
 	for _, l := range o.Lines {
 		n += 64 + 3*decimalSize + strSize(l.Description)

@@ -60,14 +60,19 @@ func (a *handlers) customer(ctx context.Context, name, email string, mode *httpa
 	return ri.answer.set(body, meta), nil
 }
 
-// order answers GetOrder and GetOrderIn, as customer does.
-func (a *handlers) order(ctx context.Context, name, ref string) (*jsonAnswer, error) {
+// order answers GetOrder and GetOrderIn, as customer does; with email,
+// scoped to that customer (integration.OrderFor).
+func (a *handlers) order(ctx context.Context, name, ref string, email *string) (*jsonAnswer, error) {
 	b, release, err := a.backend(ctx, name, "order")
 	if err != nil {
 		return nil, err
 	}
 	defer release()
-	o, meta, err := b.Order(ctx, ref)
+	var e string
+	if email != nil {
+		e = *email
+	}
+	o, meta, err := integration.OrderFor(ctx, b, ref, e)
 	if err != nil {
 		return nil, err
 	}
@@ -188,7 +193,7 @@ func (a *handlers) GetCustomerIn(ctx context.Context, req httpapi.GetCustomerInR
 }
 
 func (a *handlers) GetOrder(ctx context.Context, req httpapi.GetOrderRequestObject) (httpapi.GetOrderResponseObject, error) {
-	r, err := a.order(ctx, integration.Default, req.Ref)
+	r, err := a.order(ctx, integration.Default, req.Ref, req.Params.Email)
 	if err != nil {
 		return nil, err
 	}
@@ -196,7 +201,7 @@ func (a *handlers) GetOrder(ctx context.Context, req httpapi.GetOrderRequestObje
 }
 
 func (a *handlers) GetOrderIn(ctx context.Context, req httpapi.GetOrderInRequestObject) (httpapi.GetOrderInResponseObject, error) {
-	r, err := a.order(ctx, req.Integration, req.Ref)
+	r, err := a.order(ctx, req.Integration, req.Ref, req.Params.Email)
 	if err != nil {
 		return nil, err
 	}

@@ -42,6 +42,9 @@ type handlerConfig struct {
 	// takes a body today).
 	MaxBodyBytes int64
 	Clock        func() time.Time // nil = time.Now
+	// MCP serves the MCP tools at /mcp and
+	// /v1/integrations/{integration}/mcp; nil = not served.
+	MCP http.Handler
 }
 
 // handler is the sidecar's http.Handler. It is safe for concurrent use.
@@ -119,12 +122,25 @@ func newHandler(cfg handlerConfig) (*handler, error) {
 			ph.ServeHTTP(w, r)
 		})
 	}
+	ops := append(operationIDs(doc), "openapi", "metrics", "other")
+	if cfg.MCP != nil {
+		mux.HandleFunc("/mcp", func(w http.ResponseWriter, r *http.Request) {
+			info(r.Context()).op = "mcp"
+			cfg.MCP.ServeHTTP(w, r)
+		})
+		mux.HandleFunc("/v1/integrations/{integration}/mcp", func(w http.ResponseWriter, r *http.Request) {
+			ri := info(r.Context())
+			ri.op, ri.integration = "mcp", r.PathValue("integration")
+			cfg.MCP.ServeHTTP(w, r)
+		})
+		ops = append(ops, "mcp")
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, errNotFound(fmt.Sprintf("No such endpoint: %s %s; see /openapi.json.", r.Method, r.URL.Path)))
 	})
 	s.handler = s.authenticate(mux)
 	s.ops = map[string]*opMetrics{}
-	for _, op := range append(operationIDs(doc), "openapi", "metrics", "other") {
+	for _, op := range ops {
 		s.ops[op] = s.cfg.Metrics.op(op)
 	}
 	return s, nil

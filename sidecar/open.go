@@ -40,6 +40,12 @@ type Options struct {
 	// Reload receives a value on SIGHUP: the configuration is re-read at
 	// once.
 	Reload <-chan struct{}
+	// MCP, when set, returns the handler of the MCP tools over the
+	// server's integrations (package mcp's NewHTTPHandler), served behind
+	// the API token at /mcp and at /v1/integrations/{integration}/mcp
+	// (the path value "integration" names it), logged and counted as
+	// operation "mcp". nil = no MCP endpoint.
+	MCP func(*integration.Registry) http.Handler
 }
 
 // ErrNoAPIToken is why Open refuses a non-loopback address without an API
@@ -110,8 +116,12 @@ func Open(ctx context.Context, o Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{log: o.Logger, reg: reg, gatherer: promReg}
-	if s.handler, err = newHandler(handlerConfig{Registry: reg, Logger: o.Logger, Metrics: sm, Gatherer: promReg,
-		APIToken: o.APIToken, RequestTimeout: o.RequestTimeout}); err != nil {
+	hc := handlerConfig{Registry: reg, Logger: o.Logger, Metrics: sm, Gatherer: promReg,
+		APIToken: o.APIToken, RequestTimeout: o.RequestTimeout}
+	if o.MCP != nil {
+		hc.MCP = o.MCP(reg)
+	}
+	if s.handler, err = newHandler(hc); err != nil {
 		reg.Close()
 		return nil, err
 	}

@@ -30,6 +30,7 @@ const (
 // on 127.0.0.1:0 with the same wiring as the binary. The exported fields are
 // set before ParseFlags; nil/zero ones get the process defaults.
 type Main struct {
+	Stdin          io.Reader // dvgate mcp's transport; nil = the process's stdin
 	Stdout, Stderr io.Writer
 	Getenv         func(string) string
 	ReadFile       func(string) ([]byte, error)
@@ -72,7 +73,8 @@ func NewMain() *Main {
 }
 
 const usage = `Usage:
-  dvgate [serve] [--listen ADDR] [--config FILE] [--demo]   run the HTTP sidecar
+  dvgate [serve] [--listen ADDR] [--config FILE] [--demo]   run the HTTP sidecar (MCP tools at /mcp)
+  dvgate mcp [--config FILE] [--demo]                       the MCP tools on stdin/stdout
   dvgate test [--integration NAME] [--config FILE]          sign in and call WhoAmI
   dvgate lookup customer EMAIL [--integration NAME]         one customer lookup, as JSON
   dvgate lookup order REF [--integration NAME]              one order lookup, as JSON
@@ -97,7 +99,7 @@ func (m *Main) ParseFlags(args []string) error {
 		m.cmd, args = args[0], args[1:]
 	}
 	switch m.cmd {
-	case "serve", "test", "lookup", "version":
+	case "serve", "test", "lookup", "version", "mcp":
 	default:
 		return fmt.Errorf("unknown command %q; try dvgate --help", m.cmd)
 	}
@@ -211,6 +213,8 @@ func (m *Main) Run(ctx context.Context) error {
 		return m.serve(ctx)
 	case "test":
 		return m.test(ctx)
+	case "mcp":
+		return m.mcpStdio(ctx)
 	default:
 		return m.lookup(ctx)
 	}
@@ -321,7 +325,7 @@ func (m *Main) serve(ctx context.Context) error {
 	}
 	token := strings.TrimSpace(m.Getenv(envAPIToken))
 	m.server, err = sidecar.Open(ctx, sidecar.Options{Listen: m.listen, APIToken: token, Integrations: io, Logger: m.log,
-		RequestTimeout: m.RequestTimeout, PollTicks: m.PollTicks, PollInterval: m.pollInterval, Reload: m.Reload})
+		RequestTimeout: m.RequestTimeout, PollTicks: m.PollTicks, PollInterval: m.pollInterval, Reload: m.Reload, MCP: m.mcpHTTP})
 	if errors.Is(err, sidecar.ErrWeakAPIToken) {
 		return fmt.Errorf("%s: %w", envAPIToken, err)
 	}

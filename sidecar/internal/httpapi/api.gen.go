@@ -324,6 +324,9 @@ type TestResult struct {
 	UserId         string `json:"userId"`
 }
 
+// CustomerEmail defines model for CustomerEmail.
+type CustomerEmail = string
+
 // CustomerID defines model for CustomerID.
 type CustomerID = openapi_types.UUID
 
@@ -401,10 +404,22 @@ type GetRecentOrdersInParams struct {
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 }
 
+// GetOrderInParams defines parameters for GetOrderIn.
+type GetOrderInParams struct {
+	// Email The email of the customer asking. When given, an order whose customer is not that customer (the contact with this email, that contact's parent account, or the account with this email) answers 404 exactly as a missing order does.
+	Email *CustomerEmail `form:"email,omitempty" json:"email,omitempty"`
+}
+
 // GetRefundsInParams defines parameters for GetRefundsIn.
 type GetRefundsInParams struct {
 	// Order Order number or GUID.
 	Order RefundOrder `form:"order" json:"order"`
+}
+
+// GetOrderParams defines parameters for GetOrder.
+type GetOrderParams struct {
+	// Email The email of the customer asking. When given, an order whose customer is not that customer (the contact with this email, that contact's parent account, or the account with this email) answers 404 exactly as a missing order does.
+	Email *CustomerEmail `form:"email,omitempty" json:"email,omitempty"`
 }
 
 // GetRefundsParams defines parameters for GetRefunds.
@@ -435,7 +450,7 @@ type ServerInterface interface {
 	GetRecentOrdersIn(w http.ResponseWriter, r *http.Request, integration Integration, pType CustomerType, id CustomerID, params GetRecentOrdersInParams)
 	// GetOrderIn GetOrder for a named integration.
 	// (GET /v1/integrations/{integration}/orders/{ref})
-	GetOrderIn(w http.ResponseWriter, r *http.Request, integration Integration, ref OrderRef)
+	GetOrderIn(w http.ResponseWriter, r *http.Request, integration Integration, ref OrderRef, params GetOrderInParams)
 	// GetRefundsIn GetRefunds for a named integration.
 	// (GET /v1/integrations/{integration}/refunds)
 	GetRefundsIn(w http.ResponseWriter, r *http.Request, integration Integration, params GetRefundsInParams)
@@ -444,7 +459,7 @@ type ServerInterface interface {
 	TestConnectionIn(w http.ResponseWriter, r *http.Request, integration Integration)
 	// GetOrder A sales order by order number (ORD-01001-B2K9P7) or GUID, with its lines.
 	// (GET /v1/orders/{ref})
-	GetOrder(w http.ResponseWriter, r *http.Request, ref OrderRef)
+	GetOrder(w http.ResponseWriter, r *http.Request, ref OrderRef, params GetOrderParams)
 	// GetRefunds Refunds of an order (Dataverse has no refund table; always empty for a valid reference).
 	// (GET /v1/refunds)
 	GetRefunds(w http.ResponseWriter, r *http.Request, params GetRefundsParams)
@@ -774,14 +789,33 @@ func (siw *ServerInterfaceWrapper) GetOrderIn(w http.ResponseWriter, r *http.Req
 		return
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetOrderInParams
+
+	// dvgate: the query string is parsed once, not once per parameter.
+	query := r.URL.Query()
+
+	// ------------- Optional query parameter "email" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "email", query, &params.Email, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "email"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "email", Err: err})
+		}
+		return
+	}
+
 	if len(siw.HandlerMiddlewares) == 0 {
 		// dvgate: no middleware, so no closure to wrap the call in.
-		siw.Handler.GetOrderIn(w, r, integration, ref)
+		siw.Handler.GetOrderIn(w, r, integration, ref, params)
 		return
 	}
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		siw.Handler.GetOrderIn(w, r, integration, ref)
+		siw.Handler.GetOrderIn(w, r, integration, ref, params)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -889,14 +923,33 @@ func (siw *ServerInterfaceWrapper) GetOrder(w http.ResponseWriter, r *http.Reque
 		return
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetOrderParams
+
+	// dvgate: the query string is parsed once, not once per parameter.
+	query := r.URL.Query()
+
+	// ------------- Optional query parameter "email" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "email", query, &params.Email, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "email"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "email", Err: err})
+		}
+		return
+	}
+
 	if len(siw.HandlerMiddlewares) == 0 {
 		// dvgate: no middleware, so no closure to wrap the call in.
-		siw.Handler.GetOrder(w, r, ref)
+		siw.Handler.GetOrder(w, r, ref, params)
 		return
 	}
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		siw.Handler.GetOrder(w, r, ref)
+		siw.Handler.GetOrder(w, r, ref, params)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -1666,6 +1719,7 @@ func (response GetRecentOrdersIn504JSONResponse) VisitGetRecentOrdersInResponse(
 type GetOrderInRequestObject struct {
 	Integration Integration `json:"integration"`
 	Ref         OrderRef    `json:"ref"`
+	Params      GetOrderInParams
 }
 
 type GetOrderInResponseObject interface {
@@ -1981,7 +2035,8 @@ func (response TestConnectionIn504JSONResponse) VisitTestConnectionInResponse(w 
 }
 
 type GetOrderRequestObject struct {
-	Ref OrderRef `json:"ref"`
+	Ref    OrderRef `json:"ref"`
+	Params GetOrderParams
 }
 
 type GetOrderResponseObject interface {
@@ -2580,11 +2635,12 @@ func (sh *strictHandler) GetRecentOrdersIn(w http.ResponseWriter, r *http.Reques
 }
 
 // GetOrderIn operation middleware
-func (sh *strictHandler) GetOrderIn(w http.ResponseWriter, r *http.Request, integration Integration, ref OrderRef) {
+func (sh *strictHandler) GetOrderIn(w http.ResponseWriter, r *http.Request, integration Integration, ref OrderRef, params GetOrderInParams) {
 	var request GetOrderInRequestObject
 
 	request.Integration = integration
 	request.Ref = ref
+	request.Params = params
 
 	var (
 		response interface{}
@@ -2684,10 +2740,11 @@ func (sh *strictHandler) TestConnectionIn(w http.ResponseWriter, r *http.Request
 }
 
 // GetOrder operation middleware
-func (sh *strictHandler) GetOrder(w http.ResponseWriter, r *http.Request, ref OrderRef) {
+func (sh *strictHandler) GetOrder(w http.ResponseWriter, r *http.Request, ref OrderRef, params GetOrderParams) {
 	var request GetOrderRequestObject
 
 	request.Ref = ref
+	request.Params = params
 
 	var (
 		response interface{}
@@ -2788,69 +2845,71 @@ func (sh *strictHandler) TestConnection(w http.ResponseWriter, r *http.Request) 
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7FsLbxs5kv4rBd4AlnEtqaU4M7MyDguPnZk1NpMYtnNzd1EuorpLao67SQ3JtqJk9d8PfPRDUuvhsZPb",
-	"wxkwYElNsopVXz3J/kIikc0ER64VGXwhCdIYpf14NkXzL0YVSTbTTHAyIDcYCR4rUIxHCDpBoFzNUcKc",
-	"KpigjhKMYSJFBhdU03uUCjskIBL/yJnEmAy0zDEgKkowo2b5jHGW5RkZhAHRixmSAWFc4xQlWS4Dco1a",
-	"Ls4mGuV2XrSAOWUaxjgREkGaKYxPDd2D6fzHOY2Shv3+lqBc2WdEM7Qb3L0t5IbWe5IwTQKSMaUMN5qm",
-	"SD6UDCgtGZ+SpWFgRiXNUHvZn+dKiwzl5YX5xgwnM6oTEhBOM8t7vJP8RMiMajIgeW5HrhMMSgq39kkj",
-	"DTtpF5XvJE7IgPxLt8JQ1z1V3ZX1DcFXGWVpSemPHOWiIoX24U6c0E+vkU91QgYv+qERKS+/N+3v0ihX",
-	"UqfGda2+MUoUE6AQCT5h01xiDKyaYXTbJPTamrt4nVGtUZr5//3+rP1ftP05bP/lQ/XxY6f94UsYfP9i",
-	"+V2jbl6zjOltokrtwzq5GCc0TzUZ9Ixc6CeH85dOSO5LrxH0v4q4AfJv71FKFqOysK/t+UhB5LUKqRB3",
-	"+QwyESO0PAMwFjqBfzMy1TTSKjALcKBRJHKu1XEp1bUdmUXIobiyPBvm38oY5bUZuLEB8wR4no1RQuvt",
-	"9UU77IVhr/1T/+9/ufrhGIS0O1M0RSXMWBbDL+8uL7Zo3TBzIDJ74Soye03avcZJzmPL5B7ehVzla01u",
-	"lvcnZG1pllIzwRVaJ/QTjX+hGud0Yb4ZrSK3sKSzWcoii4nu78oZ2GHaeyWlkNeeiCO5un+a6ySAGUrj",
-	"MpngRgbORk+t0jJUik4RmEOnxAzjBUyEBMqBxhnjHbIMDOvX+EeOSn871hm/pymLPzI+yzWpudifRc7j",
-	"J+OjWHUXK7cJlqZq0LMZ1Zso+FFdM8SExHYZE3eN9pHTcvFG6Kfd7F6hc6E/TgxJaHEBKo+SykcJ8xej",
-	"DMynnN9xMed1f3ZMCjfytEx7z7RbPZYzmDOdANMKUsZRfUtVWSbVV9i42rVz595UnmVUMlQBcJyj0jBh",
-	"UmlozYRSbJwugAuOx99SHM4pP7E8/KK7BOKHQIumc7pQgNlML46tD7tFpa+oUvh0DJklr1GZZKGBlxs2",
-	"5TYPOoXfEnGWXfqcF2PHD8tQ5N/QoWpPcBmQd9wEBiHZZ/yGzuVXE4P41LiPuRR8CmdXl6DFHXJoRSbz",
-	"MUw5Zb3j9J6ylI5T/IYCSqTQOsU4gHGuFs7NlXycukoIqKmewBZSbVtJgXKF05p91Ubss5xaVba0fHmW",
-	"bemSCBZZIcykmKHUzGUTKR2jzf/X0o6A3NM0x9qTeopa5Tbv/bjAr1SVUWL8O0YrEXeTuk9C7cc0fTsh",
-	"g/d7bZcsPzR57hmVyHWR1gYgeOozkCLzBZ1QDQlVIDhaeGBR/GxsfsIwjdU+KPzsRi0DU/g1LeNSwoYH",
-	"s0Tw5ifaV34PquLq+vD1oS0wLf1in7tUU+J5Q0VRTXmH8LTBT7nALvpFvVsU6F5lJCghslmfB+QCI5bR",
-	"dDNfP4PYPSpydqqAgptootu9+QkmqaDamBt+otnMuAjS67846bz8ngT1arH91/emUvzX1nDYcZ+O/9pQ",
-	"IgbEuoYGEfqCbq9XObdVVEDioklz3lgKlj0c41pecS0poJkOhlAA2Jl2IPz0YxiehP1+aAadnV3c3N78",
-	"EIZhv/ey08S6z+AbSh+OoND4zcgUZwvjeefGkJjy7pfy2P2iBcSicXVZeibfHTqg97OCIVeLFkw2IakS",
-	"YEO3iGqYG+9gGe7ASRjCSl1wCifhCZRZ6ym8DPuwUfSYjbqqB1rbq56i4gGOGKtjs9YLKGMCtCrtKZT3",
-	"LEKYSaExsrmvDxmt+H5KNR4pMMmxdDUTjPN4ito6NW1z1emx5akWXQKXu9aChqF/Aj5omy+hTbYlp6mF",
-	"vje41TIpqDJ4Y4K5LbwrSZCAODkYXRc7IwExvJOA1PgxA3y+EJCCbqMtr4bVDRvCwrT2GtEGeNzUJsxY",
-	"/70jJm4xuyMFrpOnMQYb/gKYJ8iBleEFWhQiG3KPFNj1AvhPVN03IgDq2zRHCmaSZVQuwPjp40bL0UXu",
-	"su7gyjUkptQwop3+rfUb9ymU+Bhjyu5RLhqXLgN8Q5Uq0jzjR8rtblD6Toc9/KQDiKlGBa0h6Yf979u9",
-	"fjvsD8mx+71tdK4CYLEKCk+sLFQzwXEBLfxEIx3AkPT6nZfhkKz55ONToIXnNhTniUjR/+DWcbJVZtxY",
-	"iBQpP63LtZCJFHNg8SnwPE2dimwmb8RhfnKy1TLH5qRmK2Zc8hLHzMiMplcr8NmbMZDG0nOtpVd1QJ0y",
-	"FIhJYfbQKoKq4yZwdav7YnzIAlIxZZGJfzTDAMwuYvOzX+BIgePoFOhYWc9ohGPqO6ASa9RXwqPLoA2w",
-	"Iiolc0mBtxby7uqGlKDqL4Ny7BzZNLE5nn/otG7tdEO8f0Oa6mTTJpWmOneeoAzW4q6xT1vXo5/WpMha",
-	"K/oaaWwqfbVJd2sGJ5HGi9oTD0P/SDX1t39LFsZFMGUiDdgFmm2+cKnvuHb5aXlwUFrX3p371M+x2bT/",
-	"os1cRICxsF6+aBNXqZdq9Ne/GktuyOizIqHfZQZF4mZQkkuJPFpsiuvy5i2c9Hs/gI/+leLf3Vw0ya10",
-	"yqsw+a4XlFndbpl55mtM1RdtEmLZL96eND+ssFlzS09WidhOlj280Jipg1pGrxnHqiIhVEq62FnUOAe9",
-	"Kvz1Pn9zdmjzG4wvfLj6abEV9KvyaVjMWPz+AspVw374ul+5yccZs8G9C5ccrqSYSrRHhY3UcnVdGvxh",
-	"RLXQrmrZfaRiDMyMljS6Y3z6phTvvuBRzDi3kcOEbxOzfSCp4kjRhC0Cp4mzCuvBcy1FKTJdp+h6WDUO",
-	"rRayhNwWaPeZoCtb3U7L+tUrqVDumtgLeTYDKaiMsbCCDZFutWxrAo/3cSv62mk463VQYEjHefSAFsmV",
-	"n7DZJrHqci2RuWQa24zbDndDOhSQP3LKNdOLB2wz50xfSd9mOnCOZeSSNwXS9YBWgKKQyOr2qqVqvNd5",
-	"Cgq9bdX29upDFG5+r9PcYNtN3UrzxjbdGwJpJNFY4Vt+aPzf6vozEbMJe9hSB/j4p/O8/wte9UFexy28",
-	"VYVqD24eGHYLRGxE3iZgNae2V5XPWOXnoW1KdZc3/N4oPC+zu7yRox0Zdi10HS6pxuS9IVfZmqWv7cGN",
-	"C1aZad7I5PFifXSPtxL5Fh79edkBbC63LrAD19INOFhdnqN9kC6WbdpU7ZBsg51xriwC3nGmL5t1Ie6a",
-	"azUhp5Szz1bjW6bmCuVlvN8ObDm6tl45O1hncnOPxt4wyiXTixsjN783pHJb1qdQ3qM8UnDx77+c3b76",
-	"eHZ1+fH27d9fvQmgYKxsTKVMaeQKBAdqCv12KsRsTKM7oHFs0tvyYp6VkKNa8phoPXNnXYxPxCY35zRK",
-	"GJ/6RFIB4/Ari6RQYqKrO4c++UgwnbVjVHfgQ7nJUIssbchbxXmNGexK0GMYL8CeYgRA3RUhf1Q/Xqxd",
-	"ywmADnmxmG0FRci1G60C2zyyJ0LcdVxBo9KdIR/yVyZhhBnVCeAnprQCPWcRDiDnhtCoe9/rdjqdUdl/",
-	"rfkKmx3HQz7yd65GgW/MljPrjqX7pfZtWS1Ki2XqK7cER6h3/KeANEqOLc+vvbiL255MJzDy5+wDSJj+",
-	"R8aU+oe94TiyLI3OpjiCllq/MDrke2+MHnfAyai4jgSuC6QMSX+vp30Zj4bcdscjmqZGA77EmCJHaesK",
-	"e4kAfjO41CWIbeOU8uosd8ireiIArCsnwpmGUTexraLPfl9d68I/jwrkqyEfnfnTaSvJAfxkQQ3DPAxf",
-	"RI6I+YgjK8s3QoMD9RhjSFDiAEbdDLVkkRpB60qKDHWCuXLVlEukbAd+yEddMUNOZ6zzuxJ8BC2dMAWx",
-	"iPIMuTbKsp1wbetL19wHxWKMqDRbJgExIna21LN+yS1HBuRFJ+y8cAdSifUIxcbN5ylad2icYenCfA/t",
-	"M1m7ONYPwyc7BPdtuobT7zNTeXVWvJkpWUw1oopcl7xm92h8oTtHmUkRmS8WCQr+dnt7dXzqO8IxztAA",
-	"VfD61WWzuld4TQrrdzhovLDuL7DW5SBUMy3jSty1AYN5MdaUcYwtmtxFiyFXeRQhxgaB5uddRzcWwKYM",
-	"TkV0h7FxuSLXTvGr6rl2fH9F7dRSoqa7LbbvuAzIy/DFtyH5pmh3utuCYxEvQNGFgnnComTFkbrDxMU+",
-	"AJXkQEw2NesBct/rFoFAbTWWX1CfVw2C+n3vLXV2NaTrLk8vg70D3fXYD80qb5pbjuuuXldcBuTkkFm1",
-	"m5Z2Sm//lJXLPHbSyf5J5dVCC6f+QYwVt1crBO5lrDxOtHMO4Ku4FWVRVKLmZ8Zji8DyMmKRawSAqcIq",
-	"3bCR1Ppwm3VUOdIGsLpfTIq07H5h8bJb1XvbsHZt0xFXNz4Yb6s1QXDw+MuLQ0a7++1/DqX1e4vPGH0M",
-	"RuuXhI8UZELp9Ry2fjuzQuSODPNBXtB20B6Gy/pbHQcA7dlt/t+CZA0c9TqlOeIeAsNH+Myvj85nJ/v/",
-	"AtF1UD0K1Q6/3S8SJ8tdKLakvj58yxewHoGxZ4g9CcTcaxWPwVatz7rdOdohXx9Y9Rfk/hy2Vt7meEbX",
-	"ox2Ye0flMfjS/lW8mVAN6LpFpc/LTuljEfanIFN72+ZZ+1WNsKKY/Qh4UIh6sJafI84/ByrO1g9GxP43",
-	"rt2Jyfr7jgVuDg8/DwbNczT5J0JOEUrEBCj3sKm9p+A62+DQ4O6Zn0L9zUjvgewbBGYYSuQRHldAekic",
-	"Ic9x4il7SbfuzRGtBe/ADZtyezhr79DTNFX+qCOA8WJG3XuV7vAuSuw5y3oXPqhOpN9/sD15e3znbD6X",
-	"qT8rHnS7vf4PnbATdnqDH8MfQ7L8sPyfAAAA//8=",
+	"7Fx7c9tIcv8qXZOtElmBSJC2d/eoSl1pLe+e6ry2SpKzSUzHHAJNYlbADHdmIJr28bun5oEHSfC1kp1c",
+	"RX9ZBObR0/3r5zT8hUQimwmOXCsy+EISpDFK++f5FM0/MapIsplmgpMBucFI8FiBYjxC0AkC5WqOEuZU",
+	"wQR1lGAMEykyuKCa3qNU2CEBkfhHziTGZKBljgFRUYIZNctnjLMsz8ggDIhezJAMCOMapyjJchmQa9Ry",
+	"cT7RKLfTogXMKdMwxomQCNJMYXxq9j14n/94SaOk4by/JShXzhnRDO0Bdx8LudnrPUmYJgHJmFKGGk1T",
+	"JB9KApSWjE/J0hAwo5JmqD3vX+ZKiwzlq4yydJOq2wQBzSsQE0tc5McDVXfm6PBbghym7B55AJSDkLGR",
+	"USJUbSxTwIUGnVBdPWzZ5QTXNNIwZzoBnTDldgv8WPf2RMGMSuQaaBSJnOsAhHSscr/Xp7c9DxU8D58D",
+	"fqKRThdAFVAwDGJ86umMBSrDXmbO+keOckECwmlmeGZXWpUs/fQa+VQnZPCsHxpm8/L3JquDkreXF2a2",
+	"3WNGdVJtweKdop0ImVFNBiTP7cjtO9zaN4172Em7dvlO4oQMyL90K/3surequ7K+2bCEyS6O7dDBIzl4",
+	"aRRHUgfGdWy+MQoiJkANTiZsmkuMgVUzSsGuMb225i5aZ1RrlGb+f78/P/0vevo5PP3Lh+rPj53TD1/C",
+	"4Ptny+8aZfOaZUxvY1VqX9a3i3FC81STQc/whX5yNuSFY5L70Ws0KL+KuMGcvL1HKVmMyupJ7cwnqlLB",
+	"VIi7fAaZiBFangAYC53AvxW6p4wqIi80TbW3qYtZhByKK0uzIf6tUcNrM3DjAFZBeZ6Nja14e31xGvbC",
+	"sHf6U//vf7n6oV1YAEVTVFaZWQy/vLu82CJ1Q8yByOyFq8jsNUn3Gic5jy2Re2gXcpWuNb5Z2h+RtKVZ",
+	"Ss0EV2gN/E80/oVqnNOF+WWkitzCks5mKYssJrq/K6dgh0nvlZRCXvtN3Jar56e5TgKYobTWVhiv4HX0",
+	"zAotQ6XoFI1fMD8lZhgvYCKk8SA0zhjvkGVgSL/GP3JU+tuRzvg9TVn8kfFZrknNxP4sch4/Gh3FqrtI",
+	"ua25W4OezYipaQc/qmuGmHDjtIw3do32UYml4o3Qj3vYvUznQn+cmC2hxQWoPEoqGyWk89XW5+f8jos5",
+	"r9uzNinMyOMS7S3TbvH4aMdEH0wrSBl38cS3EpUlUn2Fg6tdJ3fmTeVZRiVDFQDHOSoNEyaVhtZMKMXG",
+	"6QK44Nj+luxwRvmR+eEX3cUQPwRaNJ3ThQlCZ3rRtjbsFpW+okrh4xFklrxGZYKFBlpu2JTbOOgMfkvE",
+	"eXbpY2GMHT0sQ5F/Q4Oq/YbLgLzjxjEIyT7jNzQuv5YRP8yl4FM4v7oELe6QQysykY8hygnrHaf3lKV0",
+	"nOI3ZFAihdYpxgGMc7VwZq6k48xlmUBNZgo2ST21WSool5Su6VdtxD7NqWW8S0uXJ9mmhYlgkWXCTIoZ",
+	"Ss1cNJHSMdr4fy3sCMg9TXOsvamHqFVs896PC/xKVYoqxr9jtOJxN3f3Qaj9M03fTsjg/V7dJcsPTZZ7",
+	"I6HkqY9AypzUpqAJVSA4WnhgkfxsHH7CMI3VPij87EYtA5P4NS3jQsKGF7NE8OY32md+R2VxdXn4/NAm",
+	"mHb/4py7RFPieUNEUU14h9C0QU+5wK79i3y3KH54kZGghMhm7SMgFxixjDZUOc4hdq+KmN2WCtxE493u",
+	"zSOYpIJqo274iWYzYyJIr//seefF9ySoZ4unf31vMsV/bQ2HHfdX+68NKWJArGloYKFP6PZalZc2iwpI",
+	"XBTAXjamgmV9zJiWV1xLCmimg9koAOxMOxB++jEMn4f9fmgGnZ9f3Nze/BCGYb/3otNEuo/gG1IfjqDQ",
+	"2M3IJGcLY3nnRpGY8uaX8tg90QJi0bi6LC2Tr7wdUFdbwZDLRQsim5BUMbChEkc1zI11sAR34HkYwkpe",
+	"cGbrSmXUegYvwj5sJD3moC7rcbWu5qynyHiAI8aqbdZ6BqVPgFYlPYXynkUIMyk0Rjb29S6jFd9PqcYT",
+	"BSY4li5ngnEeT1Fbo6ZtrDptW5pq3iVwsWvNaZj9n4N32uZHaINtyWlqoe8VbjVNCqoI3qhgbhPvihMk",
+	"II4PRtbFyUhADO0kIDV6zAAfLwSk2LdRl1fd6oYOYaFae5VoAzxuahNmrP3e4RO3qN2JAlfJ0xiDdX8B",
+	"zBPkwEr3Ai0KkXW5JwrsegH8J6ruGxEA9WWaEwUzyTIqF2DsdLtRc3QRu6wbuHINiSk1hGgnf6v9xnwK",
+	"JT7GmLJ7lIvGpUsH35ClijTP+IlypxuUttNhDz/pAGKqUUFrSPph//vTXv807A9J2z0/NTJXAbBYBYUl",
+	"VhaqmeC4gJat4AYwJL1+50U4JGs2uX0GtLDcZsd5IlL0D9w6jrfKjBsLkSLlZ3W+FjyRYg4sPgOep6kT",
+	"kY3kDTvMI8dbLXNsDmq2YsYFL3HMDM9oerUCn70RA2lMPddKelUF1AlDFQV7IafQKpyqoyZweav7YWzI",
+	"AlIxZZHxfzTDAMwpYvPYL3CiwFF0BnSsrGU0zDH5HVCJtd1X3KOLoA2wIiolc0GB1xby7uqGlKDqL4Ny",
+	"7BzZNLExnn/ppG71dIO9f0Oa6mRTJ5WmOneWoHTW4q6xTluXo5/WJMhaKfoaaWwyfbW579YITiKNF7U3",
+	"Hob+lWqqb/+WLIyJ8JcndoFmnS9M6juuXXxaXhyU2rX35D70c2Q2nb8oMxceYCyslS/KxFXopRrt9a9G",
+	"kxsi+qwI6HepQRG4GZTkUiKPFpvsurx5C8/7vR/Ae/9K8O9uLpr4VhrlVZh81wvKqG43zzzxNaLqizYx",
+	"sawXbw+aj0ts1szSo2UitpJlLy80ZuqgktFrxrHKSAiVki52JjXOQK8yf73O3xwd2vgG4wvvrn5abAX9",
+	"Kn8aFjMavz+BctmwH75uV27yccasc+/CJYcrKaYS7TVs4265ui4V/rBNtdAua9l9pWIUzIyWNLpjfPqm",
+	"ZO8+51HMeGk9h3Hfxmd7R1L5kaIIWzhOf8tbc55rIUoR6TpB192qMWg1lyXkNke7TwVd2upOWuavXkiF",
+	"cNfYXvCzGUhBpYyFFmywdKtmWxV4uI1bkddOxVnPgwKzdZxHR5RIrvyEzTKJFZcricwl03jKuK1wN4RD",
+	"Afkjp1wzvTjimDln+kr6MtOBcywhl7zJka47tAIUBUdWj1ctVaO9TlNQyG2rtLdnH6Iw83uN5gbZburW",
+	"PW9s0b3BkUYSjRa+5Yf6/62mPxMxm7DjljrAxj+e5f1fsKpHWR238FYRqj24OdLtFojY8LxNwGoOba8q",
+	"m7FKz7FlSnWXNzxvZJ7n2V3eSNGOCLvmug7nVGPw3hCrbI3S187gxgWrxDQfZPJwtj64xluxfAuN/r7s",
+	"ADKXWxfYgWvpBhwsLk/RPkgXyzYdqnZJtkHOOFcWAe8405fNshB3zbmakFPK2Wcr8S1Tc4XyMt6vBzYd",
+	"XVuvnB2sE7l5RqNvGOWS6cWN4Zs/G1K5LepTKO9Rnii4+Pdfzm9ffTy/uvx4+/bvr94EUBBWFqZSpjRy",
+	"BYIDNYn+aSrEbEyjO6BxbMLbsunRcsjtWtKYaD1zd12MT8QmNS9plDA+9YGkAsbhVxZJocREV/2cPvhI",
+	"MJ2dxqjuwLtyE6EWUdqQt4r7GjPYpaBtGC+KRkLqWoT8Vf14sdaWEwAd8mIxWwqKkGs3WgW2eGRvhLir",
+	"uIJGpTtDPuSvTMAIM6oTwE9MaQV6ziIcQM7NRqPufa/b6XRGZf21ZitsdBwP+cj3XI0CX5gtZ9YNS/dL",
+	"7deyWpQWy9RXbgmOUK/4TwFplLQtza89u4tOWqYTGPl79gEkTP8jY0r9w3aPjixJo/MpjqCl1ptxh3xv",
+	"N267A45HRTsSuCqQMlv6vp7Ty3g05K4TlKapkYBPMabIUdq8wjYRuDZTXYLYFk4pr+5yh7zKJwLAunAi",
+	"nGkYdRNbKvrsz9W1JvzzqEC+GvLRub+dtpwcwE8W1DDMw/BZ5DYxf+LI8vKN0OBAPcYYEpQ4gFE3Qy1Z",
+	"pEbQupIiQ51grlw25QIpW4Ef8lFXzJDTGev8rgQfQcv2rsYiyjPk2gjLVsK1zS9dcR8UizGi0hyZBMSw",
+	"2OlSz9oltxwZkGedsPPMXUgl1iIUBzd/T9GaQ2MMSxPma2ifyVrjWD8MH+0S3JfpGm6/z03m1VmxZiZl",
+	"MdmIKmJd8prdo7GF7h5lJkVkflgkKPjb7e1V+8xXhGOcoQGq4PW2cLO6F3iNC+s9HDReWPMXWO1yEKqp",
+	"ljElrm3AYF6MNWUcY4sm12gx5CqPIsTYINA83nV1YwFs0uBURHcYG5Mrcu0Evyqea0f3V5ROLSRq6m2x",
+	"dcdlQF6Ez77Nlm+KcqfrFhyLeAGKLhTMExYlK4bUXSYu9gGo3A7EZFOyHiD3vW7hCNRWZfkF9cuqQFDv",
+	"pd+SZ1dDuq55ehnsHejaYz80i7xpbjmuu9quuAzI80Nm1Tot7ZTe/ikrzTx20vP9k8rWQgun/kGEFd2r",
+	"FQL3ElZeJ9o5B9BVdEVZFJWo+ZnxePWjhyLWCABThVW4sfb9QRUjbQCr+8WESMvuFxYvu1W+tw1r1zYc",
+	"cXnj0XhbzQmCg8dfXhwy2vW3/zmU1vsWnzD6EIzWm4RPFGRC6fUYtt6dWSFyR4R5lBW0FbTjcFn/quMA",
+	"oD2ZzX8uSNbAUc9Tmj3uITB8gM38+uh8MrL/LxBdB9WDUO3w2/0icbLchWK71deHb/kB1hHQ9Qb5z4Py",
+	"CZOPgkn3HcZDwFgrzG63pnbI10di/Yu6P4etlc8/ntD1YIvnPmp5CL60/3ZvJlQDum5R6ZdlafWhCPtT",
+	"kKl9nvMk/SqpWBHMfgQc5dOOlvKTi/onhdH5+tWL2P9Nt7uTWf+isgDa4f7qaJQ9uZ//Q8gpfI+YVP+n",
+	"SO1LCFc7B4cG18l+BvVvL73Jst8omGEokUfYroB0jGMiT47lMatVt+7bFK0F78ANm3J7/Wu79GmaKn+Z",
+	"EsB4MaPuy013PRgl9iZnvc4fVHfe7z/Yqr+9IHQ6n8vU30YPut1e/4dO2Ak7vcGP4Y8hWX5Y/k8AAAD/",
+	"/w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
