@@ -46,7 +46,7 @@ func simServer(t *testing.T) (*Server, *dataversetest.Server, *lockedBuffer) {
 	t.Cleanup(sim.Close)
 	logs := &lockedBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, nil))
-	s, err := Open(context.Background(), Options{Listen: "127.0.0.1:0", APIToken: "tok", Logger: log,
+	s, err := Open(context.Background(), Options{Listen: "127.0.0.1:0", APIToken: mcpTestToken, Logger: log,
 		Integrations: integration.Options{HTTPClient: sim.Client(),
 			Source: integration.Source{Getenv: integration.MapEnv(sim.Env(), nil), ReadFile: integration.NoFiles}},
 		MCP: func(reg *integration.Registry) http.Handler {
@@ -80,7 +80,7 @@ func get(t *testing.T, url, token string) (int, string) {
 func TestOrderEmailScoping(t *testing.T) {
 	t.Parallel()
 	s, sim, _ := simServer(t)
-	_, missing := get(t, s.URL()+"/v1/orders/ORD-99999-NOSUCH", "tok")
+	_, missing := get(t, s.URL()+"/v1/orders/ORD-99999-NOSUCH", mcpTestToken)
 	before := sim.WebAPIRequests()
 	tests := []struct {
 		path   string
@@ -93,7 +93,7 @@ func TestOrderEmailScoping(t *testing.T) {
 		{"/v1/orders/ORD-01001-B2K9P7?email=not-an-email", 400},
 	}
 	for _, tt := range tests {
-		status, body := get(t, s.URL()+tt.path, "tok")
+		status, body := get(t, s.URL()+tt.path, mcpTestToken)
 		if status != tt.status {
 			t.Errorf("%s: %d %s, want %d", tt.path, status, body, tt.status)
 		}
@@ -124,7 +124,7 @@ func TestMCPEndpoint(t *testing.T) {
 	}
 	connect := func(path string) *sdk.ClientSession {
 		cs, err := sdk.NewClient(&sdk.Implementation{Name: "test", Version: "v0"}, nil).Connect(t.Context(),
-			&sdk.StreamableClientTransport{Endpoint: s.URL() + path, HTTPClient: &http.Client{Transport: bearer{"tok"}}}, nil)
+			&sdk.StreamableClientTransport{Endpoint: s.URL() + path, HTTPClient: &http.Client{Transport: bearer{mcpTestToken}}}, nil)
 		if err != nil {
 			t.Fatalf("%s: %v", path, err)
 		}
@@ -178,3 +178,5 @@ func TestMCPEndpoint(t *testing.T) {
 		t.Errorf("dvgate_http_requests_total{operation=mcp} = %v, want at least the four tool calls", mcpCount)
 	}
 }
+
+const mcpTestToken = "mcp-test-token-0123456789abcdef-01"
