@@ -244,7 +244,7 @@ type reqInfo struct {
 	email       string // masked
 	cache       string
 	err         *apiError
-	details     bool // /readyz may name integrations (no API token configured, or the caller sent it)
+	details     bool       // /readyz may name integrations (no API token configured, or the caller sent it)
 	answer      jsonAnswer // a lookup's answer, written by the generated handler
 }
 
