@@ -61,6 +61,9 @@ type ColumnError struct {
 }
 
 func (e *ColumnError) Error() string {
+	if e.Table == "" { // a setting that names a table
+		return e.Setting + ": " + e.Problem
+	}
 	var b strings.Builder
 	if e.Problem == "" {
 		fmt.Fprintf(&b, "%s: %s has no column %q in this org", e.Setting, e.Table, e.Column)

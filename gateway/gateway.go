@@ -72,6 +72,9 @@ type Config struct {
 	// Customer.Fields, typed by the org's schema, in the same request as
 	// the rest of the answer. They need Model.
 	OrderFields, CustomerFields []string
+	// Refunds names the org's own refunds table and its columns; nil = the
+	// org has none, and Refunds answers an empty list. It needs Model.
+	Refunds *RefundsConfig
 	// OrderNumberPrefix is the org's order number prefix ("ORD-"), so that
 	// an order number typed without it is found (see Order).
 	OrderNumberPrefix string
@@ -127,6 +130,7 @@ type Gateway struct {
 	mode        Mode
 	extra       extraColumns
 	orderPrefix string
+	refunds     *refundsTable // nil = the org has no refunds table
 	customerTTL time.Duration
 	orderTTL    time.Duration
 	ownCache    bool
@@ -165,16 +169,24 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.Mode < ModeBoth || cfg.Mode > ModeAccounts {
 		return nil, fmt.Errorf("gateway: invalid mode %v", cfg.Mode)
 	}
-	var x extraColumns
+	var (
+		x       extraColumns
+		refunds *refundsTable
+	)
 	if cfg.Model != nil {
 		if err := checkModel(cfg.Model); err != nil {
 			return nil, err
 		}
-		var err error
-		if x, err = resolveExtras(cfg.Model, cfg.TrackingColumn, cfg.OrderFields, cfg.CustomerFields); err != nil {
+		// Every wrong setting at once, so that one fix is enough.
+		var errX, errR error
+		x, errX = resolveExtras(cfg.Model, cfg.TrackingColumn, cfg.OrderFields, cfg.CustomerFields)
+		if cfg.Refunds != nil {
+			refunds, errR = resolveRefunds(cfg.Model, cfg.Refunds)
+		}
+		if err := errors.Join(errX, errR); err != nil {
 			return nil, err
 		}
-	} else if cfg.TrackingColumn != "" || len(cfg.OrderFields) > 0 || len(cfg.CustomerFields) > 0 {
+	} else if cfg.TrackingColumn != "" || len(cfg.OrderFields) > 0 || len(cfg.CustomerFields) > 0 || cfg.Refunds != nil {
 		return nil, errors.New("gateway: a tracking column or custom fields need the org's schema (Config.Model)")
 	}
 	durs := []struct {
@@ -231,7 +243,7 @@ func New(cfg Config) (*Gateway, error) {
 			transient: transient, outcomeLabel: outcomeLabel, shared: cfg.Shared,
 		},
 		up: up, svc: svc, testTTL: cfg.TestTTL, baseURL: cfg.Conn.BaseURL(), mode: cfg.Mode, extra: x,
-		orderPrefix: strings.TrimSpace(cfg.OrderNumberPrefix),
+		orderPrefix: strings.TrimSpace(cfg.OrderNumberPrefix), refunds: refunds,
 		customerTTL: cfg.CustomerTTL, orderTTL: cfg.OrderTTL, ownCache: own, throttle: cfg.Throttle,
 	}
 	g.life, g.endLife = context.WithCancel(context.Background())
@@ -240,7 +252,7 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	if cfg.Metrics != nil {
 		g.counters = map[string]*kindCounters{}
-		for _, k := range []string{kindCustomer, kindOrder, kindRecentOrders} {
+		for _, k := range []string{kindCustomer, kindOrder, kindRecentOrders, kindRefunds} {
 			g.counters[k] = cfg.Metrics.counters(cfg.Name, k)
 		}
 		g.customerCounters, g.orderCounters = g.counters[kindCustomer], g.counters[kindOrder]
@@ -422,7 +434,27 @@ func (g *Gateway) Refunds(ctx context.Context, orderRef string) ([]Refund, error
 	if _, err := normalizeOrderRef(orderRef, g.orderPrefix); err != nil {
 		return nil, err
 	}
-	return []Refund{}, nil
+	if g.refunds == nil {
+		return []Refund{}, nil
+	}
+	// The order first (usually cached: the agent looked it up), for its
+	// id and currency; then one request on the refunds table.
+	o, _, err := g.Order(ctx, orderRef)
+	if err != nil {
+		return nil, err
+	}
+	v, _, err := g.get(ctx, spec{kind: kindRefunds, key: g.refundsKey(o.ID), fresh: g.orderTTL,
+		load: func(ctx context.Context) (any, int64, error) {
+			rs, err := g.findRefunds(ctx, o)
+			if err != nil {
+				return nil, 0, err
+			}
+			return rs, refundsSize(rs), nil
+		}})
+	if err != nil {
+		return nil, err
+	}
+	return v.([]Refund), nil
 }
 
 // Test calls WhoAmI and returns the ids it reports. Concurrent calls share

@@ -141,6 +141,14 @@ func decodeShared(kind string, b []byte) (*entry, error) {
 		if err = json.Unmarshal(p.Value, &o); err == nil && o != nil {
 			e.value, e.cost = o, o.size()
 		}
+	case kindRefunds:
+		var rs []Refund
+		if err = json.Unmarshal(p.Value, &rs); err == nil {
+			if rs == nil {
+				rs = []Refund{}
+			}
+			e.value, e.cost = rs, refundsSize(rs)
+		}
 	case kindRecentOrders:
 		var s []OrderSummary
 		if err = json.Unmarshal(p.Value, &s); err == nil {

@@ -118,10 +118,26 @@ type OrderSummary struct {
 	ModifiedOn   time.Time `json:"modifiedOn"`
 }
 
-// Refund is a refund of an order. Dataverse (Dynamics 365 Sales) has no
-// refund concept — returns are handled by credit notes outside the standard
-// tables — so Refunds always returns an empty list.
-type Refund struct{}
+// Refund is a refund of an order, from the org's own refunds table
+// (Config.Refunds): Dynamics 365 Sales has no refund table of its own, and
+// companies model refunds their way.
+type Refund struct {
+	ID     string `json:"id"`
+	Amount Money  `json:"amount"`
+	// Status is the status column's label (its value when it has none).
+	Status string     `json:"status"`
+	Date   *time.Time `json:"date"`
+	Reason string     `json:"reason,omitempty"`
+}
+
+func refundsSize(rs []Refund) int64 {
+	n := int64(24)
+	for _, r := range rs {
+		n += 160 + decimalSize + strSize(r.ID) + strSize(r.Amount.Currency) + strSize(r.Amount.Formatted) +
+			strSize(r.Status) + strSize(r.Reason)
+	}
+	return n
+}
 
 // TestResult is the identity the connection signs in as (WhoAmI).
 type TestResult struct {
@@ -186,6 +202,19 @@ func (c *Customer) size() int64 {
 	if c.Account != nil {
 		n += refSize + strSize(c.Account.Type) + strSize(c.Account.ID) + strSize(c.Account.Name)
 	}
+	return n + fieldsSize(c.Fields)
+}
+
+// fieldsSize approximates a Fields map's heap: the map, and per field its
+// key, value bytes and strings.
+func fieldsSize(f map[string]Field) int64 {
+	if f == nil {
+		return 0
+	}
+	n := int64(48)
+	for k, v := range f {
+		n += 64 + strSize(k) + int64(cap(v.Value)) + strSize(v.Label) + strSize(v.Table)
+	}
 	return n
 }
 
@@ -205,6 +234,7 @@ func (o *Order) size() int64 {
 	if r := o.CustomerAccount; r != nil {
 		n += refSize + strSize(r.Type) + strSize(r.ID) + strSize(r.Name)
 	}
+	n += fieldsSize(o.Fields)
 	for _, l := range o.Lines {
 		n += 64 + 3*decimalSize + strSize(l.Description)
 		if l.Product != nil {

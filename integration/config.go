@@ -30,6 +30,10 @@ const (
 	EnvOrderFields    = "DVGATE_ORDER_FIELDS"    // salesorder columns returned under "fields", comma-separated
 	EnvCustomerFields = "DVGATE_CUSTOMER_FIELDS" // contact or account columns returned under "fields"
 	EnvOrderPrefix    = "DVGATE_ORDER_NUMBER_PREFIX"
+	// EnvRefunds is the refunds block in one value:
+	// table:orderLookup:amount:status:date[:reason], e.g.
+	// contoso_refund:contoso_salesorderid:contoso_amount:statuscode:createdon:contoso_reason.
+	EnvRefunds = "DVGATE_REFUNDS"
 	// EnvBudgetRate and EnvBudgetBurst set the request budget per org
 	// (gateway.Budget): Dataverse requests per second (-1 = no budget) and
 	// the burst.
@@ -51,6 +55,9 @@ type Config struct {
 	// OrderNumberPrefix lets people type an order number without it
 	// ("01001-B2K9P7" for "ORD-01001-B2K9P7").
 	OrderNumberPrefix string
+	// Refunds names the org's own refunds table and its columns; nil =
+	// none, and refund lookups answer an empty list.
+	Refunds *gateway.RefundsConfig
 	// Budget limits the Dataverse requests dvgate sends to the org, so it
 	// never trips the org's service protection itself; zero = gateway's
 	// defaults.
@@ -80,7 +87,7 @@ func (c Config) Fingerprint() string {
 	for _, s := range []string{c.Name, d.URL, d.TenantID, d.ClientID, d.ClientSecret, d.CertificatePath,
 		d.CertificatePassword, c.certHash, d.FederatedTokenFile, d.AuthorityHost, c.Mode.String(), c.TrackingColumn, errText(c.Err),
 		strings.Join(c.OrderFields, ","), strings.Join(c.CustomerFields, ","), c.OrderNumberPrefix,
-		fmt.Sprint(c.Budget.Rate, "/", c.Budget.Burst),
+		fmt.Sprint(c.Budget.Rate, "/", c.Budget.Burst), fmt.Sprint(c.Refunds),
 		fmt.Sprint(d.MaxConcurrent), fmt.Sprint(d.MaxAttempts)} {
 		h.Write([]byte(s))
 		h.Write([]byte{0})
@@ -93,7 +100,8 @@ func (c Config) Fingerprint() string {
 func (c Config) SameData(o Config) bool {
 	return c.Name == o.Name && strings.EqualFold(strings.TrimRight(c.Dataverse.URL, "/"), strings.TrimRight(o.Dataverse.URL, "/")) &&
 		c.Mode == o.Mode && c.TrackingColumn == o.TrackingColumn && slices.Equal(c.OrderFields, o.OrderFields) &&
-		slices.Equal(c.CustomerFields, o.CustomerFields) && c.OrderNumberPrefix == o.OrderNumberPrefix
+		slices.Equal(c.CustomerFields, o.CustomerFields) && c.OrderNumberPrefix == o.OrderNumberPrefix &&
+		fmt.Sprint(c.Refunds) == fmt.Sprint(o.Refunds)
 }
 
 // Source says where the integrations' configuration comes from: a config
@@ -132,8 +140,21 @@ type fileIntegration struct {
 	OrderNumberPrefix   string     `json:"orderNumberPrefix"`
 	// Budget is {"rate": 10, "burst": 40}: Dataverse requests per second
 	// (-1 = none) and burst.
-	Budget        *fileBudget `json:"budget"`
-	MaxConcurrent int         `json:"maxConcurrent"`
+	Budget *fileBudget `json:"budget"`
+	// Refunds is {"table": "contoso_refund", "orderLookup": "contoso_salesorderid",
+	// "amount": "contoso_amount", "status": "statuscode", "date": "createdon",
+	// "reason": "contoso_reason"}.
+	Refunds       *fileRefunds `json:"refunds"`
+	MaxConcurrent int          `json:"maxConcurrent"`
+}
+
+type fileRefunds struct {
+	Table       string `json:"table"`
+	OrderLookup string `json:"orderLookup"`
+	Amount      string `json:"amount"`
+	Status      string `json:"status"`
+	Date        string `json:"date"`
+	Reason      string `json:"reason"`
 }
 
 type fileBudget struct {
@@ -199,6 +220,15 @@ func (s Source) loadEnv() Config {
 	if c.Mode, err = parseMode(s.Getenv(EnvCustomerLookup)); err != nil {
 		c.Err = fmt.Errorf("%s: %w", EnvCustomerLookup, err)
 		return c
+	}
+	if v := strings.TrimSpace(s.Getenv(EnvRefunds)); v != "" {
+		p := strings.Split(v, ":")
+		if len(p) < 5 || len(p) > 6 {
+			c.Err = fmt.Errorf("%s is table:orderLookup:amount:status:date[:reason] (logical names)", EnvRefunds)
+			return c
+		}
+		p = append(p, "")
+		c.Refunds = &gateway.RefundsConfig{Table: p[0], OrderLookup: p[1], Amount: p[2], Status: p[3], Date: p[4], Reason: p[5]}
 	}
 	if v := strings.TrimSpace(s.Getenv(EnvBudgetRate)); v != "" {
 		if c.Budget.Rate, err = strconv.ParseFloat(v, 64); err != nil {
@@ -271,6 +301,14 @@ func (s Source) resolve(name string, fi fileIntegration, dir string) (Config, er
 		CustomerFields: clean(fi.CustomerFields), OrderNumberPrefix: strings.TrimSpace(fi.OrderNumberPrefix)}
 	if fi.Budget != nil {
 		c.Budget = gateway.Budget{Rate: fi.Budget.Rate, Burst: fi.Budget.Burst}
+	}
+	if r := fi.Refunds; r != nil {
+		c.Refunds = &gateway.RefundsConfig{Table: strings.TrimSpace(r.Table), OrderLookup: strings.TrimSpace(r.OrderLookup),
+			Amount: strings.TrimSpace(r.Amount), Status: strings.TrimSpace(r.Status), Date: strings.TrimSpace(r.Date),
+			Reason: strings.TrimSpace(r.Reason)}
+		if c.Refunds.Table == "" || c.Refunds.OrderLookup == "" || c.Refunds.Amount == "" || c.Refunds.Status == "" || c.Refunds.Date == "" {
+			return c, errors.New(`refunds: "table", "orderLookup", "amount", "status" and "date" are required ("reason" is optional)`)
+		}
 	}
 	c.Dataverse = dataverse.Config{
 		URL:                strings.TrimSpace(fi.URL),

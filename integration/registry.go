@@ -224,6 +224,15 @@ func (r *Registry) Acquire(name string) (b Backend, release func(), ok bool) {
 	}
 }
 
+// Config returns the named integration's current configuration.
+func (r *Registry) Config(name string) (Config, bool) {
+	in := (*r.integrations.Load())[name]
+	if in == nil {
+		return Config{}, false
+	}
+	return in.cur.Load().cfg, true
+}
+
 // IntegrationState is one integration's readiness.
 type IntegrationState struct {
 	Name           string

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/dvgate/dvgate/csdl"
@@ -20,19 +22,34 @@ const SchemaMaxAge = 6 * time.Hour
 // integrations use the schema compiled into package generated and never
 // download $metadata.
 func (c Config) needsSchema() bool {
-	return c.TrackingColumn != "" || len(c.OrderFields) > 0 || len(c.CustomerFields) > 0
+	return c.TrackingColumn != "" || len(c.OrderFields) > 0 || len(c.CustomerFields) > 0 || c.Refunds != nil
 }
 
 // readSchema downloads the org's $metadata and keeps the tables the
 // gateway reads: streamed through csdl.Read, so a 40 MB document is never
 // held whole (see BenchmarkReadSchema).
-func readSchema(ctx context.Context, conn *dataverse.Conn) (*csdl.Model, error) {
+func readSchema(ctx context.Context, conn *dataverse.Conn, cfg Config) (*csdl.Model, error) {
+	tables := gateway.SchemaTables
+	if r := cfg.Refunds; r != nil {
+		tables = append(slices.Clip(tables), r.Table)
+	}
+	m, err := readTables(ctx, conn, tables)
+	if err != nil && cfg.Refunds != nil && strings.Contains(err.Error(), "unknown table") {
+		// The tables dvgate reads are in every Sales org; the refunds table
+		// is the one a configuration can get wrong. Read the others, so that
+		// the remedy names every wrong setting (gateway.New reports them).
+		return readTables(ctx, conn, gateway.SchemaTables)
+	}
+	return m, err
+}
+
+func readTables(ctx context.Context, conn *dataverse.Conn, tables []string) (*csdl.Model, error) {
 	resp, err := conn.Stream(ctx, "$metadata")
 	if err != nil {
 		return nil, err
 	}
 	defer resp.Body.Close()
-	m, err := csdl.Read(resp.Body, csdl.Tables(gateway.SchemaTables...))
+	m, err := csdl.Read(resp.Body, csdl.Tables(tables...))
 	if err != nil {
 		return nil, fmt.Errorf("reading the org's $metadata: %w", err)
 	}
@@ -97,7 +114,7 @@ func (b *gatewayBackend) loadSchema(ctx context.Context, force bool) error {
 const schemaRetry = 10 * time.Second
 
 func (b *gatewayBackend) buildFromSchema(ctx context.Context) (*gateway.Gateway, error) {
-	m, err := readSchema(ctx, b.conn)
+	m, err := readSchema(ctx, b.conn, b.cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -117,13 +134,25 @@ func (b *gatewayBackend) newGateway(m *csdl.Model) (*gateway.Gateway, error) {
 	gc, cfg := b.gc, b.cfg
 	gw, err := gateway.New(gateway.Config{
 		Name: cfg.Name, Conn: b.conn, Mode: cfg.Mode, Model: m, TrackingColumn: cfg.TrackingColumn,
-		OrderFields: cfg.OrderFields, CustomerFields: cfg.CustomerFields, OrderNumberPrefix: cfg.OrderNumberPrefix, Budget: cfg.Budget,
+		OrderFields: cfg.OrderFields, CustomerFields: cfg.CustomerFields, OrderNumberPrefix: cfg.OrderNumberPrefix, Budget: cfg.Budget, Refunds: cfg.Refunds,
 		Cache: b.cache.c, UpstreamTimeout: gc.UpstreamTimeout, Clock: gc.Clock, Logger: gc.logger(), Metrics: gc.Metrics,
 		Shared: fleetShared(gc.Fleet), Throttle: fleetThrottle(gc.Fleet),
 	})
 	var ce *gateway.ColumnError
 	if errors.As(err, &ce) {
-		return nil, &Error{Code: CodeConfig, Message: sentence(ce.Error()), Err: err}
+		return nil, &Error{Code: CodeConfig, Message: columnRemedy(err), Err: err}
 	}
 	return gw, err
+}
+
+// columnRemedy says every wrong setting of err (one *gateway.ColumnError,
+// or several joined), one sentence each.
+func columnRemedy(err error) string {
+	var parts []string
+	for _, line := range strings.Split(err.Error(), "\n") {
+		if line = strings.TrimSpace(line); line != "" {
+			parts = append(parts, sentence(line))
+		}
+	}
+	return strings.Join(parts, " ")
 }

@@ -21,6 +21,10 @@ func (r fakeRegistry) Acquire(name string) (integration.Backend, func(), bool) {
 
 func (fakeRegistry) Names() []string { return []string{"default"} }
 
+func (fakeRegistry) Config(name string) (integration.Config, bool) {
+	return integration.Config{Name: name}, name == "default"
+}
+
 type failing struct{ err *integration.Error }
 
 func (f failing) Customer(context.Context, string, string) (*gateway.Customer, gateway.Meta, error) {

@@ -20,6 +20,7 @@ import (
 type Registry interface {
 	Acquire(name string) (b integration.Backend, release func(), ok bool)
 	Names() []string
+	Config(name string) (integration.Config, bool)
 }
 
 // Options configure NewServer.
@@ -101,7 +102,7 @@ const descGetOrder = `Get one sales order by its order number (e.g. ORD-01001-B2
 
 const descRecent = `List a customer's most recent sales orders (newest first) with number, status, total and creation date. Give the customer's email, or the customer's type and id from find_customer. Use it when the customer does not quote an order number. found:false means no customer has this email; a customer without orders is found with an empty list. Then call get_order for the lines or tracking of one order.`
 
-const descRefunds = `List the refunds of a sales order. Dynamics 365 Sales has no refund records, so the list is always empty: refunds are handled outside Dataverse; do not tell the customer that no refund exists, say that you cannot see refunds.`
+const descRefunds = `List the refunds of a sales order (number or GUID), most recent first, with amount, status, date and reason, from the org's own refunds table. Dynamics 365 Sales has no refund table of its own: when source is "none" the org keeps refunds outside Dataverse, so do not tell the customer that no refund exists, say that you cannot see refunds.`
 
 const descCheck = `Check that dvgate can sign in to Dataverse and read (the "Test" button): returns the organization and application user ids, or a tool error saying what an administrator must fix. For diagnosing failures of the other tools, not for answering customers.`
 
@@ -285,8 +286,15 @@ func (t *tools) listRefunds(ctx context.Context, _ *sdk.CallToolRequest, in List
 	if err != nil {
 		return nil, ListRefundsOut{}, t.fail(ctx, "list_refunds", name, err)
 	}
-	out := ListRefundsOut{Order: in.Order, Refunds: make([]Refund, len(list)), Integration: name, AsOf: t.asOf(gateway.Meta{}),
-		Message: "Dynamics 365 Sales keeps no refund records: refunds are handled outside Dataverse, so none can be listed here."}
+	out := ListRefundsOut{Order: in.Order, Refunds: make([]Refund, 0, len(list)), Source: "none", Integration: name, AsOf: t.asOf(gateway.Meta{}),
+		Message: "This org has no refunds table configured: refunds are handled outside Dataverse, so none can be listed here."}
+	if cfg, ok := t.Registry.Config(name); ok && cfg.Refunds != nil {
+		out.Source = cfg.Refunds.Table
+		out.Message = fmt.Sprintf("%d refund(s) of this order in the org's %s table, most recent first.", len(list), cfg.Refunds.Table)
+	}
+	for _, r := range list {
+		out.Refunds = append(out.Refunds, Refund{ID: r.ID, Amount: money(r.Amount), Status: r.Status, Date: r.Date, Reason: r.Reason})
+	}
 	return nil, out, nil
 }
 

@@ -150,12 +150,20 @@ type ListRecentOrdersOut struct {
 }
 
 // Refund is a refund of an order (none exist in Dynamics 365 Sales).
-type Refund struct{}
+type Refund struct {
+	ID     string     `json:"id"`
+	Amount Money      `json:"amount"`
+	Status string     `json:"status" jsonschema:"the refund's status as the org labels it, e.g. Approved"`
+	Date   *time.Time `json:"date,omitempty"`
+	Reason string     `json:"reason,omitempty"`
+}
 
 // ListRefundsOut is list_refunds' result.
 type ListRefundsOut struct {
-	Order       string    `json:"order"`
-	Refunds     []Refund  `json:"refunds"`
+	Order   string   `json:"order"`
+	Refunds []Refund `json:"refunds"`
+	// Source is the org's refunds table, or "none" when it has none.
+	Source      string    `json:"source"`
 	Message     string    `json:"message"`
 	Integration string    `json:"integration"`
 	AsOf        time.Time `json:"asOf"`

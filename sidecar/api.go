@@ -128,7 +128,19 @@ func (a *handlers) refunds(ctx context.Context, name, ref string) (httpapi.Refun
 	if err != nil {
 		return httpapi.RefundsFoundJSONResponse{}, err
 	}
-	return httpapi.RefundsFoundJSONResponse{Refunds: make([]httpapi.Refund, 0, len(list))}, nil
+	out := httpapi.RefundsFoundJSONResponse{Refunds: make([]httpapi.Refund, 0, len(list)), Source: "none"}
+	if cfg, ok := a.h.cfg.Registry.Config(name); ok && cfg.Refunds != nil {
+		out.Source = cfg.Refunds.Table
+	}
+	for _, r := range list {
+		rf := httpapi.Refund{Id: r.ID, Amount: money(r.Amount), Status: r.Status, Date: r.Date}
+		if r.Reason != "" {
+			reason := r.Reason
+			rf.Reason = &reason
+		}
+		out.Refunds = append(out.Refunds, rf)
+	}
+	return out, nil
 }
 
 func (a *handlers) test(ctx context.Context, name string) (httpapi.TestPassedJSONResponse, error) {

@@ -112,7 +112,7 @@ func TestEndpoints(t *testing.T) {
 		{"order", "GET", "/v1/orders/ORD-01001-B2K9P7", 200, "stale", "90",
 			`{"order":{"id":"o1","number":"ORD-01001-B2K9P7","name":"Order","status":"Active / New","state":{"value":0,"label":"Active"},"statusReason":{"value":1,"label":"New"},"total":{"amount":"1234.56","currency":"USD","formatted":"$1,234.56"},"requestedDeliveryBy":null,"customer":null,"lines":[{"number":1,"product":{"id":"p1","name":"Widget","sku":"W-1"},"description":"","writeIn":false,"quantity":"2","unitPrice":"10.00","amount":"20.00"}],"trackingNumber":null}}`},
 		{"recent orders empty", "GET", "/v1/customers/contact/7f1b8c3e-0000-4000-8000-000000000001/orders?limit=5", 200, "miss", "0", `{"orders":[]}`},
-		{"refunds", "GET", "/v1/integrations/eu/refunds?order=ORD-1", 200, "", "", `{"refunds":[]}`},
+		{"refunds", "GET", "/v1/integrations/eu/refunds?order=ORD-1", 200, "", "", `{"refunds":[],"source":"none"}`},
 		{"test", "POST", "/v1/test", 200, "", "", `{"ok":true,"organizationId":"org","userId":"user","businessUnitId":"bu"}`},
 		{"missing email", "GET", "/v1/customers", 400, "", "", `{"error":{"code":"invalid_input","message":"The query parameter \"email\" is required."}}`},
 		{"bad mode", "GET", "/v1/customers?email=a@b.c&mode=all", 400, "", "", `{"error":{"code":"invalid_input","message":"The mode \"all\" is not one of both, contacts, accounts."}}`},

@@ -80,6 +80,6 @@ func TestFloodOfUnknownEmails(t *testing.T) {
 		t.Errorf("the known customer was not a cached 200 in %d of %d lookups", knownMiss.Load(), known.Load())
 	}
 	report(t, reportRow{Area: "fault", Case: fmt.Sprintf("%d never-seen emails from %d callers (real service-protection limits)", emails, callers),
-		Expect: fmt.Sprintf("%d 404, %d 503 busy with Retry-After; known customer 200 hit %d/%d", notFound.Load(), busy.Load(), known.Load()-knownMiss.Load(), known.Load()),
+		Expect:   fmt.Sprintf("%d 404, %d 503 busy with Retry-After; known customer 200 hit %d/%d", notFound.Load(), busy.Load(), known.Load()-knownMiss.Load(), known.Load()),
 		Upstream: fmt.Sprintf("%d Dataverse, %d of them 429", upstream, throttled), Wall: wall.Round(time.Millisecond).String()})
 }

@@ -101,7 +101,7 @@ func TestEndpoints(t *testing.T) {
 	}
 	must(t, e.do("GET", "/v1/integrations/eu/customers/contact/"+contactID+"/orders"), 200)
 
-	if got := string(must(t, e.do("GET", "/v1/refunds?order="+orderNum), 200).body); strings.TrimSpace(got) != `{"refunds":[]}` {
+	if got := string(must(t, e.do("GET", "/v1/refunds?order="+orderNum), 200).body); strings.TrimSpace(got) != `{"refunds":[],"source":"none"}` {
 		t.Errorf("refunds %s", got)
 	}
 	must(t, e.do("GET", "/v1/integrations/eu/refunds?order="+orderNum), 200)

@@ -104,6 +104,20 @@ func TestREADMEConfigExample(t *testing.T) {
 				}
 				// orderNumberPrefix: the number as a customer types it.
 				must(t, e.do("GET", "/v1/orders/%2301001-b2k9p7"), 200)
+				// Refunds from the org's own table: one request after the (cached) order.
+				n := len(tc.org.Requests())
+				rf := must(t, e.do("GET", "/v1/refunds?order=ORD-01001-B2K9P7"), 200).json(t)
+				list, _ := rf["refunds"].([]any)
+				if rf["source"] != "contoso_refund" || len(list) != 2 || list[0].(map[string]any)["status"] != "Requested" {
+					t.Errorf("refunds %v", rf)
+				}
+				if d := len(tc.org.Requests()) - n; d != 1 {
+					t.Errorf("%d Dataverse requests for an order's refunds after the order, want 1", d)
+				}
+				must(t, e.do("GET", "/v1/refunds?order=ORD-01001-B2K9P7"), 200)
+				if d := len(tc.org.Requests()) - n; d != 1 {
+					t.Errorf("refunds asked again: %d requests in all, want 1 (cached)", d)
+				}
 				must(t, e.do("GET", "/readyz"), 200)
 				return
 			}

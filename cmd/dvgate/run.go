@@ -285,6 +285,7 @@ var demoSettings = map[string]string{
 	integration.EnvTrackingColumn: "contoso_trackingnumber",
 	integration.EnvOrderFields:    "shippingmethodcode,paymenttermscode,freightamount",
 	integration.EnvOrderPrefix:    "ORD-",
+	integration.EnvRefunds:        "contoso_refund:contoso_salesorderid:contoso_amount:statuscode:createdon:contoso_reason",
 }
 
 // envDemoSecret names the simulator's secret in a config file rewritten by
@@ -349,6 +350,7 @@ func (m *Main) printDemo() {
   curl -s '%[1]s/v1/customers?email=orders@fabrikam.example'
   curl -s '%[1]s/v1/orders/ORD-01001-B2K9P7'
   curl -s '%[1]s/v1/orders/%%2301001-b2k9p7'        # as a customer types it: "#01001-b2k9p7"
+  curl -s '%[1]s/v1/refunds?order=ORD-01001-B2K9P7'  # from the org's own refunds table
   curl -s -X POST '%[1]s/v1/test'
   curl -s '%[1]s/readyz'
   curl -s '%[1]s/metrics' | grep '^dvgate_'
