@@ -58,7 +58,7 @@ func (c Credential) Describe(now time.Time) string {
 	}
 	days, _ := c.DaysLeft(now)
 	if days < 0 {
-		return fmt.Sprintf("The %s expired on %s (%d days ago): create a new one and rotate it in place.", c.Kind, dataverse.DateOnly(c.ExpiresOn), -days)
+		return fmt.Sprintf("The %s expired on %s: create a new one and rotate it in place.", c.Kind, dataverse.DateOnly(c.ExpiresOn))
 	}
 	return fmt.Sprintf("The %s expires on %s (%d days left).", c.Kind, dataverse.DateOnly(c.ExpiresOn), days)
 }

@@ -239,6 +239,9 @@ type IntegrationState struct {
 	// Credential is the current backend's credential and its expiry; a
 	// rotation replaces it.
 	Credential Credential
+	// CredentialDaysLeft is Credential.DaysLeft on the registry's clock,
+	// when Readiness was called; 0 when ExpiresOn is not known.
+	CredentialDaysLeft int
 }
 
 // Readiness reports, for every integration, whether a token was obtained
@@ -251,6 +254,7 @@ func (r *Registry) Readiness() []IntegrationState {
 		in := m[name]
 		st := in.status.Load()
 		s := IntegrationState{Name: name, Ready: st.ready, Reason: st.reason, Broken: st.broken, Credential: in.cur.Load().cred}
+		s.CredentialDaysLeft, _ = s.Credential.DaysLeft(now)
 		b, release, ok := r.Acquire(name)
 		if ok {
 			if until := b.ThrottledUntil(); until.After(now) {
