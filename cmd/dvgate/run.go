@@ -400,6 +400,7 @@ func (m *Main) test(ctx context.Context) error {
 	}
 	defer release()
 	res, err := b.Test(ctx)
+	defer m.printCredential()
 	if err != nil {
 		e := integration.ErrorOf(err, "")
 		fmt.Fprintf(m.Stdout, "FAILED (%s): %s\n", e.Code, e.Message)
@@ -410,6 +411,18 @@ func (m *Main) test(ctx context.Context) error {
 	}
 	fmt.Fprintf(m.Stdout, "OK: organization %s (user %s, business unit %s)\n", res.OrganizationID, res.UserID, res.BusinessUnitID)
 	return nil
+}
+
+// printCredential says when the tested integration's credential expires
+// (dvgate test), after the result.
+func (m *Main) printCredential() {
+	now := time.Now
+	if m.Clock != nil {
+		now = m.Clock
+	}
+	if c, ok := m.reg.Credential(m.integration); ok && c.Kind != "" {
+		fmt.Fprintln(m.Stdout, "Credential:", c.Describe(now()))
+	}
 }
 
 func (m *Main) lookup(ctx context.Context) error {
