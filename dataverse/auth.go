@@ -114,7 +114,7 @@ func credential(cfg Config, now time.Time) (confidential.Credential, Credential,
 	case cfg.CertificatePath != "":
 		c, notAfter, err := certificateCredential(cfg.CertificatePath, cfg.CertificatePassword)
 		if err == nil && now.After(notAfter) {
-			err = &Error{Kind: KindConfig, Op: "load certificate", Message: "the certificate expired on " + DateOnly(notAfter),
+			err = &Error{Kind: KindConfig, Op: "load certificate", Message: "the certificate is past its NotAfter date",
 				Remedy: remedyCertificateExpired(notAfter)}
 		}
 		return c, Credential{Kind: CredentialCertificate, ExpiresOn: notAfter}, err

@@ -49,5 +49,5 @@ func remedySecretExpired(expires time.Time) string {
 
 // remedyCertificateExpired is the remedy of a certificate past NotAfter.
 func remedyCertificateExpired(notAfter time.Time) string {
-	return fmt.Sprintf("The certificate expired on %s: create a new one, upload its public key under Certificates & secrets, and replace the file at AZURE_CLIENT_CERTIFICATE_PATH (dvgate checks it with WhoAmI before it swaps); then delete the old certificate in Entra.", DateOnly(notAfter))
+	return fmt.Sprintf("The certificate expired on %s: create a new one, upload its public key under Certificates & secrets, and replace the certificate file (dvgate checks it with WhoAmI before it swaps); then delete the old certificate in Entra.", DateOnly(notAfter))
 }

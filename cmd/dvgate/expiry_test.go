@@ -237,7 +237,7 @@ func TestExpiredSecretAndRotation(t *testing.T) {
 	// A certificate past NotAfter: a config error with the date, and no
 	// token request.
 	out, err := e.runCmd(clk.now, "test", "--integration", "oldcert")
-	if err == nil || !strings.Contains(out, "FAILED (config)") || !strings.Contains(out, "The certificate expired on "+time.Now().Add(-time.Hour).UTC().Format(time.DateOnly)) {
+	if err == nil || !strings.Contains(out, "FAILED (config): The certificate is past its NotAfter date. The certificate expired on "+time.Now().Add(-time.Hour).UTC().Format(time.DateOnly)+": create a new one") {
 		t.Errorf("dvgate test with an expired certificate: %v\n%s", err, out)
 	}
 	if n := e.sim.TokenRequests(); n != 0 {

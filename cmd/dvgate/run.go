@@ -79,7 +79,7 @@ const usage = `Usage:
   dvgate version
 
 Without --config, one integration named "default" is configured from DATAVERSE_URL,
-AZURE_TENANT_ID, AZURE_CLIENT_ID and one of AZURE_CLIENT_SECRET,
+AZURE_TENANT_ID, AZURE_CLIENT_ID and one of AZURE_CLIENT_SECRET (+ AZURE_CLIENT_SECRET_EXPIRES_ON),
 AZURE_CLIENT_CERTIFICATE_PATH (+ AZURE_CLIENT_CERTIFICATE_PASSWORD) or
 AZURE_FEDERATED_TOKEN_FILE; DVGATE_CUSTOMER_LOOKUP=both|contacts|accounts and
 DVGATE_TRACKING_COLUMN are optional. A non-loopback --listen requires DVGATE_API_TOKEN.
