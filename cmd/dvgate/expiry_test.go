@@ -146,8 +146,8 @@ const expiryToken = "expiry-test-token-of-the-sidecar-7d1e"
 // whose expiry is stated (in 14 days), a certificate (valid 20 days more)
 // and a secret without a date: the gauge and /readyz (with the token only)
 // report the first two, the start-up log says the third is not monitored,
-// the warning comes once a day on the fake clock, and dvgate test prints
-// the date and days left.
+// the warning comes once a day on the fake clock, a renewed certificate's
+// date replaces the old one, and dvgate test prints the date and days left.
 func TestCredentialExpiry(t *testing.T) {
 	t.Parallel()
 	clk := newExpiryClock()
@@ -203,10 +203,19 @@ func TestCredentialExpiry(t *testing.T) {
 		t.Errorf("the second day's warning does not say 13 days:\n%s", e.stderr.String())
 	}
 
+	// A renewed certificate file: its NotAfter replaces the old one.
+	renewed := certEnd.Add(365 * 24 * time.Hour)
+	e.appCert("app.pem", t0.Add(-48*time.Hour), renewed)
+	e.tick()
+	if got := e.expiryMetrics(expiryToken)["cert"]; got != renewed.Unix() {
+		t.Errorf("gauge after the certificate's renewal %d, want %d", got, renewed.Unix())
+	}
+	certEnd = renewed
+
 	// dvgate test prints the date and the days left.
 	for name, line := range map[string]string{
 		"default": "Credential: The client secret expires on " + secretDate + " (14 days left).",
-		"cert":    "Credential: The certificate expires on " + certEnd.UTC().Format(time.DateOnly) + " (20 days left).",
+		"cert":    "Credential: The certificate expires on " + certEnd.UTC().Format(time.DateOnly) + " (385 days left).",
 		"undated": "Credential: The client secret's expiry is not monitored:",
 	} {
 		out, err := e.runCmd(func() time.Time { return t0 }, "test", "--integration", name)
