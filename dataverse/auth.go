@@ -62,6 +62,7 @@ type tokenSource struct {
 	acquired atomic.Int64
 
 	clock Clock
+	cred  Credential // kind and expiry, for Conn.Credential and the remedy of AADSTS7000222
 
 	mu       sync.Mutex
 	forcedAt time.Time // last sign-in that bypassed the cache; guarded by mu
@@ -80,7 +81,7 @@ type tokenSource struct {
 const failureHold = 10 * time.Second
 
 func newTokenSource(cfg Config, orgURL, authorityHost string, httpc *http.Client, log *slog.Logger, red redactor, clock Clock) (*tokenSource, error) {
-	cred, err := credential(cfg)
+	cred, info, err := credential(cfg, clock.Now())
 	if err != nil {
 		return nil, err
 	}
@@ -98,18 +99,28 @@ func newTokenSource(cfg Config, orgURL, authorityHost string, httpc *http.Client
 	if err != nil {
 		return nil, &Error{Kind: KindConfig, Op: "sign in setup", Message: red.clean(err.Error()), Remedy: RemedySignIn}
 	}
-	return &tokenSource{client: client, scopes: []string{orgURL + "/.default"}, log: log, red: red, clock: clock}, nil
+	return &tokenSource{client: client, scopes: []string{orgURL + "/.default"}, log: log, red: red, clock: clock, cred: info}, nil
 }
 
-// credential builds the MSAL credential for the one configured kind.
-func credential(cfg Config) (confidential.Credential, error) {
+// credential builds the MSAL credential for the one configured kind, and
+// says when it expires. A certificate already past NotAfter (at now) is a
+// configuration error: Entra would refuse it, and the remedy is the
+// admin's, not a retry.
+func credential(cfg Config, now time.Time) (confidential.Credential, Credential, error) {
 	switch {
 	case cfg.ClientSecret != "":
-		return confidential.NewCredFromSecret(cfg.ClientSecret)
+		c, err := confidential.NewCredFromSecret(cfg.ClientSecret)
+		return c, Credential{Kind: CredentialSecret, ExpiresOn: cfg.ClientSecretExpiresOn}, err
 	case cfg.CertificatePath != "":
-		return certificateCredential(cfg.CertificatePath, cfg.CertificatePassword)
+		c, notAfter, err := certificateCredential(cfg.CertificatePath, cfg.CertificatePassword)
+		if err == nil && now.After(notAfter) {
+			err = &Error{Kind: KindConfig, Op: "load certificate", Message: "the certificate is past its NotAfter date",
+				Remedy: remedyCertificateExpired(notAfter)}
+		}
+		return c, Credential{Kind: CredentialCertificate, ExpiresOn: notAfter}, err
 	default:
-		return federatedCredential(cfg.FederatedTokenFile)
+		c, err := federatedCredential(cfg.FederatedTokenFile)
+		return c, Credential{Kind: CredentialFederated}, err
 	}
 }
 
@@ -117,11 +128,11 @@ func credential(cfg Config) (confidential.Credential, error) {
 // key) or a PKCS#12 file. PKCS#12 goes through software.sslmate.com/src/go-pkcs12
 // because golang.org/x/crypto/pkcs12 is frozen and cannot read the AES/PBES2
 // files that OpenSSL 3, Azure Key Vault and current Windows export.
-func certificateCredential(path, password string) (confidential.Credential, error) {
+func certificateCredential(path, password string) (confidential.Credential, time.Time, error) {
 	const op = "load certificate"
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return confidential.Credential{}, &Error{Kind: KindConfig, Op: op, Err: err,
+		return confidential.Credential{}, time.Time{}, &Error{Kind: KindConfig, Op: op, Err: err,
 			Remedy: "Point AZURE_CLIENT_CERTIFICATE_PATH at a readable PEM or PKCS#12 (.pfx) file."}
 	}
 	var (
@@ -130,13 +141,13 @@ func certificateCredential(path, password string) (confidential.Credential, erro
 	)
 	if bytes.Contains(data, []byte("-----BEGIN")) {
 		if bytes.Contains(data, []byte("ENCRYPTED")) || bytes.Contains(data, []byte("DEK-Info")) {
-			return confidential.Credential{}, &Error{Kind: KindConfig, Op: op,
+			return confidential.Credential{}, time.Time{}, &Error{Kind: KindConfig, Op: op,
 				Message: "the PEM file's private key is encrypted, which MSAL cannot read",
 				Remedy:  "Store the key unencrypted in the PEM file (PKCS#8 or PKCS#1), or use a password-protected PKCS#12 (.pfx) file."}
 		}
 		certs, key, err = confidential.CertFromPEM(data, "")
 		if err != nil {
-			return confidential.Credential{}, &Error{Kind: KindConfig, Op: op, Message: "the PEM file: " + err.Error(),
+			return confidential.Credential{}, time.Time{}, &Error{Kind: KindConfig, Op: op, Message: "the PEM file: " + err.Error(),
 				Remedy: "The PEM file must hold the certificate and its unencrypted RSA private key."}
 		}
 	} else {
@@ -144,25 +155,35 @@ func certificateCredential(path, password string) (confidential.Credential, erro
 		var chain []*x509.Certificate
 		key, leaf, chain, err = pkcs12.DecodeChain(data, password)
 		if errors.Is(err, pkcs12.ErrIncorrectPassword) {
-			return confidential.Credential{}, &Error{Kind: KindConfig, Op: op, Message: "the PKCS#12 password is wrong",
+			return confidential.Credential{}, time.Time{}, &Error{Kind: KindConfig, Op: op, Message: "the PKCS#12 password is wrong",
 				Remedy: "Set AZURE_CLIENT_CERTIFICATE_PASSWORD to the password the .pfx file was exported with."}
 		}
 		if err != nil {
-			return confidential.Credential{}, &Error{Kind: KindConfig, Op: op, Message: "the file is neither PEM nor readable PKCS#12: " + err.Error(),
+			return confidential.Credential{}, time.Time{}, &Error{Kind: KindConfig, Op: op, Message: "the file is neither PEM nor readable PKCS#12: " + err.Error(),
 				Remedy: "Use a PEM file (certificate + unencrypted RSA key) or a PKCS#12 (.pfx) file with its password."}
 		}
 		certs = append([]*x509.Certificate{leaf}, chain...)
 	}
-	if _, ok := key.(*rsa.PrivateKey); !ok {
-		return confidential.Credential{}, &Error{Kind: KindConfig, Op: op, Message: fmt.Sprintf("the private key is %T, not RSA", key),
+	rk, ok := key.(*rsa.PrivateKey)
+	if !ok {
+		return confidential.Credential{}, time.Time{}, &Error{Kind: KindConfig, Op: op, Message: fmt.Sprintf("the private key is %T, not RSA", key),
 			Remedy: "Microsoft Entra client assertions from MSAL need an RSA key: create an RSA certificate."}
 	}
 	cred, err := confidential.NewCredFromCert(certs, key)
 	if err != nil {
-		return confidential.Credential{}, &Error{Kind: KindConfig, Op: op, Message: err.Error(),
+		return confidential.Credential{}, time.Time{}, &Error{Kind: KindConfig, Op: op, Message: err.Error(),
 			Remedy: "The file must hold the certificate that matches its private key."}
 	}
-	return cred, nil
+	// The certificate that signs is the one matching the key, as MSAL
+	// chooses it; the others are its chain.
+	var notAfter time.Time
+	for _, c := range certs {
+		if pub, ok := c.PublicKey.(*rsa.PublicKey); ok && pub.Equal(&rk.PublicKey) {
+			notAfter = c.NotAfter
+			break
+		}
+	}
+	return cred, notAfter, nil
 }
 
 // federatedCredential presents the Kubernetes projected service account
@@ -319,6 +340,9 @@ func (t *tokenSource) signInError(err error) *Error {
 				e.Code = "AADSTS" + strconv.Itoa(num)
 			}
 			e.Kind, e.Remedy = classifyEntra(eb.Error, num, e.Status)
+			if num == 7000222 {
+				e.Remedy = remedySecretExpired(t.cred.ExpiresOn)
+			}
 		} else {
 			e.Message = t.red.clean(firstLine(string(body)))
 			e.Kind, e.Remedy = classifyEntra("", 0, e.Status)

@@ -38,6 +38,10 @@ type Config struct {
 	CertificatePath     string // PEM (certificate + unencrypted RSA key) or PKCS#12 (.pfx/.p12)
 	CertificatePassword string // for PKCS#12 only
 	FederatedTokenFile  string // Kubernetes workload identity: re-read on every token request
+	// ClientSecretExpiresOn is when the client secret expires, as the admin
+	// states it (Entra does not tell the app): reported by Conn.Credential
+	// and named in the remedy of an expired secret. Zero: not stated.
+	ClientSecretExpiresOn time.Time
 
 	AuthorityHost string       // default DefaultAuthorityHost
 	HTTPClient    *http.Client // base client (TLS roots, proxy); nil = a tuned default

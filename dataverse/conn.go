@@ -37,6 +37,7 @@ type Conn struct {
 	maxAttempts int
 	httpc       *http.Client
 	tokens      *tokenSource
+	cred        Credential
 	sem         chan struct{} // one slot per request in flight
 	slotWait    time.Duration // bound of the wait for a slot; <0 = none
 	clock       Clock
@@ -141,6 +142,7 @@ func New(cfg Config) (*Conn, error) {
 		return nil, err
 	}
 	c.tokens = ts
+	c.cred = ts.cred
 	return c, nil
 }
 

@@ -155,3 +155,71 @@ func TestFederatedTokenFileChecked(t *testing.T) {
 }
 
 func writeFileAt(path string, data []byte) error { return os.WriteFile(path, data, 0o600) }
+
+// TestCredentialExpiry: New reports each credential's kind and expiry
+// (a certificate's NotAfter from PEM and PKCS#12, a secret's stated date,
+// none for a federated token), and refuses a certificate past NotAfter
+// before any sign-in, with the date in the remedy.
+func TestCredentialExpiry(t *testing.T) {
+	t.Parallel()
+	key := rsaKey(t)
+	notAfter := time.Now().Add(20 * 24 * time.Hour).Truncate(time.Second).UTC()
+	cert := certValid(t, key, time.Now().Add(-time.Hour), notAfter)
+	expired := certValid(t, key, time.Now().Add(-48*time.Hour), time.Now().Add(-24*time.Hour))
+	stated := time.Date(2027, 6, 30, 0, 0, 0, 0, time.UTC)
+	secret := validConfig()
+	secret.ClientSecretExpiresOn = stated
+	fed := validConfig()
+	fed.ClientSecret, fed.FederatedTokenFile = "", writeFile(t, "token", []byte("eyJ.token"))
+	tests := []struct {
+		name     string
+		cfg      Config
+		want     Credential
+		inRemedy string // "" = New succeeds
+	}{
+		{"PEM", certConfig(pemFile(t, cert, key), ""), Credential{Kind: CredentialCertificate, ExpiresOn: notAfter}, ""},
+		{"PKCS#12", certConfig(pfxFile(t, cert, key, "pfx-Password-0815"), "pfx-Password-0815"), Credential{Kind: CredentialCertificate, ExpiresOn: notAfter}, ""},
+		{"secret with a stated date", secret, Credential{Kind: CredentialSecret, ExpiresOn: stated}, ""},
+		{"secret without a date", validConfig(), Credential{Kind: CredentialSecret}, ""},
+		{"federated", fed, Credential{Kind: CredentialFederated}, ""},
+		{"expired PEM", certConfig(pemFile(t, expired, key), ""), Credential{}, "The certificate expired on " + DateOnly(expired.NotAfter)},
+		{"expired PKCS#12", certConfig(pfxFile(t, expired, key, "pfx-Password-0815"), "pfx-Password-0815"), Credential{}, "The certificate expired on " + DateOnly(expired.NotAfter)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c, err := New(tt.cfg)
+			if tt.inRemedy != "" {
+				var e *Error
+				if !asError(err, &e) || e.Kind != KindConfig || !strings.HasPrefix(e.Remedy, tt.inRemedy) {
+					t.Fatalf("New = %v, want a config error whose remedy starts %q", err, tt.inRemedy)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if got := c.Credential(); !got.ExpiresOn.Equal(tt.want.ExpiresOn) || got.Kind != tt.want.Kind {
+				t.Errorf("Credential() = %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+// certValid makes a self-signed certificate for key valid from notBefore to
+// notAfter.
+func certValid(t testing.TB, key *rsa.PrivateKey, notBefore, notAfter time.Time) *x509.Certificate {
+	t.Helper()
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: "dvgate expiry"},
+		NotBefore: notBefore, NotAfter: notAfter}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert
+}

@@ -128,7 +128,7 @@ func KindOf(err error) Kind {
 // Remedies. Tests and the gateway's docs quote them; keep each one sentence.
 const (
 	RemedySecretInvalid = "The client secret is wrong, has expired, or the Secret ID was copied instead of the Value: generate a new secret."
-	RemedySecretExpired = "The client secret has expired: create a new one and rotate it."
+	RemedySecretExpired = "The client secret has expired: " + remedyRotateSecret
 	RemedyAppNotFound   = "Application not found: the tenant ID or client ID is wrong; check both on the app's overview page."
 	RemedyTenant        = "The tenant ID is wrong or not a valid tenant."
 	RemedyResource      = "The organization URL is not a Dataverse environment in this tenant: check it, including the region segment."

@@ -116,6 +116,9 @@ func TestSignInErrors(t *testing.T) {
 	}{
 		{"wrong secret", nil, func(c *Config) { c.ClientSecret = "WRONG~canary.Secret_91aa" }, 401, "AADSTS7000215", RemedySecretInvalid},
 		{"expired secret", func(s *dataversetest.Server) { s.ExpireClientSecret() }, nil, 401, "AADSTS7000222", RemedySecretExpired},
+		{"expired secret, date stated", func(s *dataversetest.Server) { s.ExpireClientSecret() },
+			func(c *Config) { c.ClientSecretExpiresOn = time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC) }, 401, "AADSTS7000222",
+			"The client secret expired on 2026-11-30: " + remedyRotateSecret},
 		{"unknown client", nil, func(c *Config) { c.ClientID = "0f0e0d0c-0b0a-4909-8807-060504030201" }, 400, "AADSTS700016", RemedyAppNotFound},
 		{"unknown tenant", nil, func(c *Config) { c.TenantID = "11111111-2222-4333-8444-555555555555" }, 400, "AADSTS90002", RemedyTenant},
 		{"org not in tenant", nil, func(c *Config) { c.URL = "https://nosuchorg.crm4.dynamics.com" }, 400, "AADSTS500011", RemedyResource},

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/dvgate/dvgate/dataverse"
 	"github.com/dvgate/dvgate/gateway"
@@ -39,6 +40,11 @@ const (
 	// the burst.
 	EnvBudgetRate  = "DVGATE_BUDGET_RATE"
 	EnvBudgetBurst = "DVGATE_BUDGET_BURST"
+	// EnvClientSecretExpiresOn is the client secret's expiry date as the
+	// app registration's "Certificates & secrets" page shows it
+	// (2027-06-30, or RFC 3339), so that dvgate warns before it (Entra does
+	// not reveal it to the app).
+	EnvClientSecretExpiresOn = "AZURE_CLIENT_SECRET_EXPIRES_ON"
 )
 
 // Config is one integration (one Dataverse org), resolved: secrets
@@ -85,7 +91,7 @@ func (c Config) Fingerprint() string {
 	d := c.Dataverse
 	h := sha256.New()
 	for _, s := range []string{c.Name, d.URL, d.TenantID, d.ClientID, d.ClientSecret, d.CertificatePath,
-		d.CertificatePassword, c.certHash, d.FederatedTokenFile, d.AuthorityHost, c.Mode.String(), c.TrackingColumn, errText(c.Err),
+		d.CertificatePassword, c.certHash, d.ClientSecretExpiresOn.UTC().Format(time.RFC3339), d.FederatedTokenFile, d.AuthorityHost, c.Mode.String(), c.TrackingColumn, errText(c.Err),
 		strings.Join(c.OrderFields, ","), strings.Join(c.CustomerFields, ","), c.OrderNumberPrefix,
 		fmt.Sprint(c.Budget.Rate, "/", c.Budget.Burst), fmt.Sprint(c.Refunds),
 		fmt.Sprint(d.MaxConcurrent), fmt.Sprint(d.MaxAttempts)} {
@@ -125,19 +131,22 @@ type configFile struct {
 }
 
 type fileIntegration struct {
-	URL                 string     `json:"url"`
-	TenantID            string     `json:"tenantId"`
-	ClientID            string     `json:"clientId"`
-	ClientSecret        *SecretRef `json:"clientSecret"`
-	CertificatePath     string     `json:"certificatePath"`
-	CertificatePassword *SecretRef `json:"certificatePassword"`
-	FederatedTokenFile  string     `json:"federatedTokenFile"`
-	AuthorityHost       string     `json:"authorityHost"`
-	CustomerLookup      string     `json:"customerLookup"`
-	TrackingColumn      string     `json:"trackingColumn"`
-	OrderFields         []string   `json:"orderFields"`
-	CustomerFields      []string   `json:"customerFields"`
-	OrderNumberPrefix   string     `json:"orderNumberPrefix"`
+	URL          string     `json:"url"`
+	TenantID     string     `json:"tenantId"`
+	ClientID     string     `json:"clientId"`
+	ClientSecret *SecretRef `json:"clientSecret"`
+	// ClientSecretExpiresOn is the secret's expiry date (2027-06-30 or
+	// RFC 3339), as the app registration shows it.
+	ClientSecretExpiresOn string     `json:"clientSecretExpiresOn"`
+	CertificatePath       string     `json:"certificatePath"`
+	CertificatePassword   *SecretRef `json:"certificatePassword"`
+	FederatedTokenFile    string     `json:"federatedTokenFile"`
+	AuthorityHost         string     `json:"authorityHost"`
+	CustomerLookup        string     `json:"customerLookup"`
+	TrackingColumn        string     `json:"trackingColumn"`
+	OrderFields           []string   `json:"orderFields"`
+	CustomerFields        []string   `json:"customerFields"`
+	OrderNumberPrefix     string     `json:"orderNumberPrefix"`
 	// Budget is {"rate": 10, "burst": 40}: Dataverse requests per second
 	// (-1 = none) and burst.
 	Budget *fileBudget `json:"budget"`
@@ -242,10 +251,34 @@ func (s Source) loadEnv() Config {
 			return c
 		}
 	}
+	if c.Dataverse.ClientSecretExpiresOn, err = parseExpiry(EnvClientSecretExpiresOn, s.Getenv(EnvClientSecretExpiresOn), c.Dataverse); err != nil {
+		c.Err = err
+		return c
+	}
 	if err := s.hashCert(&c); err != nil {
 		c.Err = err
 	}
 	return c
+}
+
+// parseExpiry reads a client secret's stated expiry: a date (UTC midnight,
+// so the warning comes no later than the date the portal shows) or an
+// RFC 3339 time; "" = not stated. field names the setting in the error.
+func parseExpiry(field, v string, d dataverse.Config) (time.Time, error) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return time.Time{}, nil
+	}
+	if d.ClientSecret == "" {
+		return time.Time{}, fmt.Errorf("%s is set but the integration signs in without a client secret: remove it (a certificate's expiry is read from the certificate)", field)
+	}
+	if t, err := time.Parse(time.DateOnly, v); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse(time.RFC3339, v); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("%s is not a date: write it as YYYY-MM-DD (the Expires column of the app registration's Certificates & secrets page) or RFC 3339", field)
 }
 
 func parseMode(s string) (gateway.Mode, error) {
@@ -328,6 +361,9 @@ func (s Source) resolve(name string, fi fileIntegration, dir string) (Config, er
 	}
 	if c.Mode, err = parseMode(fi.CustomerLookup); err != nil {
 		return c, fmt.Errorf("customerLookup: %w", err)
+	}
+	if c.Dataverse.ClientSecretExpiresOn, err = parseExpiry("clientSecretExpiresOn", fi.ClientSecretExpiresOn, c.Dataverse); err != nil {
+		return c, err
 	}
 	if err := c.Dataverse.Validate(); err != nil {
 		return c, err

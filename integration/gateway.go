@@ -153,6 +153,10 @@ func (b *gatewayBackend) ThrottledUntil() time.Time {
 	return t
 }
 
+// Credential implements CredentialReporter: the connection's credential,
+// read when it was made (a renewed certificate file makes a new backend).
+func (b *gatewayBackend) Credential() dataverse.Credential { return b.conn.Credential() }
+
 // Messages for gateway.ErrNotFound, by lookup.
 const (
 	notFoundCustomer = "No contact or account has this email address."

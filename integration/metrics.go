@@ -14,6 +14,7 @@ type Metrics struct {
 	rotations *prometheus.CounterVec
 	ready     *prometheus.GaugeVec
 	broken    *prometheus.GaugeVec
+	expiry    *prometheus.GaugeVec
 }
 
 // NewMetrics creates the collectors and registers them with reg.
@@ -35,8 +36,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "dvgate_integration_config_error",
 			Help: "1 when the integration cannot start because of its configuration (/readyz says why), else 0.",
 		}, []string{"integration"}),
+		expiry: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "dvgate_credential_expiry_timestamp_seconds",
+			Help: "When the integration's credential expires (Unix time): the certificate's NotAfter, or the client secret's stated expiry (clientSecretExpiresOn, AZURE_CLIENT_SECRET_EXPIRES_ON). Absent when not known: a secret without a stated date, a federated credential, an integration that cannot start.",
+		}, []string{"integration"}),
 	}
-	for _, c := range []prometheus.Collector{m.reloads, m.rotations, m.ready, m.broken} {
+	for _, c := range []prometheus.Collector{m.reloads, m.rotations, m.ready, m.broken, m.expiry} {
 		if err := reg.Register(c); err != nil {
 			return nil, errors.Join(errors.New("integration: registering metrics"), err)
 		}
@@ -63,6 +68,7 @@ func (m *Metrics) setIntegrations(names, removed []string) {
 	for _, n := range removed {
 		m.ready.DeleteLabelValues(n)
 		m.broken.DeleteLabelValues(n)
+		m.expiry.DeleteLabelValues(n)
 	}
 	for _, n := range names {
 		m.ready.WithLabelValues(n) // create at 0 until Check says otherwise
@@ -78,6 +84,11 @@ func (m *Metrics) setReady(r *Registry) {
 		st := in.status.Load()
 		m.ready.WithLabelValues(in.name).Set(b2f(st.ready))
 		m.broken.WithLabelValues(in.name).Set(b2f(st.broken))
+		if exp := in.cur.Load().cred.ExpiresOn; exp.IsZero() {
+			m.expiry.DeleteLabelValues(in.name)
+		} else {
+			m.expiry.WithLabelValues(in.name).Set(float64(exp.Unix()))
+		}
 	}
 }
 

@@ -32,6 +32,9 @@ type Registry struct {
 	// poll does not sign in with the same wrong secret every few seconds.
 	// Guarded by reloadMu.
 	rejected map[string]rejection
+	// warned is each integration's last credential expiry warning.
+	// Guarded by reloadMu.
+	warned map[string]warned
 
 	reloadMu sync.Mutex     // serializes Reload, Check and Close
 	closing  sync.WaitGroup // backends being closed after their last request
@@ -69,9 +72,10 @@ type integrationStatus struct {
 // lease counts the requests using one backend, so that a replaced backend
 // is closed only after the last of them finished.
 type lease struct {
-	cfg Config
-	fp  string
-	b   Backend
+	cfg  Config
+	fp   string
+	b    Backend
+	cred Credential // b's, asked once
 
 	mu      sync.Mutex
 	refs    int
@@ -132,7 +136,7 @@ type RegistryConfig struct {
 // (ErrNoneUsable, with every reason). It does not sign in: call Check (or
 // let Watch do it) to make the integrations ready.
 func NewRegistry(cfg RegistryConfig) (*Registry, error) {
-	r := &Registry{rejected: map[string]rejection{}, source: cfg.Source, connector: cfg.Connector, log: cfg.Logger, now: cfg.Clock,
+	r := &Registry{rejected: map[string]rejection{}, warned: map[string]warned{}, source: cfg.Source, connector: cfg.Connector, log: cfg.Logger, now: cfg.Clock,
 		metrics: cfg.Metrics, validateTimeout: cfg.ValidateTimeout}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
@@ -158,6 +162,7 @@ func NewRegistry(cfg RegistryConfig) (*Registry, error) {
 		in.cur.Store(l)
 		in.status.Store(st)
 		m[c.Name] = in
+		r.logCredential(c.Name, l.cred)
 	}
 	if len(brokenErrs) == len(cfgs) {
 		r.closeAll(m)
@@ -191,7 +196,7 @@ func (r *Registry) connect(c Config, prev Backend) (*lease, *integrationStatus) 
 }
 
 func (r *Registry) newLease(c Config, b Backend) *lease {
-	l := &lease{cfg: c, fp: c.Fingerprint(), b: b}
+	l := &lease{cfg: c, fp: c.Fingerprint(), b: b, cred: credentialOf(b)}
 	l.releaseFn = l.release
 	r.closing.Add(1)
 	l.onIdle = sync.OnceFunc(func() {
@@ -240,6 +245,12 @@ type IntegrationState struct {
 	Reason         string // why not ready: the remedy when Broken
 	Broken         bool   // the integration cannot start (configuration)
 	ThrottledUntil time.Time
+	// Credential is the current backend's credential and its expiry; a
+	// rotation replaces it.
+	Credential Credential
+	// CredentialDaysLeft is Credential.DaysLeft on the registry's clock,
+	// when Readiness was called; 0 when ExpiresOn is not known.
+	CredentialDaysLeft int
 }
 
 // Readiness reports, for every integration, whether a token was obtained
@@ -251,7 +262,8 @@ func (r *Registry) Readiness() []IntegrationState {
 	for _, name := range slices.Sorted(maps.Keys(m)) {
 		in := m[name]
 		st := in.status.Load()
-		s := IntegrationState{Name: name, Ready: st.ready, Reason: st.reason, Broken: st.broken}
+		s := IntegrationState{Name: name, Ready: st.ready, Reason: st.reason, Broken: st.broken, Credential: in.cur.Load().cred}
+		s.CredentialDaysLeft, _ = s.Credential.DaysLeft(now)
 		b, release, ok := r.Acquire(name)
 		if ok {
 			if until := b.ThrottledUntil(); until.After(now) {
@@ -266,6 +278,17 @@ func (r *Registry) Readiness() []IntegrationState {
 		out = append(out, s)
 	}
 	return out
+}
+
+// Credential reports the named integration's current credential and its
+// expiry (see Credential.Describe); ok is false for an unknown
+// integration.
+func (r *Registry) Credential(name string) (c Credential, ok bool) {
+	in := (*r.integrations.Load())[name]
+	if in == nil {
+		return Credential{}, false
+	}
+	return in.cur.Load().cred, true
 }
 
 // Check signs in and calls WhoAmI for every integration not yet known to
@@ -393,6 +416,7 @@ func (r *Registry) reload(ctx context.Context, force bool) error {
 			in.status.Store(st)
 			next[c.Name] = in
 			r.log.Info("integration added", "integration", c.Name, "ready", st.ready)
+			r.logCredential(c.Name, l.cred)
 			continue
 		}
 		in.cur.Store(l)
@@ -401,6 +425,7 @@ func (r *Registry) reload(ctx context.Context, force bool) error {
 		next[c.Name] = in
 		r.metrics.rotation(c.Name, "applied")
 		r.log.Info("new configuration applied", "integration", c.Name, "keptCache", c.SameData(cur.cfg), "ready", st.ready)
+		r.logCredential(c.Name, l.cred)
 	}
 	var removed []string
 	for name, in := range old {
@@ -426,9 +451,12 @@ func (r *Registry) reload(ctx context.Context, force bool) error {
 	return nil
 }
 
-// Watch reloads on every tick and every value from hup (SIGHUP), and checks
-// integrations that are not ready yet, until ctx is done. Errors are logged.
+// Watch reloads on every tick and every value from hup (SIGHUP), checks
+// integrations that are not ready yet, and warns (once a day, on the
+// registry's clock) about credentials that expire within WarnBefore, until
+// ctx is done. Errors are logged.
 func (r *Registry) Watch(ctx context.Context, ticks <-chan time.Time, hup <-chan struct{}) {
+	r.warnExpiring()
 	for {
 		select {
 		case <-ctx.Done():
@@ -440,6 +468,7 @@ func (r *Registry) Watch(ctx context.Context, ticks <-chan time.Time, hup <-chan
 			_ = r.Reload(ctx)
 		}
 		_ = r.Check(ctx)
+		r.warnExpiring()
 	}
 }
 

@@ -173,6 +173,10 @@ func (a *handlers) Readyz(ctx context.Context, _ httpapi.ReadyzRequestObject) (h
 			t := st.ThrottledUntil.UTC()
 			ir.ThrottledUntil = &t
 		}
+		if exp := st.Credential.ExpiresOn.UTC(); !exp.IsZero() {
+			days := st.CredentialDaysLeft
+			ir.CredentialExpiresOn, ir.CredentialExpiresInDays = &exp, &days
+		}
 		out.Ready = out.Ready && st.Ready
 		out.Integrations = append(out.Integrations, ir)
 	}

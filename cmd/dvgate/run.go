@@ -81,7 +81,7 @@ const usage = `Usage:
   dvgate version
 
 Without --config, one integration named "default" is configured from DATAVERSE_URL,
-AZURE_TENANT_ID, AZURE_CLIENT_ID and one of AZURE_CLIENT_SECRET,
+AZURE_TENANT_ID, AZURE_CLIENT_ID and one of AZURE_CLIENT_SECRET (+ AZURE_CLIENT_SECRET_EXPIRES_ON),
 AZURE_CLIENT_CERTIFICATE_PATH (+ AZURE_CLIENT_CERTIFICATE_PASSWORD) or
 AZURE_FEDERATED_TOKEN_FILE; DVGATE_CUSTOMER_LOOKUP=both|contacts|accounts and
 DVGATE_TRACKING_COLUMN are optional. A non-loopback --listen requires DVGATE_API_TOKEN.
@@ -406,6 +406,7 @@ func (m *Main) test(ctx context.Context) error {
 	}
 	defer release()
 	res, err := b.Test(ctx)
+	defer m.printCredential()
 	if err != nil {
 		e := integration.ErrorOf(err, "")
 		fmt.Fprintf(m.Stdout, "FAILED (%s): %s\n", e.Code, e.Message)
@@ -416,6 +417,18 @@ func (m *Main) test(ctx context.Context) error {
 	}
 	fmt.Fprintf(m.Stdout, "OK: organization %s (user %s, business unit %s)\n", res.OrganizationID, res.UserID, res.BusinessUnitID)
 	return nil
+}
+
+// printCredential says when the tested integration's credential expires
+// (dvgate test), after the result.
+func (m *Main) printCredential() {
+	now := time.Now
+	if m.Clock != nil {
+		now = m.Clock
+	}
+	if c, ok := m.reg.Credential(m.integration); ok && c.Kind != "" {
+		fmt.Fprintln(m.Stdout, "Credential:", c.Describe(now()))
+	}
 }
 
 func (m *Main) lookup(ctx context.Context) error {
