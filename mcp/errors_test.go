@@ -80,7 +80,7 @@ func TestToolErrorsOfInput(t *testing.T) {
 		{"both email and customer", "list_recent_orders", map[string]any{"email": alexEmail, "customer": map[string]any{"type": "contact", "id": alexID}}, "invalid_input: Give either"},
 		{"limit too large", "list_recent_orders", map[string]any{"email": alexEmail, "limit": 51}, "invalid_input: The limit is not valid"},
 		{"bad customer type", "list_recent_orders", map[string]any{"customer": map[string]any{"type": "lead", "id": alexID}}, "invalid_input:"},
-		{"unknown integration", "check_connection", map[string]any{"integration": "acme"}, `not_found: No integration is named "acme"; the configured ones are: default.`},
+		{"unknown integration", "check_connection", map[string]any{"integration": "acme"}, `not_found: No integration is named "acme".`},
 	}
 	for _, tt := range tests {
 		res := call(t, e.cs, tt.tool, tt.args)

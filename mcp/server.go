@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
@@ -21,6 +20,7 @@ type Registry interface {
 	Acquire(name string) (b integration.Backend, release func(), ok bool)
 	Names() []string
 	Config(name string) (integration.Config, bool)
+	Credential(name string) (integration.Credential, bool)
 }
 
 // Options configure NewServer.
@@ -117,13 +117,9 @@ func (t *tools) backend(name string) (integration.Backend, func(), string, error
 	}
 	b, release, ok := t.Registry.Acquire(name)
 	if !ok {
-		msg := fmt.Sprintf("No integration is named %q.", name)
-		if !t.Fixed {
-			// Not on a one-integration endpoint, whose agent must not
-			// learn the other tenants' names.
-			msg = fmt.Sprintf("No integration is named %q; the configured ones are: %s.", name, strings.Join(t.Registry.Names(), ", "))
-		}
-		return nil, nil, name, &integration.Error{Code: integration.CodeNotFound, Message: msg}
+		// The other integrations' names are not listed: an agent (or a
+		// ticket's text steering it) must not learn other tenants'.
+		return nil, nil, name, &integration.Error{Code: integration.CodeNotFound, Message: fmt.Sprintf("No integration is named %q.", name)}
 	}
 	return b, release, name, nil
 }
@@ -310,6 +306,14 @@ func (t *tools) checkConnection(ctx context.Context, _ *sdk.CallToolRequest, in 
 	if err != nil {
 		return nil, CheckConnectionOut{}, t.fail(ctx, "check_connection", name, err)
 	}
-	return nil, CheckConnectionOut{OK: true, Integration: name, OrganizationID: r.OrganizationID, UserID: r.UserID,
-		BusinessUnitID: r.BusinessUnitID, AsOf: t.asOf(gateway.Meta{})}, nil
+	out := CheckConnectionOut{OK: true, Integration: name, OrganizationID: r.OrganizationID, UserID: r.UserID,
+		BusinessUnitID: r.BusinessUnitID, AsOf: t.asOf(gateway.Meta{})}
+	if c, ok := t.Registry.Credential(name); ok {
+		now := t.now()
+		out.Credential = c.Describe(now)
+		if d, ok := c.DaysLeft(now); ok {
+			out.CredentialExpiresInDays = &d
+		}
+	}
+	return nil, out, nil
 }

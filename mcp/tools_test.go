@@ -208,14 +208,14 @@ func TestToolsAgainstSimulator(t *testing.T) {
 		}, 2, 0},
 		{"list_refunds", map[string]any{"order": alexOrder}, func(t *testing.T, res *sdk.CallToolResult) {
 			got := result[ListRefundsOut](t, res)
-			if got.Refunds == nil || len(got.Refunds) != 0 || got.Message == "" {
+			if got.Refunds == nil || len(got.Refunds) != 0 || got.Message == "" || got.Source != "none" {
 				t.Errorf("got %+v", got)
 			}
 		}, 0, 0},
 		{"check_connection", nil, func(t *testing.T, res *sdk.CallToolResult) {
 			got := result[CheckConnectionOut](t, res)
-			if !got.OK || got.OrganizationID == "" || got.UserID == "" {
-				t.Errorf("got %+v", got)
+			if !got.OK || got.OrganizationID == "" || got.UserID == "" || !strings.Contains(got.Credential, "expir") {
+				t.Errorf("got %+v (the credential sentence says whether expiry is monitored)", got)
 			}
 		}, 1, 1},
 	}

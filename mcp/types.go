@@ -179,6 +179,11 @@ type CheckConnectionOut struct {
 	BusinessUnitID string    `json:"businessUnitId"`
 	AsOf           time.Time `json:"asOf"`
 	Stale          bool      `json:"stale" jsonschema:"always false: the check bypasses the cache"`
+	// Credential says when the app registration's secret or certificate
+	// expires, as an admin should read it.
+	Credential string `json:"credential,omitempty" jsonschema:"when the secret or certificate dvgate signs in with expires, e.g. The client secret expires on 2027-06-30 (207 days left)."`
+	// CredentialExpiresInDays is the days left, when the expiry is known.
+	CredentialExpiresInDays *int `json:"credentialExpiresInDays,omitempty"`
 }
 
 func money(m gateway.Money) Money {
