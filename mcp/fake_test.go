@@ -21,7 +21,9 @@ func (r fakeRegistry) Acquire(name string) (integration.Backend, func(), bool) {
 
 func (fakeRegistry) Names() []string { return []string{"default"} }
 
-func (fakeRegistry) Credential(string) (integration.Credential, bool) { return integration.Credential{}, false }
+func (fakeRegistry) Credential(string) (integration.Credential, bool) {
+	return integration.Credential{}, false
+}
 
 func (fakeRegistry) Config(name string) (integration.Config, bool) {
 	return integration.Config{Name: name}, name == "default"
