@@ -349,13 +349,14 @@ func (m *Main) printDemo() {
   curl -s '%[1]s/v1/customers?email=alex.wu@example.com'
   curl -s '%[1]s/v1/customers?email=orders@fabrikam.example'
   curl -s '%[1]s/v1/orders/ORD-01001-B2K9P7'
-  curl -s '%[1]s/v1/orders/%%2301001-b2k9p7'        # as a customer types it: "#01001-b2k9p7"
-  curl -s '%[1]s/v1/refunds?order=ORD-01001-B2K9P7'  # from the org's own refunds table
+  curl -s '%[1]s/v1/orders/%%2301001-b2k9p7'
+  curl -s '%[1]s/v1/refunds?order=ORD-01001-B2K9P7'
   curl -s -X POST '%[1]s/v1/test'
   curl -s '%[1]s/readyz'
   curl -s '%[1]s/metrics' | grep '^dvgate_'
 
-Add -i to see X-Cache and Age (run a lookup twice: miss, then hit). Ctrl-C stops.
+The second order is typed as a customer would ("#01001-b2k9p7"); refunds come from the demo org's
+own contoso_refund table. Add -i to see X-Cache and Age (run a lookup twice: miss, then hit). Ctrl-C stops.
 `, base, m.sim.URL())
 }
 
