@@ -69,6 +69,10 @@ type Config struct {
 	// defaults.
 	Budget gateway.Budget
 
+	// Warnings are what is risky but works (a secret file every user may
+	// read); logged when the integration is connected.
+	Warnings []string
+
 	// Err is why this integration cannot start (a missing secret, an
 	// invalid value), with the remedy; the other fields are what could be
 	// read. A broken integration answers every request with a config error
@@ -117,6 +121,9 @@ type Source struct {
 	Path     string                       // JSON config file; "" = environment
 	Getenv   func(string) string          // environment lookup (os.Getenv)
 	ReadFile func(string) ([]byte, error) // file reader (os.ReadFile)
+	// Stat, when set (os.Stat), lets Load check that secret files are not
+	// readable or writable by other users (Config.Warnings).
+	Stat func(string) (fs.FileInfo, error)
 }
 
 // configFile is the config file format.
@@ -353,6 +360,11 @@ func (s Source) resolve(name string, fi fileIntegration, dir string) (Config, er
 		MaxConcurrent:      fi.MaxConcurrent,
 	}
 	var err error
+	for _, ref := range []*SecretRef{fi.ClientSecret, fi.CertificatePassword} {
+		if w := s.exposed(ref, dir); w != "" {
+			c.Warnings = append(c.Warnings, w)
+		}
+	}
 	if c.Dataverse.ClientSecret, err = s.secret(fi.ClientSecret, dir); err != nil {
 		return c, fmt.Errorf("clientSecret: %w", err)
 	}
@@ -401,6 +413,24 @@ func (s Source) secret(ref *SecretRef, dir string) (string, error) {
 		}
 		return v, nil
 	}
+}
+
+// exposed says whether ref's file can be read or written by users other
+// than its owner (and group owner), as a warning for the admin; "" when
+// it cannot, or when it is not a file or cannot be checked.
+func (s Source) exposed(ref *SecretRef, dir string) string {
+	if ref == nil || ref.File == "" || s.Stat == nil {
+		return ""
+	}
+	p := ref.File
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(dir, p)
+	}
+	fi, err := s.Stat(p)
+	if err != nil || fi.Mode().Perm()&0o007 == 0 {
+		return ""
+	}
+	return fmt.Sprintf("secret file %s can be read or written by every user of this machine (mode %04o): chmod 600 it", p, fi.Mode().Perm())
 }
 
 func (s Source) hashCert(c *Config) error {

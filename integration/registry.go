@@ -182,6 +182,9 @@ var ErrNoneUsable = errors.New("no integration can start")
 // an error or Connect fails. The status is "not checked yet" for a good
 // one.
 func (r *Registry) connect(c Config, prev Backend) (*lease, *integrationStatus) {
+	for _, w := range c.Warnings {
+		r.log.Warn("integration configuration", "integration", c.Name, "warning", w)
+	}
 	cause := c.Err
 	if cause == nil {
 		b, err := r.connector.Connect(c, prev)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -344,5 +345,20 @@ func TestFatalErrorIsALogLine(t *testing.T) {
 		if !strings.Contains(stderr.String(), tc.want) {
 			t.Errorf("--log-format %s: %q, want it to contain %q", tc.format, stderr.String(), tc.want)
 		}
+	}
+}
+
+// TestSecretFileReadableByOthers: a secret file every user of the machine
+// may read works, with a warning that says how to fix it.
+func TestSecretFileReadableByOthers(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	if err := os.Chmod(filepath.Join(e.dir, "default.secret"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.start()
+	must(t, e.do("GET", "/v1/customers?email="+alex), 200)
+	if logs := e.stderr.String(); !strings.Contains(logs, "can be read or written by every user of this machine (mode 0644): chmod 600 it") {
+		t.Errorf("no warning about the secret file's mode:\n%s", logs)
 	}
 }

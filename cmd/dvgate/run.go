@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"os"
@@ -34,6 +35,8 @@ type Main struct {
 	Stdout, Stderr io.Writer
 	Getenv         func(string) string
 	ReadFile       func(string) ([]byte, error)
+	// Stat checks secret files' permissions; nil = os.Stat.
+	Stat func(string) (fs.FileInfo, error)
 	// HTTPClient is the base client for Dataverse and Entra (TLS roots);
 	// nil = dataverse's default (or the simulator's client with --demo).
 	HTTPClient *http.Client
@@ -175,6 +178,9 @@ func (m *Main) defaults() {
 	if m.ReadFile == nil {
 		m.ReadFile = os.ReadFile
 	}
+	if m.Stat == nil {
+		m.Stat = os.Stat
+	}
 	if m.RequestTimeout <= 0 {
 		m.RequestTimeout = 25 * time.Second
 	}
@@ -238,7 +244,7 @@ func (m *Main) Registry() *integration.Registry {
 // configuration comes from and the base HTTP client. With --demo it starts
 // the simulator and configures one integration on it from its environment.
 func (m *Main) integrations() (integration.Options, error) {
-	o := integration.Options{Source: integration.Source{Path: m.configPath, Getenv: m.Getenv, ReadFile: m.ReadFile},
+	o := integration.Options{Source: integration.Source{Path: m.configPath, Getenv: m.Getenv, ReadFile: m.ReadFile, Stat: m.Stat},
 		HTTPClient: m.HTTPClient, Logger: m.log, Clock: m.Clock}
 	if !m.demo {
 		return o, nil
