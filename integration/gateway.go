@@ -115,13 +115,15 @@ type gatewayBackend struct {
 
 	gw         atomic.Pointer[gateway.Gateway]
 	refreshing atomic.Bool
+	// schemaRead is when the schema in use was read (Unix nanoseconds of
+	// the injected clock): read on every lookup, so not under schemaMu.
+	schemaRead atomic.Int64
 	life       context.Context // ends at Close: background schema reads stop
 	endLife    context.CancelFunc
 	bg         sync.WaitGroup
 
 	schemaMu     sync.Mutex // serializes schema reads; guards the fields below
-	schemaRead   time.Time
-	schemaErr    *Error // the last read's failure; nil after a success
+	schemaErr    *Error     // the last read's failure; nil after a success
 	schemaFailed time.Time
 	retired      []*gateway.Gateway
 }

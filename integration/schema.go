@@ -62,7 +62,7 @@ func readTables(ctx context.Context, conn *dataverse.Conn, tables []string) (*cs
 // background once it is older than SchemaMaxAge.
 func (b *gatewayBackend) gateway(ctx context.Context) (*gateway.Gateway, error) {
 	if gw := b.gw.Load(); gw != nil {
-		if b.cfg.needsSchema() && b.now().Sub(b.schemaAt()) > SchemaMaxAge && b.refreshing.CompareAndSwap(false, true) {
+		if b.cfg.needsSchema() && b.now().Sub(time.Unix(0, b.schemaRead.Load())) > SchemaMaxAge && b.refreshing.CompareAndSwap(false, true) {
 			b.bg.Go(func() {
 				defer b.refreshing.Store(false)
 				ctx, cancel := context.WithTimeout(b.life, 2*time.Minute)
@@ -104,7 +104,7 @@ func (b *gatewayBackend) loadSchema(ctx context.Context, force bool) error {
 	if old := b.gw.Swap(gw); old != nil {
 		b.retired = append(b.retired, old) // closed with the backend: requests may still use it
 	}
-	b.schemaRead = start
+	b.schemaRead.Store(start.UnixNano())
 	b.log.Info("read the org's schema", "durationMs", b.now().Sub(start).Milliseconds())
 	return nil
 }
@@ -119,12 +119,6 @@ func (b *gatewayBackend) buildFromSchema(ctx context.Context) (*gateway.Gateway,
 		return nil, err
 	}
 	return b.newGateway(m)
-}
-
-func (b *gatewayBackend) schemaAt() time.Time {
-	b.schemaMu.Lock()
-	defer b.schemaMu.Unlock()
-	return b.schemaRead
 }
 
 // newGateway builds the gateway over the backend's connection and cache;
