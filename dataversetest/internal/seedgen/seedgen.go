@@ -276,7 +276,7 @@ func Generate() ([]byte, error) {
 			// The base currency (USD, exchange rate 1) amount, as Dataverse
 			// stores it: the amount divided by the order's exchange rate,
 			// at the _base columns' precision of 4.
-			"totalamount_base": total.DivRound(cur.rate, 4).StringFixed(4),
+			"totalamount_base":             total.DivRound(cur.rate, 4).StringFixed(4),
 			"_transactioncurrencyid_value": cur.id, "exchangerate": cur.rate.StringFixed(10),
 			"shippingmethodcode": 1 + i%7, "paymenttermscode": 1 + i%4, "willcall": false,
 			"shipto_name": custName, "shipto_line1": fmt.Sprintf("%d Main Street", 10+i), "shipto_city": []string{"Seattle", "Redmond", "London", "Dublin", "Berlin"}[i%5],
