@@ -141,6 +141,11 @@ func decodeShared(kind string, b []byte) (*entry, error) {
 		if err = json.Unmarshal(p.Value, &o); err == nil && o != nil {
 			e.value, e.cost = o, o.size()
 		}
+	case kindSummary:
+		var s *Summary
+		if err = json.Unmarshal(p.Value, &s); err == nil && s != nil {
+			e.value, e.cost = s, s.size()
+		}
 	case kindRecentOrders:
 		var s []OrderSummary
 		if err = json.Unmarshal(p.Value, &s); err == nil {
