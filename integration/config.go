@@ -35,6 +35,11 @@ const (
 	// the burst.
 	EnvBudgetRate  = "DVGATE_BUDGET_RATE"
 	EnvBudgetBurst = "DVGATE_BUDGET_BURST"
+	// EnvSummaryStates lists the salesorder states a customer summary
+	// counts ("0,1,3,4"); EnvSummaryIncludesContacts ("true") adds an
+	// account's contacts' orders to its summary.
+	EnvSummaryStates           = "DVGATE_SUMMARY_STATES"
+	EnvSummaryIncludesContacts = "DVGATE_SUMMARY_INCLUDES_CONTACTS"
 )
 
 // Config is one integration (one Dataverse org), resolved: secrets
@@ -55,6 +60,13 @@ type Config struct {
 	// never trips the org's service protection itself; zero = gateway's
 	// defaults.
 	Budget gateway.Budget
+	// SummaryStates are the salesorder states whose orders a customer
+	// summary counts (total spent, count, first and last); empty =
+	// gateway.DefaultSummaryStates, every state but 2 Canceled.
+	SummaryStates []int
+	// SummaryIncludesContacts adds the orders of an account's contacts to
+	// the account's summary.
+	SummaryIncludesContacts bool
 
 	// Err is why this integration cannot start (a missing secret, an
 	// invalid value), with the remedy; the other fields are what could be
@@ -80,7 +92,7 @@ func (c Config) Fingerprint() string {
 	for _, s := range []string{c.Name, d.URL, d.TenantID, d.ClientID, d.ClientSecret, d.CertificatePath,
 		d.CertificatePassword, c.certHash, d.FederatedTokenFile, d.AuthorityHost, c.Mode.String(), c.TrackingColumn, errText(c.Err),
 		strings.Join(c.OrderFields, ","), strings.Join(c.CustomerFields, ","), c.OrderNumberPrefix,
-		fmt.Sprint(c.Budget.Rate, "/", c.Budget.Burst),
+		fmt.Sprint(c.Budget.Rate, "/", c.Budget.Burst), fmt.Sprint(c.SummaryStates, c.SummaryIncludesContacts),
 		fmt.Sprint(d.MaxConcurrent), fmt.Sprint(d.MaxAttempts)} {
 		h.Write([]byte(s))
 		h.Write([]byte{0})
@@ -134,6 +146,11 @@ type fileIntegration struct {
 	// (-1 = none) and burst.
 	Budget        *fileBudget `json:"budget"`
 	MaxConcurrent int         `json:"maxConcurrent"`
+	// SummaryStates are the salesorder states a summary counts, e.g.
+	// [3, 4] (Fulfilled, Invoiced); SummaryIncludesContacts adds an
+	// account's contacts' orders.
+	SummaryStates           []int `json:"summaryStates"`
+	SummaryIncludesContacts bool  `json:"summaryIncludesContacts"`
 }
 
 type fileBudget struct {
@@ -212,10 +229,33 @@ func (s Source) loadEnv() Config {
 			return c
 		}
 	}
+	if c.SummaryStates, err = summaryStates(list(s.Getenv(EnvSummaryStates))); err != nil {
+		c.Err = fmt.Errorf("%s: %w", EnvSummaryStates, err)
+		return c
+	}
+	if v := strings.TrimSpace(s.Getenv(EnvSummaryIncludesContacts)); v != "" {
+		if c.SummaryIncludesContacts, err = strconv.ParseBool(v); err != nil {
+			c.Err = fmt.Errorf("%s is not true or false", EnvSummaryIncludesContacts)
+			return c
+		}
+	}
 	if err := s.hashCert(&c); err != nil {
 		c.Err = err
 	}
 	return c
+}
+
+// summaryStates parses and checks the states a summary counts.
+func summaryStates(in []string) ([]int, error) {
+	var out []int
+	for _, v := range in {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < gateway.StateActive || n > gateway.StateInvoiced {
+			return nil, fmt.Errorf("%q is not a salesorder state: use 0 (Active), 1 (Submitted), 2 (Canceled), 3 (Fulfilled) or 4 (Invoiced)", v)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 func parseMode(s string) (gateway.Mode, error) {
@@ -272,6 +312,15 @@ func (s Source) resolve(name string, fi fileIntegration, dir string) (Config, er
 	if fi.Budget != nil {
 		c.Budget = gateway.Budget{Rate: fi.Budget.Rate, Burst: fi.Budget.Burst}
 	}
+	c.SummaryIncludesContacts = fi.SummaryIncludesContacts
+	states := make([]string, len(fi.SummaryStates))
+	for i, n := range fi.SummaryStates {
+		states[i] = strconv.Itoa(n)
+	}
+	var err error
+	if c.SummaryStates, err = summaryStates(states); err != nil {
+		return c, fmt.Errorf("summaryStates: %w", err)
+	}
 	c.Dataverse = dataverse.Config{
 		URL:                strings.TrimSpace(fi.URL),
 		TenantID:           strings.TrimSpace(fi.TenantID),
@@ -281,7 +330,6 @@ func (s Source) resolve(name string, fi fileIntegration, dir string) (Config, er
 		AuthorityHost:      strings.TrimSpace(fi.AuthorityHost),
 		MaxConcurrent:      fi.MaxConcurrent,
 	}
-	var err error
 	if c.Dataverse.ClientSecret, err = s.secret(fi.ClientSecret, dir); err != nil {
 		return c, fmt.Errorf("clientSecret: %w", err)
 	}

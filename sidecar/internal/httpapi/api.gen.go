@@ -105,6 +105,21 @@ func (e Mode) Valid() bool {
 	}
 }
 
+// Defines values for SummaryPendingPending.
+const (
+	True SummaryPendingPending = true
+)
+
+// Valid indicates whether the value is a known member of the SummaryPendingPending enum.
+func (e SummaryPendingPending) Valid() bool {
+	switch e {
+	case True:
+		return true
+	default:
+		return false
+	}
+}
+
 // Choice defines model for Choice.
 type Choice struct {
 	Label string `json:"label"`
@@ -130,6 +145,22 @@ type Customer struct {
 // CustomerResponse defines model for CustomerResponse.
 type CustomerResponse struct {
 	Customer Customer `json:"customer"`
+}
+
+// CustomerSummary defines model for CustomerSummary.
+type CustomerSummary struct {
+	// AsOf When Dataverse computed the figures.
+	AsOf time.Time `json:"asOf"`
+
+	// Customer The customer asked for; name is empty when none of its orders counted names it.
+	Customer Ref           `json:"customer"`
+	Orders   SummaryOrders `json:"orders"`
+
+	// Stale The figures are past their freshness; new ones are being computed.
+	Stale bool `json:"stale"`
+
+	// TotalSpent Sum of totalamount_base over the counted orders, in the org's base currency (currency is its ISO code); amount exact, formatted rounded to the cent.
+	TotalSpent Money `json:"totalSpent"`
 }
 
 // CustomerType defines model for CustomerType.
@@ -316,6 +347,35 @@ type RefundsResponse struct {
 	Refunds []Refund `json:"refunds"`
 }
 
+// SummaryOrders defines model for SummaryOrders.
+type SummaryOrders struct {
+	// Count Orders in the counted states.
+	Count int `json:"count"`
+
+	// First Creation time of the first counted order.
+	First *time.Time `json:"first"`
+
+	// Last Creation time of the last counted order.
+	Last *time.Time `json:"last"`
+
+	// Open Orders in state Active or Submitted.
+	Open int `json:"open"`
+}
+
+// SummaryPending defines model for SummaryPending.
+type SummaryPending struct {
+	Pending           SummaryPendingPending `json:"pending"`
+	RetryAfterSeconds int                   `json:"retryAfterSeconds"`
+}
+
+// SummaryPendingPending defines model for SummaryPending.Pending.
+type SummaryPendingPending bool
+
+// SummaryResponse defines model for SummaryResponse.
+type SummaryResponse struct {
+	Summary CustomerSummary `json:"summary"`
+}
+
 // TestResult defines model for TestResult.
 type TestResult struct {
 	BusinessUnitId string `json:"businessUnitId"`
@@ -362,6 +422,9 @@ type OrdersFound = OrdersResponse
 
 // RefundsFound defines model for RefundsFound.
 type RefundsFound = RefundsResponse
+
+// SummaryFound defines model for SummaryFound.
+type SummaryFound = SummaryResponse
 
 // TestPassed defines model for TestPassed.
 type TestPassed = TestResult
@@ -427,12 +490,18 @@ type ServerInterface interface {
 	// GetRecentOrders The customer's most recent orders, newest first.
 	// (GET /v1/customers/{type}/{id}/orders)
 	GetRecentOrders(w http.ResponseWriter, r *http.Request, pType CustomerType, id CustomerID, params GetRecentOrdersParams)
+	// GetCustomerSummary The customer's order count, open orders, first and last order, and total spent in the org's base currency.
+	// (GET /v1/customers/{type}/{id}/summary)
+	GetCustomerSummary(w http.ResponseWriter, r *http.Request, pType CustomerType, id CustomerID)
 	// GetCustomerIn GetCustomer for a named integration.
 	// (GET /v1/integrations/{integration}/customers)
 	GetCustomerIn(w http.ResponseWriter, r *http.Request, integration Integration, params GetCustomerInParams)
 	// GetRecentOrdersIn GetRecentOrders for a named integration.
 	// (GET /v1/integrations/{integration}/customers/{type}/{id}/orders)
 	GetRecentOrdersIn(w http.ResponseWriter, r *http.Request, integration Integration, pType CustomerType, id CustomerID, params GetRecentOrdersInParams)
+	// GetCustomerSummaryIn GetCustomerSummary for a named integration.
+	// (GET /v1/integrations/{integration}/customers/{type}/{id}/summary)
+	GetCustomerSummaryIn(w http.ResponseWriter, r *http.Request, integration Integration, pType CustomerType, id CustomerID)
 	// GetOrderIn GetOrder for a named integration.
 	// (GET /v1/integrations/{integration}/orders/{ref})
 	GetOrderIn(w http.ResponseWriter, r *http.Request, integration Integration, ref OrderRef)
@@ -617,6 +686,47 @@ func (siw *ServerInterfaceWrapper) GetRecentOrders(w http.ResponseWriter, r *htt
 	handler.ServeHTTP(w, r)
 }
 
+// GetCustomerSummary operation middleware
+func (siw *ServerInterfaceWrapper) GetCustomerSummary(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "type" -------------
+	var pType CustomerType
+
+	err = runtime.BindStyledParameterWithOptions("simple", "type", r.PathValue("type"), &pType, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "type", Err: err})
+		return
+	}
+
+	// ------------- Path parameter "id" -------------
+	var id CustomerID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", r.PathValue("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "id", Err: err})
+		return
+	}
+
+	if len(siw.HandlerMiddlewares) == 0 {
+		// dvgate: no middleware, so no closure to wrap the call in.
+		siw.Handler.GetCustomerSummary(w, r, pType, id)
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.GetCustomerSummary(w, r, pType, id)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 // GetCustomerIn operation middleware
 func (siw *ServerInterfaceWrapper) GetCustomerIn(w http.ResponseWriter, r *http.Request) {
 
@@ -741,6 +851,56 @@ func (siw *ServerInterfaceWrapper) GetRecentOrdersIn(w http.ResponseWriter, r *h
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.GetRecentOrdersIn(w, r, integration, pType, id, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// GetCustomerSummaryIn operation middleware
+func (siw *ServerInterfaceWrapper) GetCustomerSummaryIn(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "integration" -------------
+	var integration Integration
+
+	err = runtime.BindStyledParameterWithOptions("simple", "integration", r.PathValue("integration"), &integration, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "integration", Err: err})
+		return
+	}
+
+	// ------------- Path parameter "type" -------------
+	var pType CustomerType
+
+	err = runtime.BindStyledParameterWithOptions("simple", "type", r.PathValue("type"), &pType, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "type", Err: err})
+		return
+	}
+
+	// ------------- Path parameter "id" -------------
+	var id CustomerID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", r.PathValue("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "id", Err: err})
+		return
+	}
+
+	if len(siw.HandlerMiddlewares) == 0 {
+		// dvgate: no middleware, so no closure to wrap the call in.
+		siw.Handler.GetCustomerSummaryIn(w, r, integration, pType, id)
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.GetCustomerSummaryIn(w, r, integration, pType, id)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -1098,6 +1258,8 @@ func HandlerWithOptions(si ServerInterface, options StdHTTPServerOptions) http.H
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/integrations/{integration}/customers/{type}/{id}/orders", wrapper.GetRecentOrdersIn)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/refunds", wrapper.GetRefunds)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/integrations/{integration}/refunds", wrapper.GetRefundsIn)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/customers/{type}/{id}/summary", wrapper.GetCustomerSummary)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/integrations/{integration}/customers/{type}/{id}/summary", wrapper.GetCustomerSummaryIn)
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/test", wrapper.TestConnection)
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/integrations/{integration}/test", wrapper.TestConnectionIn)
 
@@ -1141,6 +1303,25 @@ type OrdersFoundJSONResponse struct {
 }
 
 type RefundsFoundJSONResponse RefundsResponse
+
+type SummaryFoundResponseHeaders struct {
+	Age    int
+	XCache string
+}
+type SummaryFoundJSONResponse struct {
+	Body SummaryResponse
+
+	Headers SummaryFoundResponseHeaders
+}
+
+type SummaryPendingResponseHeaders struct {
+	RetryAfter int
+}
+type SummaryPendingJSONResponse struct {
+	Body SummaryPending
+
+	Headers SummaryPendingResponseHeaders
+}
 
 type TestPassedJSONResponse TestResult
 
@@ -1437,6 +1618,133 @@ func (response GetRecentOrders504JSONResponse) VisitGetRecentOrdersResponse(w ht
 	return err
 }
 
+type GetCustomerSummaryRequestObject struct {
+	Type CustomerType `json:"type"`
+	Id   CustomerID   `json:"id"`
+}
+
+type GetCustomerSummaryResponseObject interface {
+	VisitGetCustomerSummaryResponse(w http.ResponseWriter) error
+}
+
+type GetCustomerSummary200JSONResponse struct{ SummaryFoundJSONResponse }
+
+func (response GetCustomerSummary200JSONResponse) VisitGetCustomerSummaryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Age", fmt.Sprint(response.Headers.Age))
+	w.Header().Set("X-Cache", fmt.Sprint(response.Headers.XCache))
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCustomerSummary202JSONResponse struct{ SummaryPendingJSONResponse }
+
+func (response GetCustomerSummary202JSONResponse) VisitGetCustomerSummaryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(202)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCustomerSummary400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response GetCustomerSummary400JSONResponse) VisitGetCustomerSummaryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCustomerSummary401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response GetCustomerSummary401JSONResponse) VisitGetCustomerSummaryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCustomerSummary404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response GetCustomerSummary404JSONResponse) VisitGetCustomerSummaryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCustomerSummary502JSONResponse struct{ BadGatewayJSONResponse }
+
+func (response GetCustomerSummary502JSONResponse) VisitGetCustomerSummaryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(502)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCustomerSummary503JSONResponse struct{ UnavailableJSONResponse }
+
+func (response GetCustomerSummary503JSONResponse) VisitGetCustomerSummaryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCustomerSummary504JSONResponse struct{ TimeoutJSONResponse }
+
+func (response GetCustomerSummary504JSONResponse) VisitGetCustomerSummaryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(504)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetCustomerInRequestObject struct {
 	Integration Integration `json:"integration"`
 	Params      GetCustomerInParams
@@ -1652,6 +1960,134 @@ func (response GetRecentOrdersIn503JSONResponse) VisitGetRecentOrdersInResponse(
 type GetRecentOrdersIn504JSONResponse struct{ TimeoutJSONResponse }
 
 func (response GetRecentOrdersIn504JSONResponse) VisitGetRecentOrdersInResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(504)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCustomerSummaryInRequestObject struct {
+	Integration Integration  `json:"integration"`
+	Type        CustomerType `json:"type"`
+	Id          CustomerID   `json:"id"`
+}
+
+type GetCustomerSummaryInResponseObject interface {
+	VisitGetCustomerSummaryInResponse(w http.ResponseWriter) error
+}
+
+type GetCustomerSummaryIn200JSONResponse struct{ SummaryFoundJSONResponse }
+
+func (response GetCustomerSummaryIn200JSONResponse) VisitGetCustomerSummaryInResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Age", fmt.Sprint(response.Headers.Age))
+	w.Header().Set("X-Cache", fmt.Sprint(response.Headers.XCache))
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCustomerSummaryIn202JSONResponse struct{ SummaryPendingJSONResponse }
+
+func (response GetCustomerSummaryIn202JSONResponse) VisitGetCustomerSummaryInResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(202)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCustomerSummaryIn400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response GetCustomerSummaryIn400JSONResponse) VisitGetCustomerSummaryInResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCustomerSummaryIn401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response GetCustomerSummaryIn401JSONResponse) VisitGetCustomerSummaryInResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCustomerSummaryIn404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response GetCustomerSummaryIn404JSONResponse) VisitGetCustomerSummaryInResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCustomerSummaryIn502JSONResponse struct{ BadGatewayJSONResponse }
+
+func (response GetCustomerSummaryIn502JSONResponse) VisitGetCustomerSummaryInResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(502)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCustomerSummaryIn503JSONResponse struct{ UnavailableJSONResponse }
+
+func (response GetCustomerSummaryIn503JSONResponse) VisitGetCustomerSummaryInResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCustomerSummaryIn504JSONResponse struct{ TimeoutJSONResponse }
+
+func (response GetCustomerSummaryIn504JSONResponse) VisitGetCustomerSummaryInResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response); err != nil {
@@ -2308,12 +2744,18 @@ type StrictServerInterface interface {
 	// GetRecentOrders The customer's most recent orders, newest first.
 	// (GET /v1/customers/{type}/{id}/orders)
 	GetRecentOrders(ctx context.Context, request GetRecentOrdersRequestObject) (GetRecentOrdersResponseObject, error)
+	// GetCustomerSummary The customer's order count, open orders, first and last order, and total spent in the org's base currency.
+	// (GET /v1/customers/{type}/{id}/summary)
+	GetCustomerSummary(ctx context.Context, request GetCustomerSummaryRequestObject) (GetCustomerSummaryResponseObject, error)
 	// GetCustomerIn GetCustomer for a named integration.
 	// (GET /v1/integrations/{integration}/customers)
 	GetCustomerIn(ctx context.Context, request GetCustomerInRequestObject) (GetCustomerInResponseObject, error)
 	// GetRecentOrdersIn GetRecentOrders for a named integration.
 	// (GET /v1/integrations/{integration}/customers/{type}/{id}/orders)
 	GetRecentOrdersIn(ctx context.Context, request GetRecentOrdersInRequestObject) (GetRecentOrdersInResponseObject, error)
+	// GetCustomerSummaryIn GetCustomerSummary for a named integration.
+	// (GET /v1/integrations/{integration}/customers/{type}/{id}/summary)
+	GetCustomerSummaryIn(ctx context.Context, request GetCustomerSummaryInRequestObject) (GetCustomerSummaryInResponseObject, error)
 	// GetOrderIn GetOrder for a named integration.
 	// (GET /v1/integrations/{integration}/orders/{ref})
 	GetOrderIn(ctx context.Context, request GetOrderInRequestObject) (GetOrderInResponseObject, error)
@@ -2507,6 +2949,41 @@ func (sh *strictHandler) GetRecentOrders(w http.ResponseWriter, r *http.Request,
 	}
 }
 
+// GetCustomerSummary operation middleware
+func (sh *strictHandler) GetCustomerSummary(w http.ResponseWriter, r *http.Request, pType CustomerType, id CustomerID) {
+	var request GetCustomerSummaryRequestObject
+
+	request.Type = pType
+	request.Id = id
+
+	var (
+		response interface{}
+		err      error
+	)
+	if len(sh.middlewares) == 0 {
+		// No strict middleware: call the implementation directly, without a closure or boxing the request.
+		response, err = sh.ssi.GetCustomerSummary(r.Context(), request)
+	} else {
+		handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+			return sh.ssi.GetCustomerSummary(ctx, request.(GetCustomerSummaryRequestObject))
+		}
+		for _, middleware := range sh.middlewares {
+			handler = middleware(handler, "GetCustomerSummary")
+		}
+		response, err = handler(r.Context(), w, r, request)
+	}
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(GetCustomerSummaryResponseObject); ok {
+		if err := validResponse.VisitGetCustomerSummaryResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
 // GetCustomerIn operation middleware
 func (sh *strictHandler) GetCustomerIn(w http.ResponseWriter, r *http.Request, integration Integration, params GetCustomerInParams) {
 	var request GetCustomerInRequestObject
@@ -2572,6 +3049,42 @@ func (sh *strictHandler) GetRecentOrdersIn(w http.ResponseWriter, r *http.Reques
 		sh.options.ResponseErrorHandlerFunc(w, r, err)
 	} else if validResponse, ok := response.(GetRecentOrdersInResponseObject); ok {
 		if err := validResponse.VisitGetRecentOrdersInResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// GetCustomerSummaryIn operation middleware
+func (sh *strictHandler) GetCustomerSummaryIn(w http.ResponseWriter, r *http.Request, integration Integration, pType CustomerType, id CustomerID) {
+	var request GetCustomerSummaryInRequestObject
+
+	request.Integration = integration
+	request.Type = pType
+	request.Id = id
+
+	var (
+		response interface{}
+		err      error
+	)
+	if len(sh.middlewares) == 0 {
+		// No strict middleware: call the implementation directly, without a closure or boxing the request.
+		response, err = sh.ssi.GetCustomerSummaryIn(r.Context(), request)
+	} else {
+		handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+			return sh.ssi.GetCustomerSummaryIn(ctx, request.(GetCustomerSummaryInRequestObject))
+		}
+		for _, middleware := range sh.middlewares {
+			handler = middleware(handler, "GetCustomerSummaryIn")
+		}
+		response, err = handler(r.Context(), w, r, request)
+	}
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(GetCustomerSummaryInResponseObject); ok {
+		if err := validResponse.VisitGetCustomerSummaryInResponse(w); err != nil {
 			sh.options.ResponseErrorHandlerFunc(w, r, err)
 		}
 	} else if response != nil {
@@ -2788,69 +3301,88 @@ func (sh *strictHandler) TestConnection(w http.ResponseWriter, r *http.Request) 
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7FsLbxs5kv4rBd4AlnEtqaU4M7MyDguPnZk1NpMYtnNzd1EuorpLao67SQ3JtqJk9d8PfPRDUuvhsZPb",
-	"wxkwYElNsopVXz3J/kIikc0ER64VGXwhCdIYpf14NkXzL0YVSTbTTHAyIDcYCR4rUIxHCDpBoFzNUcKc",
-	"KpigjhKMYSJFBhdU03uUCjskIBL/yJnEmAy0zDEgKkowo2b5jHGW5RkZhAHRixmSAWFc4xQlWS4Dco1a",
-	"Ls4mGuV2XrSAOWUaxjgREkGaKYxPDd2D6fzHOY2Shv3+lqBc2WdEM7Qb3L0t5IbWe5IwTQKSMaUMN5qm",
-	"SD6UDCgtGZ+SpWFgRiXNUHvZn+dKiwzl5YX5xgwnM6oTEhBOM8t7vJP8RMiMajIgeW5HrhMMSgq39kkj",
-	"DTtpF5XvJE7IgPxLt8JQ1z1V3ZX1DcFXGWVpSemPHOWiIoX24U6c0E+vkU91QgYv+qERKS+/N+3v0ihX",
-	"UqfGda2+MUoUE6AQCT5h01xiDKyaYXTbJPTamrt4nVGtUZr5//3+rP1ftP05bP/lQ/XxY6f94UsYfP9i",
-	"+V2jbl6zjOltokrtwzq5GCc0TzUZ9Ixc6CeH85dOSO5LrxH0v4q4AfJv71FKFqOysK/t+UhB5LUKqRB3",
-	"+QwyESO0PAMwFjqBfzMy1TTSKjALcKBRJHKu1XEp1bUdmUXIobiyPBvm38oY5bUZuLEB8wR4no1RQuvt",
-	"9UU77IVhr/1T/+9/ufrhGIS0O1M0RSXMWBbDL+8uL7Zo3TBzIDJ74Soye03avcZJzmPL5B7ehVzla01u",
-	"lvcnZG1pllIzwRVaJ/QTjX+hGud0Yb4ZrSK3sKSzWcoii4nu78oZ2GHaeyWlkNeeiCO5un+a6ySAGUrj",
-	"MpngRgbORk+t0jJUik4RmEOnxAzjBUyEBMqBxhnjHbIMDOvX+EeOSn871hm/pymLPzI+yzWpudifRc7j",
-	"J+OjWHUXK7cJlqZq0LMZ1Zso+FFdM8SExHYZE3eN9pHTcvFG6Kfd7F6hc6E/TgxJaHEBKo+SykcJ8xej",
-	"DMynnN9xMed1f3ZMCjfytEx7z7RbPZYzmDOdANMKUsZRfUtVWSbVV9i42rVz595UnmVUMlQBcJyj0jBh",
-	"UmlozYRSbJwugAuOx99SHM4pP7E8/KK7BOKHQIumc7pQgNlML46tD7tFpa+oUvh0DJklr1GZZKGBlxs2",
-	"5TYPOoXfEnGWXfqcF2PHD8tQ5N/QoWpPcBmQd9wEBiHZZ/yGzuVXE4P41LiPuRR8CmdXl6DFHXJoRSbz",
-	"MUw5Zb3j9J6ylI5T/IYCSqTQOsU4gHGuFs7NlXycukoIqKmewBZSbVtJgXKF05p91Ubss5xaVba0fHmW",
-	"bemSCBZZIcykmKHUzGUTKR2jzf/X0o6A3NM0x9qTeopa5Tbv/bjAr1SVUWL8O0YrEXeTuk9C7cc0fTsh",
-	"g/d7bZcsPzR57hmVyHWR1gYgeOozkCLzBZ1QDQlVIDhaeGBR/GxsfsIwjdU+KPzsRi0DU/g1LeNSwoYH",
-	"s0Tw5ifaV34PquLq+vD1oS0wLf1in7tUU+J5Q0VRTXmH8LTBT7nALvpFvVsU6F5lJCghslmfB+QCI5bR",
-	"dDNfP4PYPSpydqqAgptootu9+QkmqaDamBt+otnMuAjS67846bz8ngT1arH91/emUvzX1nDYcZ+O/9pQ",
-	"IgbEuoYGEfqCbq9XObdVVEDioklz3lgKlj0c41pecS0poJkOhlAA2Jl2IPz0YxiehP1+aAadnV3c3N78",
-	"EIZhv/ey08S6z+AbSh+OoND4zcgUZwvjeefGkJjy7pfy2P2iBcSicXVZeibfHTqg97OCIVeLFkw2IakS",
-	"YEO3iGqYG+9gGe7ASRjCSl1wCifhCZRZ6ym8DPuwUfSYjbqqB1rbq56i4gGOGKtjs9YLKGMCtCrtKZT3",
-	"LEKYSaExsrmvDxmt+H5KNR4pMMmxdDUTjPN4ito6NW1z1emx5akWXQKXu9aChqF/Aj5omy+hTbYlp6mF",
-	"vje41TIpqDJ4Y4K5LbwrSZCAODkYXRc7IwExvJOA1PgxA3y+EJCCbqMtr4bVDRvCwrT2GtEGeNzUJsxY",
-	"/70jJm4xuyMFrpOnMQYb/gKYJ8iBleEFWhQiG3KPFNj1AvhPVN03IgDq2zRHCmaSZVQuwPjp40bL0UXu",
-	"su7gyjUkptQwop3+rfUb9ymU+Bhjyu5RLhqXLgN8Q5Uq0jzjR8rtblD6Toc9/KQDiKlGBa0h6Yf979u9",
-	"fjvsD8mx+71tdK4CYLEKCk+sLFQzwXEBLfxEIx3AkPT6nZfhkKz55ONToIXnNhTniUjR/+DWcbJVZtxY",
-	"iBQpP63LtZCJFHNg8SnwPE2dimwmb8RhfnKy1TLH5qRmK2Zc8hLHzMiMplcr8NmbMZDG0nOtpVd1QJ0y",
-	"FIhJYfbQKoKq4yZwdav7YnzIAlIxZZGJfzTDAMwuYvOzX+BIgePoFOhYWc9ohGPqO6ASa9RXwqPLoA2w",
-	"Iiolc0mBtxby7uqGlKDqL4Ny7BzZNLE5nn/otG7tdEO8f0Oa6mTTJpWmOneeoAzW4q6xT1vXo5/WpMha",
-	"K/oaaWwqfbVJd2sGJ5HGi9oTD0P/SDX1t39LFsZFMGUiDdgFmm2+cKnvuHb5aXlwUFrX3p371M+x2bT/",
-	"os1cRICxsF6+aBNXqZdq9Ne/GktuyOizIqHfZQZF4mZQkkuJPFpsiuvy5i2c9Hs/gI/+leLf3Vw0ya10",
-	"yqsw+a4XlFndbpl55mtM1RdtEmLZL96eND+ssFlzS09WidhOlj280Jipg1pGrxnHqiIhVEq62FnUOAe9",
-	"Kvz1Pn9zdmjzG4wvfLj6abEV9KvyaVjMWPz+AspVw374ul+5yccZs8G9C5ccrqSYSrRHhY3UcnVdGvxh",
-	"RLXQrmrZfaRiDMyMljS6Y3z6phTvvuBRzDi3kcOEbxOzfSCp4kjRhC0Cp4mzCuvBcy1FKTJdp+h6WDUO",
-	"rRayhNwWaPeZoCtb3U7L+tUrqVDumtgLeTYDKaiMsbCCDZFutWxrAo/3cSv62mk463VQYEjHefSAFsmV",
-	"n7DZJrHqci2RuWQa24zbDndDOhSQP3LKNdOLB2wz50xfSd9mOnCOZeSSNwXS9YBWgKKQyOr2qqVqvNd5",
-	"Cgq9bdX29upDFG5+r9PcYNtN3UrzxjbdGwJpJNFY4Vt+aPzf6vozEbMJe9hSB/j4p/O8/wte9UFexy28",
-	"VYVqD24eGHYLRGxE3iZgNae2V5XPWOXnoW1KdZc3/N4oPC+zu7yRox0Zdi10HS6pxuS9IVfZmqWv7cGN",
-	"C1aZad7I5PFifXSPtxL5Fh79edkBbC63LrAD19INOFhdnqN9kC6WbdpU7ZBsg51xriwC3nGmL5t1Ie6a",
-	"azUhp5Szz1bjW6bmCuVlvN8ObDm6tl45O1hncnOPxt4wyiXTixsjN783pHJb1qdQ3qM8UnDx77+c3b76",
-	"eHZ1+fH27d9fvQmgYKxsTKVMaeQKBAdqCv12KsRsTKM7oHFs0tvyYp6VkKNa8phoPXNnXYxPxCY35zRK",
-	"GJ/6RFIB4/Ari6RQYqKrO4c++UgwnbVjVHfgQ7nJUIssbchbxXmNGexK0GMYL8CeYgRA3RUhf1Q/Xqxd",
-	"ywmADnmxmG0FRci1G60C2zyyJ0LcdVxBo9KdIR/yVyZhhBnVCeAnprQCPWcRDiDnhtCoe9/rdjqdUdl/",
-	"rfkKmx3HQz7yd65GgW/MljPrjqX7pfZtWS1Ki2XqK7cER6h3/KeANEqOLc+vvbiL255MJzDy5+wDSJj+",
-	"R8aU+oe94TiyLI3OpjiCllq/MDrke2+MHnfAyai4jgSuC6QMSX+vp30Zj4bcdscjmqZGA77EmCJHaesK",
-	"e4kAfjO41CWIbeOU8uosd8ireiIArCsnwpmGUTexraLPfl9d68I/jwrkqyEfnfnTaSvJAfxkQQ3DPAxf",
-	"RI6I+YgjK8s3QoMD9RhjSFDiAEbdDLVkkRpB60qKDHWCuXLVlEukbAd+yEddMUNOZ6zzuxJ8BC2dMAWx",
-	"iPIMuTbKsp1wbetL19wHxWKMqDRbJgExIna21LN+yS1HBuRFJ+y8cAdSifUIxcbN5ylad2icYenCfA/t",
-	"M1m7ONYPwyc7BPdtuobT7zNTeXVWvJkpWUw1oopcl7xm92h8oTtHmUkRmS8WCQr+dnt7dXzqO8IxztAA",
-	"VfD61WWzuld4TQrrdzhovLDuL7DW5SBUMy3jSty1AYN5MdaUcYwtmtxFiyFXeRQhxgaB5uddRzcWwKYM",
-	"TkV0h7FxuSLXTvGr6rl2fH9F7dRSoqa7LbbvuAzIy/DFtyH5pmh3utuCYxEvQNGFgnnComTFkbrDxMU+",
-	"AJXkQEw2NesBct/rFoFAbTWWX1CfVw2C+n3vLXV2NaTrLk8vg70D3fXYD80qb5pbjuuuXldcBuTkkFm1",
-	"m5Z2Sm//lJXLPHbSyf5J5dVCC6f+QYwVt1crBO5lrDxOtHMO4Ku4FWVRVKLmZ8Zji8DyMmKRawSAqcIq",
-	"3bCR1Ppwm3VUOdIGsLpfTIq07H5h8bJb1XvbsHZt0xFXNz4Yb6s1QXDw+MuLQ0a7++1/DqX1e4vPGH0M",
-	"RuuXhI8UZELp9Ry2fjuzQuSODPNBXtB20B6Gy/pbHQcA7dlt/t+CZA0c9TqlOeIeAsNH+Myvj85nJ/v/",
-	"AtF1UD0K1Q6/3S8SJ8tdKLakvj58yxewHoGxZ4g9CcTcaxWPwVatz7rdOdohXx9Y9Rfk/hy2Vt7meEbX",
-	"ox2Ye0flMfjS/lW8mVAN6LpFpc/LTuljEfanIFN72+ZZ+1WNsKKY/Qh4UIh6sJafI84/ByrO1g9GxP43",
-	"rt2Jyfr7jgVuDg8/DwbNczT5J0JOEUrEBCj3sKm9p+A62+DQ4O6Zn0L9zUjvgewbBGYYSuQRHldAekic",
-	"Ic9x4il7SbfuzRGtBe/ADZtyezhr79DTNFX+qCOA8WJG3XuV7vAuSuw5y3oXPqhOpN9/sD15e3znbD6X",
-	"qT8rHnS7vf4PnbATdnqDH8MfQ7L8sPyfAAAA//8=",
+	"7HwLbxs5kv9XKfR/gMj5tyVZSeYh47DwOJlZY2cSI3Zu7i7KRVR3SeK4RWpIth0l6+9+qCL7Ian18NjJ",
+	"zeICBIglscliPX9VLPanKNGzuVaonI36n6IpihQN/3kyQfovRZsYOXdSq6gfXWCiVWrBSpUguCmCUPYG",
+	"DdwIC2N0yRRTGBs9g+fCiWs0FttRHBn8I5cG06jvTI5xZJMpzgRNP5NKzvJZ1O/GkVvMMepHUjmcoIlu",
+	"b+PoNTqzOBk7NJtpcRpuhHQwwrE2CIYekWpC6+69zn+cimTasN/fpmiW9pmIGfIGt28LFa31NppKF8XR",
+	"TFpL1DiRYfSuJMA6I9UkuiUC5sKIGbrA+9PcOj1Dc/acPkmiZC7cNIojJWZMe7p1+bE2M+GifpTnPHJ1",
+	"wbhc4ZJ/aVyDH9q2yjcGx1E/+n+dSoc6/lfbWZqfFnwxEzIrV/ojR7OolkL+caueiA+/oJq4adR/0usS",
+	"S1X5uWl/ZyRcI7wYV6X6koSoxyAg0WosJ7nBFGT1BMm2iem1ObfROhfOoaHn//vtyeF/icOP3cMf3lV/",
+	"vm8fvvvUjb99cvtNo2x+kTPpNrEq4x/ry6U4Fnnmov4R8UV88Hr+zDPJfzhqVPpfddqg8q+u0RiZomW1",
+	"r+35kYUkSBUyra/yOcx0itAKBMBIuyn8G/HUicTZmCZQIJJE58rZg5KrKzuiSaJ99YppJuJfmRTNaxq4",
+	"tgH6BVQ+G6GB1qvXzw+7R93u0eGPvX/8cP7dAWjDO7MiQ6tprEzh5zdnzzdInYjZUzOPusuaedQk3dc4",
+	"zlXKRO6gXZtlulb4xrQ/IGm3NJWda2WRndCPIv1ZOLwRC/pEUkXFainm80wmrBOd3603sP2k98IYbV6H",
+	"RfySy/sXuZvGMEdDLlNqRTzwNnrMQpuhtWKCIL12GpxhuoCxNiAUiHQmVTu6jYn01/hHjtZ9OdKluhaZ",
+	"TN9LNc9dVHOxP+lcpQ9GRzHrNlIup1iaKmnPelRvWiGM6tAQComHZUzcNjpETqbipXYPu9mdTFfavR/T",
+	"ktBSGmyeTCsfpelfiiamv3J1pfSNqvuzg6hwIw9LdPBM28XDlMGNdFOQzkImFdovKSom0n6GjdttO/fu",
+	"zeazmTASbQwKb9A6GEtjHbTm2lo5yhagtMKDL8kO75QfmB9h0m0MCUOgJbIbsbCAs7lbHLAPu2AuLR6W",
+	"pDDpvs7jkQ3CWtSEwzA2BosIQ/57+EVFFbZwjiqluPXAnCmmbWBMmdFQ9KEZcifVxGMJ//AxCHsFYiKk",
+	"AkFJC3D+csgJDFifr6zwqjZi7xRH2CtamRfaM71qQoC0xUu07lxYiw+nYzTla7QESRu4eCEnitH2Mfw2",
+	"1Sezs5BZYcpafylnqPMvGLZdWPA2jt4ogh/ayI/4BUPYr4R01ISC1I3RagIn52fg9BUqaCWEr4ko7xLe",
+	"KHEtZCZGGX5BBk2Ndi7DNIZRbhc+mJZ0HPt8+8+q+zajr+X+XlcDyZwgT7VMmAlzo+donPSYNRMj5Cxz",
+	"BdzG0bXIcqz9Uk+EKvt5G8bFYaYqWdej3zFZwnXrq4dUh//MslfjqP92Z4SIbt81eeC5MKhckTzFoFUW",
+	"cG6RX4GbCgdTYUErZPXAIsVe2/xYYpbaXarwkx91G0cybZzGJx4NP8ynWjX/4kJ94U61gro8QhWCyxi8",
+	"frHPbaIp9XlNRElNePvQtEZPOcG29UMwadAQ+2rcWGVSVcEsxBZMObT48gSbUVnVSYXDQ3Jc6+WDeGmH",
+	"99XCEksLe4Up6d8xkBAoAjJUgRsineAa6DEjWQa2FB9zRVug0RakYwX1v+0ZiT2apMd83WyNa5cVd0AY",
+	"MhlLRoHSwNignSq09pgQJhmIHzJC8rQFf9sV+0ZaZygUa6x2IruY413s+FetcNHAw4t8RnzhKcWMWPJ+",
+	"JCyCvkZfhCjY5DkTg1T8tTaTRxZ4aJIbgypZQKv8S1rm9NnFK6AAcXAMfm7ADyJxMXg9oWkNgUdSJO1X",
+	"Q0WC2KTRpYCWmBB7pV0vX66rfVFMLKqfwVPRFMEzvmtQ2OeYyJnI1gV8Aqn/qSiICAsC/IOUOhATBYwz",
+	"LRyJEj+I2ZwUJTrqPXnafvZtFNdLcYd/e9s9/OHd/28NBm3/18HfvmkyII6IDZ4jVMt2BtNTLlHFZKXe",
+	"oE8b62yVvWsDL5QzApAeZ5nGgO1JG7ofvu92n3Z7vS4NOjl5fnF58V232+0dPWs3kR7KIw11JYVgkeBC",
+	"gmDFgszghuKHtAF1CJX6b5yGVDfObsqAHHDpHoX1JUXzhb6CyCZNqhjY4CSFgxsKikxwG552u7BUdDmG",
+	"p92nUJYEjuFZtwdrFSXaqC8pQWtzSakoJ4FCTO0BzfUESigErUp6Fs21TBDmRjtMuLAQkFIrvZ4Ih48s",
+	"6BsFxhekYJSnE3Qcy4OpHzBNNVAV+8JADSvR+k8hYFX60OVKhlEiY9UPBrdcg4qr8giZYM5VzYoTURx5",
+	"PpCsi51FcUS0R3FUo4cGBJgcR8W6jba8jCbXbAgL09ppRGvK4x9t0hmGLVug4Aaze2RrjpJRX+yjmSxR",
+	"FbQEJIw0H1ng+WL4T7SdlzoGEWrgjyzMjeQUmWLdQaPluAKyrzq4cg6DmeCQ7+XP1k/uU1v9PsVMXqNZ",
+	"NE5d4tqG6K2zfKYeWb+7fuk7ve7hBxcDIQkLrUHU6/a+PTzqHXZ7g+jAf88Ig2JSauPCE1tW1RmFO2iF",
+	"cDOIjnrtZ91BtOKTKS4VnptWvJnqDMMXfh7PW0vjQgA+rvO14InRNyDTY1B5lnkRMfYgdtBXnreU+TZj",
+	"+Y064xFZmkrimcjOl9RnJ1COGisnK+cl1fGSF4ZlOODNniJ6qBAzNbFHAf4D+ZAFZHoiE4p/YoYx0C5S",
+	"+rqCCJ6iYxAjy56xRGOEdqrVl8KjTxxJsRJhjPRIMVhL9Ob8IiqVqncbl2NvUE6mDInCj17qbKdr7P07",
+	"isxN123SOuFy7wnKYK2vGg/B6nIMjzUJsnbO9xpFKgn0ra+7MXExKNJF7ZcaDjQobNPh4W/TBbkIaSnS",
+	"AE/QbPOFS32jnE/L9sHvKzsPGY8ns2n/xRleEQFGmr18cQZXQS/b6K89cF1PU2ZFHrvNDArgxkmHx6br",
+	"7CKU+rR39B2E6F8J/s3F8ya+lU55WU2+OYpLVLedZ4H4GlH1SZuYWB7Gbc4V75ZJrbilB0vA+ZiAT4Yd",
+	"zuxe9fhfpMIqEY+EMWKxNZf3DnqZ+auHqM3okPENps9DuPpxsVHpl/nTMBlZ/O66gS8CheGrfuUiH80k",
+	"B/cOnCk4N3pikPswGlfL7evS4PdblHOk3efVnBnGkTMiuZJq8rJk767gUTxxypGDwjfF7BBIqjhSnHAV",
+	"gZPirMV68FyBKAXS9YKuh1VyaLWQpc2mQLvLBH21xu+0LNsEIRXCXWF7wc9mRYrrWaq3gjWWbrRsNoH7",
+	"+7gleW01nNU8KKal0zy5Q0XhPDywXlNgcflK4I2RDg+l4uPDBjgUR3/kQjnpFnfYZq6kOzehurrnM0zI",
+	"mWoKpKsBrVCKgiPL26umqtFepyku5LZR2puzD124+Z1Oc41s/+jGNTfW+xKDZIWv1L7xf6Prn+lUjuXd",
+	"ptrDxz+c5/1f8Kp38jp+4o0itDv05o5ht9CItcjbpFjN0Pa88hnL9Ny1Om+v8obvG5kXeHaVN1K0BWHX",
+	"Qtf+nGoE7w1YZSNKX9mDHxcvE9O8kfH92Xrvo42K5RtoDCf/e5B5u3GCLXpt/IC9xRUo2qXSxbRNm1qu",
+	"7TfUWENIbmgbsUVxvKiZs6fig5FtNUjC3sY2THpKrllqxVW1Ak75RpSlqvzGk5edIDYTe69LQx9qWT1H",
+	"tY2HzDc4SZy85tpzCZR3sXKtnOvTLF6vYHPY9RbZ1xo3loU/r34I2Sxt8F3cmJtvq0Qf7SS9WKpppi2k",
+	"bzYlWwGAfdxBGR1WCx3h+yYaam0Va8uPcsvO842S7qzZjemr5jKHNhOh5EdWyQ2P5hbNWbo7hHAlZ2W+",
+	"8ul4lcj1PVKowiQ30i0uiGFhbyjMpoTJornmLqXn//7zyeWL9yfnZ+8vX/3jxcsYCsLKmm4mrUNlQSsQ",
+	"oLQ6zLSej0RyBSJNKTMsLwwwh/yqJY1T5+a+O0KqsW6wapFMpZqEHIzt7FeZGG312NWOdj1un2I2P0zR",
+	"XkFAwZTcFQnOQLWKE34a7Ks3BzBaAJ97xyB863JoIRwtVtqFYxADVWvgMpigcuUJo2hs7gqntkKl/rAS",
+	"7ByVO4gHir7ingPlDzfAoXXtgRqoF5SbwVy4KeAHaZ0FdyMT7EOuiLBh5/qo0263h+VRRy0scyKaDtQw",
+	"9I4P43AGUj5Zj+GdT7VPt9WkopimPnNLK4T64doEUCTTA6b5lyCe4taKdFMYhia0Pkyl++dMWvtP39bG",
+	"JA1PJjiEll29+EKc2XHz5aANnkdFWzX4gqulJUN/8uFZOhwoPohKRJaRVEI2P0GFhlN4boYEbhJwpdLz",
+	"GYVQVbfQQFWpewxYF06CcwfDzpSrsh/DvjqMlj4OC0uxAzU8Cf1PzMk+/MhGAIO8232S+EXoTxwyL19q",
+	"B94IRpjCFA32YdiZoTMysUNonRs9QzfF3PrChY9mfNg1UMMOhQ0xl+3frVZDaLmptJDqJJ+R4rUHXBGQ",
+	"jks5/hwNrEwxEYa2HMURsdjb3lER9cRcRv3oSbvbfuLPfqfsQYqN098TZPdJzrN0eaFc/TFaaYDvdbsP",
+	"1mYVKuIN/VUnmbzG9pL3i/pvP1HiX0aV6Bd5jeQ7/ZHl3OiEPrAmWPj75eX5wXE4fEmRghu7udoVLJo9",
+	"CLzGhdVeVJH6hg5uIQgqVDMtch6+MY10Xo+ckApT1ibfyjdQNk8SxJQ0kL7edkrKCqy0g0wnV5iSi9a5",
+	"84JfFs9rT/dnlE4t+2jq0eUS/20cPes++TJLvixOFvyth5FOF2DFwsLNVCbTJUfqz+0XuxSoXI4Q55pk",
+	"g4JcH3WK4GA3GsvP6E6rWlz93tqGklY1pOMvgd3GOwf6az7vmkXe9Gw5rrN87eI2jp7u81Ttxgg/crT7",
+	"kaV2UX7o6e6HyisSrE69vQgrbuFUGriTsPLknp/Zg66i75a1qNSan6TyXWhlI1iBTWLAzGIFTziSsg9n",
+	"lFJhqjXF6nwiSHXb+STT205VWtmka68ZvrwqGpPupm/L6Xe89/iz5/uM9vf0/pyW1u9ffNXR++joyn2F",
+	"mbZuFfPWb5ns0shaJtcYJU+L5szRogpvMQey0QJSfaMyTa52ElbvcyPJ8BuKFIshiMnEIKOZqgewJH6g",
+	"Ag5v3RRgrzQ8ipYzzZeRRb1ZtJzQgnCgVYIxPOvG3W43BjvPJJOVhJrDQKW0NGP6NMUU8vlBDInw4NXf",
+	"opvq3ECrAMXD2CNgD58fP/6NA1C9ybP9+DEM/Rdt/oIeCZ+Z47XPmbAuwM+qw3Do5/GgWi+VepYPxIZB",
+	"Nhdc+CFQXl7h5JsoDhOd4vDgmCURLqX6WOdrHqPcDdSpUAlmmPahG4ogMRxVRZAYnsBPeTaWWRawzVM4",
+	"U9daJtzEwc3YPSgmgVQjo5j2QBWbJCQ6XD5ko6CrVwow3VoJprZ+G37zrnRl9wNVbP9MJVmeoj0NZ/yc",
+	"OxWeuJbUicxqT7Gtjgpt0adbdAgwouTcwX/0p4ek5UIt4GXtvLDw9UETLqs88fHjYoz1Da/D1Y7XYZ+T",
+	"ME/DIxuSzESrazSrxkT71gO1qQ9WuGo3jyxlN1OhJgiUK8VgdZ3RJHxaxz9LmZdISemPB2pYTFiKammZ",
+	"R1V/bQxDvxMeyU1PHoaPyVLKxig9hlpv2UDRdIcl1aH9x7f6Dct2BJ6yqUvX8/glQ3qb6RuysioDDBIO",
+	"PSjBfpcBd4Guy2Zy6ThISwW9gQrpbFx/tYG0MOx1e8OQFde6D4eEOzMM1Veaz2PPsVTSTrE015FIria8",
+	"G183yARlIkXZlqg89uUYoUBn1VVA3onfRUx0eoLoSetQpNAa9rpdciOcl/cHypmcPVOZuRf30OC07FhX",
+	"oZBalmR8fsT3qHzxICzelHLUQG5Rq/uS2ONPQYqlC4O3cdTbJ3SvXnv7CkUeDop49Ssu8MxRlYDEHzN4",
+	"E7GuaOJYqb5tuQxQgZgtZbI7pXJ84n43Ba+/YmMP/f6a+/1rKXNNOerF1uaywT5qeI/E7/Nr59dM8f+E",
+	"RteV6jNo9XryuAtW/LU1+ysO+Vd33YGv99J176s7nwyOb7epNpvV51fo8s1P9/CnX93pg2iZf5/LfXSr",
+	"1oO0GQjwkM+vWPU3c/053Vp6jcxX7bp3sPYvx7mPfrnwDrC5tg3adYnWnZatDffVsD+lMrUXsHyVfpVJ",
+	"LwlmtwbcKUTdWcpfI85fQytOVjuf9O5XPfqWqNUXrRV6s3/4ubPSfI0mfyHNKUKJHnPtmdWmtVosB68N",
+	"/g72MdRfyRY8EN+up2FoUCV4UCnSXeJM9DVOPGTF9dK/VcE5rdpwISeKjxz4frnIMht6k2IYLebCv2qr",
+	"PI5o++abpbaZuGo5ffuOm2i4387bfG6y0Aza73SOet+1u+1u+6j/fff7bnT77vZ/AgAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
