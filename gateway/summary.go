@@ -373,10 +373,11 @@ func (q summaryQuery) filter(from, to time.Time) string {
 // first and last creation times. The groupby form measured on the
 // simulator; the documented service accepts it with a lookup and a choice
 // column (aggregate-data.md: no groupby on a datetime column, which this
-// does not do).
+// does not do). The aliases are the wire facts' (total_base, orders), none
+// a word OData reserves.
 func (q summaryQuery) apply(from, to time.Time) string {
 	return "filter(" + q.filter(from, to) + ")/groupby((_customerid_value,statecode),aggregate(" +
-		"totalamount_base with sum as total,$count as count,createdon with min as first,createdon with max as last))"
+		"totalamount_base with sum as total_base,$count as orders,createdon with min as first_on,createdon with max as last_on))"
 }
 
 // aggRow is one group of the $apply answer.
@@ -384,10 +385,10 @@ type aggRow struct {
 	Customer string           `json:"_customerid_value"`
 	Name     string           `json:"_customerid_value@OData.Community.Display.V1.FormattedValue"`
 	State    int              `json:"statecode"`
-	Total    *decimal.Decimal `json:"total"` // exact: decoded from the number's text
-	Count    int              `json:"count"`
-	First    *time.Time       `json:"first"`
-	Last     *time.Time       `json:"last"`
+	Total    *decimal.Decimal `json:"total_base"` // exact: decoded from the number's text
+	Count    int              `json:"orders"`
+	First    *time.Time       `json:"first_on"`
+	Last     *time.Time       `json:"last_on"`
 }
 
 // isAggregateLimit reports Dataverse's refusal to aggregate more than
