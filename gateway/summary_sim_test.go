@@ -149,7 +149,7 @@ func TestSummaryEveryDemoCustomer(t *testing.T) {
 	t.Parallel()
 	seed := readDemoSeed(t)
 	for _, contacts := range []bool{false, true} {
-		e := newSimEnv(t, dataversetest.Options{}, Config{Budget: Budget{Rate: -1}, Summary: SummaryConfig{IncludeContacts: contacts}})
+		e := newSimEnv(t, dataversetest.Options{}, Config{Budget: Budget{Rate: -1}, Summary: SummaryConfig{IncludeContacts: contacts, Wait: time.Minute}})
 		multi := false
 		for _, c := range seed.customers() {
 			want, seedBase := seed.wantSummary(c[0], c[1], contacts)
@@ -180,7 +180,7 @@ func TestSummaryEveryDemoCustomer(t *testing.T) {
 func TestSummaryStatesAndRequests(t *testing.T) {
 	t.Parallel()
 	// Only invoiced orders count; open ones are counted all the same.
-	e := newSimEnv(t, dataversetest.Options{}, Config{Budget: Budget{Rate: -1}, Summary: SummaryConfig{States: []int{StateInvoiced}}})
+	e := newSimEnv(t, dataversetest.Options{}, Config{Budget: Budget{Rate: -1}, Summary: SummaryConfig{States: []int{StateInvoiced}, Wait: time.Minute}})
 	seed := readDemoSeed(t)
 	ctx := context.Background()
 	for _, c := range seed.customers() {
@@ -267,7 +267,7 @@ func TestSummarySplitsOverAggregateLimit(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			e := newSimEnv(t, dataversetest.Options{Limits: dataversetest.Limits{AggregateRecords: tc.limit}},
-				Config{Summary: SummaryConfig{IncludeContacts: tc.contacts}})
+				Config{Summary: SummaryConfig{IncludeContacts: tc.contacts, Wait: time.Minute}})
 			ctx := context.Background()
 			if _, err := e.g.baseCurrency(ctx); err != nil {
 				t.Fatal(err)
