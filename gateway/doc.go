@@ -20,6 +20,11 @@
 // transient error (stale-if-error, RFC 5861): throttling, 5xx, network
 // errors and timeouts, never authentication or permission errors.
 //
+// Summary (summary.go) is a customer's order count and total spent in the
+// base currency, computed by Dataverse ($apply) as its own lookup kind with
+// its own TTL; a cold one is never waited for longer than
+// SummaryConfig.Wait, so it never slows the other lookups down.
+//
 // Queries are built with the generated client (package generated, over
 // odataq): typed columns and navigation properties of the default org's
 // model. Config.Model (the org's $metadata) lets New check them, and a

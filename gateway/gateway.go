@@ -119,6 +119,8 @@ type Config struct {
 	// (e.g. fleet.Redis), checked before every Dataverse lookup. nil = the
 	// connection's own gate only.
 	Throttle Throttle
+	// Summary configures Summary (counted states, contacts' orders, TTL, wait).
+	Summary SummaryConfig
 }
 
 // Gateway answers lookups for one integration. It is safe for concurrent use.
@@ -137,6 +139,7 @@ type Gateway struct {
 	throttle    Throttle
 	testTTL     time.Duration
 	testKey     string
+	summaries   *summaries // summary.go
 
 	// Cache key prefixes, built once: a key is a prefix plus the
 	// normalized input, so a lookup builds its key with one allocation.
@@ -252,7 +255,7 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	if cfg.Metrics != nil {
 		g.counters = map[string]*kindCounters{}
-		for _, k := range []string{kindCustomer, kindOrder, kindRecentOrders, kindRefunds} {
+		for _, k := range []string{kindCustomer, kindOrder, kindRecentOrders, kindRefunds, kindSummary} {
 			g.counters[k] = cfg.Metrics.counters(cfg.Name, k)
 		}
 		g.customerCounters, g.orderCounters = g.counters[kindCustomer], g.counters[kindOrder]
@@ -266,6 +269,13 @@ func New(cfg Config) (*Gateway, error) {
 	g.orderNumPrefix = g.key(kindOrder, x.orderKey(), "number:")
 	g.recentPrefix = g.key(kindRecentOrders, "")
 	g.testKey = g.key(kindTest)
+	if g.summaries, err = newSummaries(g, cfg.Summary); err != nil {
+		g.endLife()
+		if own {
+			cfg.Cache.Close()
+		}
+		return nil, err
+	}
 	return g, nil
 }
 
@@ -273,6 +283,7 @@ func New(cfg Config) (*Gateway, error) {
 // return, and closes the cache if New created it. Lookups after Close fail.
 func (g *Gateway) Close() {
 	g.core.close()
+	g.summaries.close()
 	if g.ownCache {
 		g.cache.Close()
 	}

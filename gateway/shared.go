@@ -149,6 +149,11 @@ func decodeShared(kind string, b []byte) (*entry, error) {
 			}
 			e.value, e.cost = rs, refundsSize(rs)
 		}
+	case kindSummary:
+		var s *Summary
+		if err = json.Unmarshal(p.Value, &s); err == nil && s != nil {
+			e.value, e.cost = s, s.size()
+		}
 	case kindRecentOrders:
 		var s []OrderSummary
 		if err = json.Unmarshal(p.Value, &s); err == nil {

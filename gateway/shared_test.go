@@ -33,6 +33,10 @@ func TestSharedCodec(t *testing.T) {
 		{kindRecentOrders, &entry{value: []OrderSummary{{ID: "o1", Number: "ORD-1", CreatedOn: due}}, fetched: fetched, fresh: time.Minute, stale: time.Hour}},
 		{kindRecentOrders, &entry{value: []OrderSummary{}, fetched: fetched, fresh: time.Minute, stale: time.Hour}},
 		{kindCustomer, &entry{notFound: true, fetched: fetched, fresh: 30 * time.Second}},
+		{kindSummary, &entry{value: &Summary{Customer: Ref{Type: "account", ID: "a1", Name: "Fabrikam"},
+			Orders:     SummaryOrders{Count: 3, Open: 1, First: &due, Last: &due},
+			TotalSpent: Money{Amount: decimal.RequireFromString("24154.9183"), Currency: "USD", Formatted: "$24,154.92"}, AsOf: due},
+			fetched: fetched, fresh: time.Hour, stale: time.Hour}},
 	}
 	opts := cmp.Options{cmp.AllowUnexported(entry{}), cmp.Comparer(func(a, b decimal.Decimal) bool { return a.Equal(b) })}
 	for _, tt := range tests {
@@ -52,6 +56,8 @@ func TestSharedCodec(t *testing.T) {
 			want.cost = v.size()
 		case []OrderSummary:
 			want.cost = summariesSize(v)
+		case *Summary:
+			want.cost = v.size()
 		}
 		if d := cmp.Diff(&want, got, opts); d != "" {
 			t.Errorf("%s: round trip (-want +got):\n%s", tt.kind, d)

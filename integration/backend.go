@@ -24,6 +24,15 @@ type Backend interface {
 	// "contact" or "account".
 	RecentOrders(ctx context.Context, customerType, customerID string, limit int) ([]gateway.OrderSummary, gateway.Meta, error)
 	Refunds(ctx context.Context, orderRef string) ([]gateway.Refund, error)
+	// Summary returns a customer's order count, open orders, first and
+	// last order and total spent in the org's base currency (customerType
+	// "contact" or "account"). When the figures are not cached and
+	// Dataverse has not computed them within a short wait, it answers the
+	// stale figures if it has them (Meta.Outcome Stale), else an error
+	// matching gateway.ErrPending (a *gateway.PendingError with its
+	// RetryAfter, passed through as it is, not an *Error): not a failure,
+	// the computation goes on in the background (HTTP: 202 Accepted).
+	Summary(ctx context.Context, customerType, customerID string) (*gateway.Summary, gateway.Meta, error)
 	// Test signs in and calls WhoAmI, bypassing any cache.
 	Test(ctx context.Context) (*gateway.TestResult, error)
 	// ThrottledUntil is when Dataverse service protection lets the
@@ -66,3 +75,7 @@ func (b *broken) Refunds(context.Context, string) ([]gateway.Refund, error) { re
 func (b *broken) Test(context.Context) (*gateway.TestResult, error)         { return nil, b.err }
 func (b *broken) ThrottledUntil() time.Time                                 { return time.Time{} }
 func (b *broken) Close()                                                    {}
+
+func (b *broken) Summary(context.Context, string, string) (*gateway.Summary, gateway.Meta, error) {
+	return nil, gateway.Meta{}, b.err
+}

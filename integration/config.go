@@ -45,6 +45,11 @@ const (
 	// (2027-06-30, or RFC 3339), so that dvgate warns before it (Entra does
 	// not reveal it to the app).
 	EnvClientSecretExpiresOn = "AZURE_CLIENT_SECRET_EXPIRES_ON"
+	// EnvSummaryStates lists the salesorder states a customer summary
+	// counts ("0,1,3,4"); EnvSummaryIncludesContacts ("true") adds an
+	// account's contacts' orders to its summary.
+	EnvSummaryStates           = "DVGATE_SUMMARY_STATES"
+	EnvSummaryIncludesContacts = "DVGATE_SUMMARY_INCLUDES_CONTACTS"
 )
 
 // Config is one integration (one Dataverse org), resolved: secrets
@@ -68,6 +73,13 @@ type Config struct {
 	// never trips the org's service protection itself; zero = gateway's
 	// defaults.
 	Budget gateway.Budget
+	// SummaryStates are the salesorder states whose orders a customer
+	// summary counts (total spent, count, first and last); empty =
+	// gateway.DefaultSummaryStates, every state but 2 Canceled.
+	SummaryStates []int
+	// SummaryIncludesContacts adds the orders of an account's contacts to
+	// the account's summary.
+	SummaryIncludesContacts bool
 
 	// Warnings are what is risky but works (a secret file every user may
 	// read); logged when the integration is connected.
@@ -97,7 +109,7 @@ func (c Config) Fingerprint() string {
 	for _, s := range []string{c.Name, d.URL, d.TenantID, d.ClientID, d.ClientSecret, d.CertificatePath,
 		d.CertificatePassword, c.certHash, d.ClientSecretExpiresOn.UTC().Format(time.RFC3339), d.FederatedTokenFile, d.AuthorityHost, c.Mode.String(), c.TrackingColumn, errText(c.Err),
 		strings.Join(c.OrderFields, ","), strings.Join(c.CustomerFields, ","), c.OrderNumberPrefix,
-		fmt.Sprint(c.Budget.Rate, "/", c.Budget.Burst), fmt.Sprint(c.Refunds),
+		fmt.Sprint(c.Budget.Rate, "/", c.Budget.Burst), fmt.Sprint(c.Refunds), fmt.Sprint(c.SummaryStates, c.SummaryIncludesContacts),
 		fmt.Sprint(d.MaxConcurrent), fmt.Sprint(d.MaxAttempts)} {
 		h.Write([]byte(s))
 		h.Write([]byte{0})
@@ -162,6 +174,11 @@ type fileIntegration struct {
 	// "reason": "contoso_reason"}.
 	Refunds       *fileRefunds `json:"refunds"`
 	MaxConcurrent int          `json:"maxConcurrent"`
+	// SummaryStates are the salesorder states a summary counts, e.g.
+	// [3, 4] (Fulfilled, Invoiced); SummaryIncludesContacts adds an
+	// account's contacts' orders.
+	SummaryStates           []int `json:"summaryStates"`
+	SummaryIncludesContacts bool  `json:"summaryIncludesContacts"`
 }
 
 type fileRefunds struct {
@@ -262,6 +279,16 @@ func (s Source) loadEnv() Config {
 		c.Err = err
 		return c
 	}
+	if c.SummaryStates, err = summaryStates(list(s.Getenv(EnvSummaryStates))); err != nil {
+		c.Err = fmt.Errorf("%s: %w", EnvSummaryStates, err)
+		return c
+	}
+	if v := strings.TrimSpace(s.Getenv(EnvSummaryIncludesContacts)); v != "" {
+		if c.SummaryIncludesContacts, err = strconv.ParseBool(v); err != nil {
+			c.Err = fmt.Errorf("%s is not true or false", EnvSummaryIncludesContacts)
+			return c
+		}
+	}
 	if err := s.hashCert(&c); err != nil {
 		c.Err = err
 	}
@@ -286,6 +313,19 @@ func parseExpiry(field, v string, d dataverse.Config) (time.Time, error) {
 		return t, nil
 	}
 	return time.Time{}, fmt.Errorf("%s is not a date: write it as YYYY-MM-DD (the Expires column of the app registration's Certificates & secrets page) or RFC 3339", field)
+}
+
+// summaryStates parses and checks the states a summary counts.
+func summaryStates(in []string) ([]int, error) {
+	var out []int
+	for _, v := range in {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < gateway.StateActive || n > gateway.StateInvoiced {
+			return nil, fmt.Errorf("%q is not a salesorder state: use 0 (Active), 1 (Submitted), 2 (Canceled), 3 (Fulfilled) or 4 (Invoiced)", v)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 func parseMode(s string) (gateway.Mode, error) {
@@ -350,6 +390,15 @@ func (s Source) resolve(name string, fi fileIntegration, dir string) (Config, er
 			return c, errors.New(`refunds: "table", "orderLookup", "amount", "status" and "date" are required ("reason" is optional)`)
 		}
 	}
+	c.SummaryIncludesContacts = fi.SummaryIncludesContacts
+	states := make([]string, len(fi.SummaryStates))
+	for i, n := range fi.SummaryStates {
+		states[i] = strconv.Itoa(n)
+	}
+	var err error
+	if c.SummaryStates, err = summaryStates(states); err != nil {
+		return c, fmt.Errorf("summaryStates: %w", err)
+	}
 	c.Dataverse = dataverse.Config{
 		URL:                strings.TrimSpace(fi.URL),
 		TenantID:           strings.TrimSpace(fi.TenantID),
@@ -359,7 +408,6 @@ func (s Source) resolve(name string, fi fileIntegration, dir string) (Config, er
 		AuthorityHost:      strings.TrimSpace(fi.AuthorityHost),
 		MaxConcurrent:      fi.MaxConcurrent,
 	}
-	var err error
 	for _, ref := range []*SecretRef{fi.ClientSecret, fi.CertificatePassword} {
 		if w := s.exposed(ref, dir); w != "" {
 			c.Warnings = append(c.Warnings, w)

@@ -4,6 +4,8 @@ import (
 	"io/fs"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // files is a Source.ReadFile over an in-memory file system.
@@ -61,6 +63,68 @@ func TestConfigFile(t *testing.T) {
 			}
 			if strings.Contains(err.Error(), "hunter2") {
 				t.Errorf("error shows the secret: %v", err)
+			}
+		})
+	}
+}
+
+// The summary settings, from the config file and from the environment.
+func TestSummaryConfig(t *testing.T) {
+	t.Parallel()
+	const ids = `"url": "https://contoso.crm4.dynamics.com", "tenantId": "8f1c2a4e-5b6d-4e7f-9a0b-1c2d3e4f5a6b", "clientId": "3c9e7b1a-2d4f-4a6b-8c0d-9e1f2a3b4c5d", "clientSecret": {"env": "S"}`
+	env := map[string]string{"S": "hunter2", "DATAVERSE_URL": "https://contoso.crm4.dynamics.com",
+		"AZURE_TENANT_ID": "8f1c2a4e-5b6d-4e7f-9a0b-1c2d3e4f5a6b", "AZURE_CLIENT_ID": "3c9e7b1a-2d4f-4a6b-8c0d-9e1f2a3b4c5d",
+		"AZURE_CLIENT_SECRET": "hunter2"}
+	tests := []struct {
+		name, config string
+		env          map[string]string
+		wantStates   []int
+		wantContacts bool
+		wantErr      string
+	}{
+		{name: "file default", config: `{"integrations": {"default": {` + ids + `}}}`},
+		{name: "file states", config: `{"integrations": {"default": {` + ids + `, "summaryStates": [3, 4], "summaryIncludesContacts": true}}}`,
+			wantStates: []int{3, 4}, wantContacts: true},
+		{name: "file bad state", config: `{"integrations": {"default": {` + ids + `, "summaryStates": [3, 9]}}}`, wantErr: `summaryStates: "9" is not a salesorder state`},
+		{name: "env default"},
+		{name: "env states", env: map[string]string{"DVGATE_SUMMARY_STATES": "4, 3", "DVGATE_SUMMARY_INCLUDES_CONTACTS": "true"},
+			wantStates: []int{4, 3}, wantContacts: true},
+		{name: "env bad state", env: map[string]string{"DVGATE_SUMMARY_STATES": "canceled"}, wantErr: "DVGATE_SUMMARY_STATES"},
+		{name: "env bad flag", env: map[string]string{"DVGATE_SUMMARY_INCLUDES_CONTACTS": "sometimes"}, wantErr: "is not true or false"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			src := Source{Getenv: func(k string) string {
+				if v, ok := tc.env[k]; ok {
+					return v
+				}
+				return env[k]
+			}}
+			if tc.config != "" {
+				src.Path, src.ReadFile = "/cfg/c.json", files(map[string]string{"/cfg/c.json": tc.config})
+			}
+			cfgs, err := src.Load()
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := cfgs[0]
+			if tc.wantErr != "" {
+				if c.Err == nil || !strings.Contains(c.Err.Error(), tc.wantErr) {
+					t.Fatalf("Err %v, want it to contain %q", c.Err, tc.wantErr)
+				}
+				return
+			}
+			if c.Err != nil {
+				t.Fatal(c.Err)
+			}
+			if diff := cmp.Diff(tc.wantStates, c.SummaryStates); diff != "" || c.SummaryIncludesContacts != tc.wantContacts {
+				t.Errorf("states (-want +got):\n%s\ncontacts %v, want %v", diff, c.SummaryIncludesContacts, tc.wantContacts)
+			}
+			plain := c
+			plain.SummaryStates, plain.SummaryIncludesContacts = nil, false
+			if changed := tc.wantStates != nil || tc.wantContacts; changed == (plain.Fingerprint() == c.Fingerprint()) {
+				t.Errorf("fingerprint unchanged by the summary settings")
 			}
 		})
 	}

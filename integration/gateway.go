@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -224,6 +225,21 @@ func (b *gatewayBackend) Refunds(ctx context.Context, orderRef string) ([]gatewa
 		return nil, ErrorOf(err, notFoundOrder)
 	}
 	return list, nil
+}
+
+func (b *gatewayBackend) Summary(ctx context.Context, t, id string) (*gateway.Summary, gateway.Meta, error) {
+	gw, err := b.gateway(ctx)
+	if err != nil {
+		return nil, gateway.Meta{}, err
+	}
+	s, m, err := gw.Summary(ctx, t, id)
+	if errors.Is(err, gateway.ErrPending) {
+		return nil, gateway.Meta{}, err // not a failure: the front end says when to ask again
+	}
+	if err != nil {
+		return nil, gateway.Meta{}, ErrorOf(err, notFoundRecent)
+	}
+	return s, m, nil
 }
 
 // Test signs in and calls WhoAmI; when the configuration names columns of

@@ -131,6 +131,7 @@ func (b *gatewayBackend) newGateway(m *csdl.Model) (*gateway.Gateway, error) {
 		OrderFields: cfg.OrderFields, CustomerFields: cfg.CustomerFields, OrderNumberPrefix: cfg.OrderNumberPrefix, Budget: cfg.Budget, Refunds: cfg.Refunds,
 		Cache: b.cache.c, UpstreamTimeout: gc.UpstreamTimeout, Clock: gc.Clock, Logger: gc.logger(), Metrics: gc.Metrics,
 		Shared: fleetShared(gc.Fleet), Throttle: fleetThrottle(gc.Fleet),
+		Summary: gateway.SummaryConfig{States: cfg.SummaryStates, IncludeContacts: cfg.SummaryIncludesContacts},
 	})
 	var ce *gateway.ColumnError
 	if errors.As(err, &ce) {

@@ -39,6 +39,10 @@ func (f failing) Order(context.Context, string) (*gateway.Order, gateway.Meta, e
 	return nil, gateway.Meta{}, f.err
 }
 
+func (f failing) Summary(context.Context, string, string) (*gateway.Summary, gateway.Meta, error) {
+	return nil, gateway.Meta{}, f.err
+}
+
 func (f failing) RecentOrders(context.Context, string, string, int) ([]gateway.OrderSummary, gateway.Meta, error) {
 	return nil, gateway.Meta{}, f.err
 }

@@ -26,7 +26,7 @@ func TestHTTPHandler(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = cs.Close() })
 	tools, err := cs.ListTools(ctx, nil)
-	if err != nil || len(tools.Tools) != 5 {
+	if err != nil || len(tools.Tools) != 6 {
 		t.Fatalf("tools/list: %v, %v", tools, err)
 	}
 	got := result[GetOrderOut](t, call(t, cs, "get_order", map[string]any{"order": alexOrder, "email": alexEmail}))

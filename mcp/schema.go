@@ -22,11 +22,12 @@ type schemas struct {
 func newSchemas() (*schemas, error) {
 	s := &schemas{in: map[string]*jsonschema.Schema{}, out: map[string]*jsonschema.Schema{}}
 	for tool, infer := range map[string]func() (*jsonschema.Schema, *jsonschema.Schema, error){
-		"find_customer":      schemaPair[FindCustomerIn, FindCustomerOut],
-		"get_order":          schemaPair[GetOrderIn, GetOrderOut],
-		"list_recent_orders": schemaPair[ListRecentOrdersIn, ListRecentOrdersOut],
-		"list_refunds":       schemaPair[ListRefundsIn, ListRefundsOut],
-		"check_connection":   schemaPair[CheckConnectionIn, CheckConnectionOut],
+		"find_customer":        schemaPair[FindCustomerIn, FindCustomerOut],
+		"get_order":            schemaPair[GetOrderIn, GetOrderOut],
+		"list_recent_orders":   schemaPair[ListRecentOrdersIn, ListRecentOrdersOut],
+		"list_refunds":         schemaPair[ListRefundsIn, ListRefundsOut],
+		"get_customer_summary": schemaPair[GetCustomerSummaryIn, GetCustomerSummaryOut],
+		"check_connection":     schemaPair[CheckConnectionIn, CheckConnectionOut],
 	} {
 		in, out, err := infer()
 		if err != nil {

@@ -90,6 +90,7 @@ func NewServer(o Options) *sdk.Server {
 	sdk.AddTool(s, &sdk.Tool{Name: "get_order", InputSchema: t.schemas.in["get_order"], OutputSchema: t.schemas.out["get_order"], Annotations: ro("Get a sales order"), Description: descGetOrder}, t.getOrder)
 	sdk.AddTool(s, &sdk.Tool{Name: "list_recent_orders", InputSchema: t.schemas.in["list_recent_orders"], OutputSchema: t.schemas.out["list_recent_orders"], Annotations: ro("List a customer's recent orders"), Description: descRecent}, t.listRecentOrders)
 	sdk.AddTool(s, &sdk.Tool{Name: "list_refunds", InputSchema: t.schemas.in["list_refunds"], OutputSchema: t.schemas.out["list_refunds"], Annotations: ro("List an order's refunds"), Description: descRefunds}, t.listRefunds)
+	sdk.AddTool(s, &sdk.Tool{Name: "get_customer_summary", InputSchema: t.schemas.in["get_customer_summary"], OutputSchema: t.schemas.out["get_customer_summary"], Annotations: ro("Summarize a customer's orders and total spent"), Description: descSummary}, t.getCustomerSummary)
 	sdk.AddTool(s, &sdk.Tool{Name: "check_connection", InputSchema: t.schemas.in["check_connection"], OutputSchema: t.schemas.out["check_connection"], Annotations: ro("Check the Dataverse connection"), Description: descCheck}, t.checkConnection)
 	return s
 }
@@ -103,6 +104,8 @@ const descGetOrder = `Get one sales order by its order number (e.g. ORD-01001-B2
 const descRecent = `List a customer's most recent sales orders (newest first) with number, status, total and creation date. Give the customer's email, or the customer's type and id from find_customer. Use it when the customer does not quote an order number. found:false means no customer has this email; a customer without orders is found with an empty list. Then call get_order for the lines or tracking of one order.`
 
 const descRefunds = `List the refunds of a sales order (number or GUID), most recent first, with amount, status, date and reason, from the org's own refunds table. Dynamics 365 Sales has no refund table of its own: when source is "none" the org keeps refunds outside Dataverse, so do not tell the customer that no refund exists, say that you cannot see refunds.`
+
+const descSummary = `Summarize a customer's history (by the requester's email, or the customer from find_customer): how many orders, how many still open, the first and last order dates, and the total spent in the org's base currency (canceled orders do not count). Use it to judge how valued the customer is, not to quote amounts of single orders. pending:true means the figures are being computed: answer without them or ask again after retryAfterSeconds.`
 
 const descCheck = `Check that dvgate can sign in to Dataverse and read (the "Test" button): returns the organization and application user ids, or a tool error saying what an administrator must fix. For diagnosing failures of the other tools, not for answering customers.`
 
@@ -291,6 +294,55 @@ func (t *tools) listRefunds(ctx context.Context, _ *sdk.CallToolRequest, in List
 	for _, r := range list {
 		out.Refunds = append(out.Refunds, Refund{ID: r.ID, Amount: money(r.Amount), Status: r.Status, Date: r.Date, Reason: r.Reason})
 	}
+	return nil, out, nil
+}
+
+func (t *tools) getCustomerSummary(ctx context.Context, _ *sdk.CallToolRequest, in GetCustomerSummaryIn) (*sdk.CallToolResult, GetCustomerSummaryOut, error) {
+	const tool = "get_customer_summary"
+	b, release, name, err := t.backend(in.Integration)
+	if err != nil {
+		return nil, GetCustomerSummaryOut{}, t.fail(ctx, tool, name, err)
+	}
+	defer release()
+	if (in.Email == "") == (in.Customer == nil) {
+		return nil, GetCustomerSummaryOut{}, t.fail(ctx, tool, name, &integration.Error{Code: integration.CodeInvalidInput,
+			Message: "Give either email or customer {type, id}, not both or neither."})
+	}
+	ctx, cancel := t.call(ctx)
+	defer cancel()
+	out := GetCustomerSummaryOut{Integration: name}
+	typ, id := "", ""
+	if in.Email != "" {
+		c, m, err := b.Customer(ctx, in.Email, "")
+		if msg, ok := notFound(err); ok {
+			out.Message, out.AsOf = msg, t.asOf(m)
+			return nil, out, nil
+		}
+		if err != nil {
+			return nil, GetCustomerSummaryOut{}, t.fail(ctx, tool, name, err)
+		}
+		out.Customer, typ, id = customerOf(c), c.Type, c.ID
+	} else {
+		typ, id = in.Customer.Type, in.Customer.ID
+	}
+	s, m, err := b.Summary(ctx, typ, id)
+	var pe *gateway.PendingError
+	if errors.As(err, &pe) {
+		out.Pending, out.RetryAfterSeconds = true, max(1, int((pe.RetryAfter+time.Second-1)/time.Second))
+		out.Message, out.AsOf = "The summary is being computed; ask again shortly.", t.now().UTC()
+		return nil, out, nil
+	}
+	if msg, ok := notFound(err); ok {
+		out.Message, out.AsOf = msg, t.asOf(m)
+		return nil, out, nil
+	}
+	if err != nil {
+		return nil, GetCustomerSummaryOut{}, t.fail(ctx, tool, name, err)
+	}
+	total := money(s.TotalSpent)
+	out.Found, out.Orders, out.OpenOrders, out.FirstOrder, out.LastOrder, out.TotalSpent = true, s.Orders.Count, s.Orders.Open,
+		s.Orders.First, s.Orders.Last, &total
+	out.AsOf, out.Stale = s.AsOf.UTC(), s.Stale || m.Outcome == gateway.Stale
 	return nil, out, nil
 }
 

@@ -42,7 +42,7 @@ func TestToolsList(t *testing.T) {
 		checkTyped(t, tool.Name+".output", tool.OutputSchema)
 		checkTyped(t, tool.Name+".input", tool.InputSchema)
 	}
-	want := []string{"check_connection", "find_customer", "get_order", "list_recent_orders", "list_refunds"}
+	want := []string{"check_connection", "find_customer", "get_customer_summary", "get_order", "list_recent_orders", "list_refunds"}
 	if diff := cmp.Diff(want, names, cmpopts.SortSlices(func(a, b string) bool { return a < b })); diff != "" {
 		t.Errorf("tools (-want +got):\n%s", diff)
 	}
@@ -212,6 +212,12 @@ func TestToolsAgainstSimulator(t *testing.T) {
 				t.Errorf("got %+v", got)
 			}
 		}, 0, 0},
+		{"get_customer_summary", map[string]any{"email": alexEmail}, func(t *testing.T, res *sdk.CallToolResult) {
+			got := result[GetCustomerSummaryOut](t, res)
+			if !got.Found || got.Orders == 0 || got.TotalSpent == nil || got.TotalSpent.Currency != "USD" || got.Customer == nil {
+				t.Errorf("got %+v", got)
+			}
+		}, 4, 0},
 		{"check_connection", nil, func(t *testing.T, res *sdk.CallToolResult) {
 			got := result[CheckConnectionOut](t, res)
 			if !got.OK || got.OrganizationID == "" || got.UserID == "" || !strings.Contains(got.Credential, "expir") {

@@ -40,6 +40,32 @@ type ListRecentOrdersIn struct {
 	Integration string       `json:"integration,omitempty" jsonschema:"the integration (Dataverse org) to ask; omit for the default one"`
 }
 
+// GetCustomerSummaryIn is get_customer_summary's input.
+type GetCustomerSummaryIn struct {
+	Email       string       `json:"email,omitempty" jsonschema:"the customer's email address; give this or customer"`
+	Customer    *CustomerRef `json:"customer,omitempty" jsonschema:"the customer record (type and id from find_customer); give this or email"`
+	Integration string       `json:"integration,omitempty" jsonschema:"the integration (Dataverse org) to ask; omit for the default one"`
+}
+
+// GetCustomerSummaryOut is get_customer_summary's result.
+type GetCustomerSummaryOut struct {
+	Found bool `json:"found"`
+	// Pending: Dataverse is still computing the figures; ask again after
+	// RetryAfterSeconds.
+	Pending           bool       `json:"pending,omitempty"`
+	RetryAfterSeconds int        `json:"retryAfterSeconds,omitempty"`
+	Message           string     `json:"message,omitempty"`
+	Customer          *Customer  `json:"customer,omitempty"`
+	Orders            int        `json:"orders" jsonschema:"how many orders count (not canceled, unless the integration says otherwise)"`
+	OpenOrders        int        `json:"openOrders" jsonschema:"orders still active or submitted"`
+	FirstOrder        *time.Time `json:"firstOrder,omitempty"`
+	LastOrder         *time.Time `json:"lastOrder,omitempty"`
+	TotalSpent        *Money     `json:"totalSpent,omitempty" jsonschema:"the sum of the counted orders' totals, in the org's base currency"`
+	Integration       string     `json:"integration"`
+	AsOf              time.Time  `json:"asOf"`
+	Stale             bool       `json:"stale"`
+}
+
 // ListRefundsIn is list_refunds' input.
 type ListRefundsIn struct {
 	Order       string `json:"order" jsonschema:"the sales order number or record id"`

@@ -2,6 +2,7 @@ package sidecar
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -116,6 +117,38 @@ func (a *handlers) recentOrders(ctx context.Context, name string, typ httpapi.Cu
 	}
 	out.Headers = httpapi.OrdersFoundResponseHeaders{Age: ageSeconds(meta), XCache: meta.Outcome.String()}
 	return out, nil
+}
+
+// summary answers GetCustomerSummary and GetCustomerSummaryIn: 200 with the
+// summary (fresh or stale), or 202 with Retry-After while Dataverse
+// computes it (pending is then non-nil).
+func (a *handlers) summary(ctx context.Context, name string, typ httpapi.CustomerType, id string) (found *httpapi.SummaryFoundJSONResponse, pending *httpapi.SummaryPendingJSONResponse, err error) {
+	if !typ.Valid() {
+		return nil, nil, errInvalid("The customer type %q is not contact or account.", typ)
+	}
+	b, release, err := a.backend(ctx, name, "summary")
+	if err != nil {
+		return nil, nil, err
+	}
+	defer release()
+	s, meta, err := b.Summary(ctx, string(typ), id)
+	var pe *gateway.PendingError
+	if errors.As(err, &pe) {
+		info(ctx).cache = "pending"
+		secs := max(1, retryAfterSeconds(pe.RetryAfter))
+		return nil, &httpapi.SummaryPendingJSONResponse{Body: httpapi.SummaryPending{Pending: httpapi.True, RetryAfterSeconds: secs},
+			Headers: httpapi.SummaryPendingResponseHeaders{RetryAfter: secs}}, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	info(ctx).cache = meta.Outcome.String()
+	ct := httpapi.CustomerType(s.Customer.Type)
+	out := httpapi.CustomerSummary{Customer: httpapi.Ref{Type: &ct, Id: s.Customer.ID, Name: s.Customer.Name},
+		Orders:     httpapi.SummaryOrders{Count: s.Orders.Count, Open: s.Orders.Open, First: s.Orders.First, Last: s.Orders.Last},
+		TotalSpent: money(s.TotalSpent), AsOf: s.AsOf, Stale: s.Stale}
+	return &httpapi.SummaryFoundJSONResponse{Body: httpapi.SummaryResponse{Summary: out},
+		Headers: httpapi.SummaryFoundResponseHeaders{Age: ageSeconds(meta), XCache: meta.Outcome.String()}}, nil, nil
 }
 
 func (a *handlers) refunds(ctx context.Context, name, ref string) (httpapi.RefundsFoundJSONResponse, error) {
@@ -238,6 +271,28 @@ func (a *handlers) GetRecentOrdersIn(ctx context.Context, req httpapi.GetRecentO
 		return nil, err
 	}
 	return httpapi.GetRecentOrdersIn200JSONResponse{OrdersFoundJSONResponse: r}, nil
+}
+
+func (a *handlers) GetCustomerSummary(ctx context.Context, req httpapi.GetCustomerSummaryRequestObject) (httpapi.GetCustomerSummaryResponseObject, error) {
+	found, pending, err := a.summary(ctx, integration.Default, req.Type, req.Id.String())
+	switch {
+	case err != nil:
+		return nil, err
+	case pending != nil:
+		return httpapi.GetCustomerSummary202JSONResponse{SummaryPendingJSONResponse: *pending}, nil
+	}
+	return httpapi.GetCustomerSummary200JSONResponse{SummaryFoundJSONResponse: *found}, nil
+}
+
+func (a *handlers) GetCustomerSummaryIn(ctx context.Context, req httpapi.GetCustomerSummaryInRequestObject) (httpapi.GetCustomerSummaryInResponseObject, error) {
+	found, pending, err := a.summary(ctx, req.Integration, req.Type, req.Id.String())
+	switch {
+	case err != nil:
+		return nil, err
+	case pending != nil:
+		return httpapi.GetCustomerSummaryIn202JSONResponse{SummaryPendingJSONResponse: *pending}, nil
+	}
+	return httpapi.GetCustomerSummaryIn200JSONResponse{SummaryFoundJSONResponse: *found}, nil
 }
 
 func (a *handlers) GetRefunds(ctx context.Context, req httpapi.GetRefundsRequestObject) (httpapi.GetRefundsResponseObject, error) {

@@ -91,6 +91,17 @@ func (f *fakeBackend) Refunds(ctx context.Context, ref string) ([]gateway.Refund
 	return nil, f.err
 }
 
+func (f *fakeBackend) Summary(ctx context.Context, t, id string) (*gateway.Summary, gateway.Meta, error) {
+	f.count()
+	if f.err != nil {
+		return nil, gateway.Meta{}, f.err
+	}
+	return &gateway.Summary{Customer: gateway.Ref{Type: t, ID: id, Name: "Fabrikam, Inc."},
+		Orders:     gateway.SummaryOrders{Count: 2, Open: 1},
+		TotalSpent: gateway.Money{Amount: decimal.RequireFromString("1234.5678"), Currency: "USD", Formatted: "$1,234.57"},
+	}, gateway.Meta{Outcome: gateway.Hit, Age: 30 * time.Second}, nil
+}
+
 func (f *fakeBackend) Test(ctx context.Context) (*gateway.TestResult, error) {
 	f.count()
 	if f.cfg.Dataverse.ClientSecret == "bad" {

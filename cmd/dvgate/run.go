@@ -357,6 +357,7 @@ func (m *Main) printDemo() {
   curl -s '%[1]s/v1/orders/ORD-01001-B2K9P7'
   curl -s '%[1]s/v1/orders/%%2301001-b2k9p7'
   curl -s '%[1]s/v1/refunds?order=ORD-01001-B2K9P7'
+  curl -s '%[1]s/v1/customers/account/a02d49e0-2b3d-5151-8267-0ce42f01c3f8/summary'
   curl -s -X POST '%[1]s/v1/test'
   curl -s '%[1]s/readyz'
   curl -s '%[1]s/metrics' | grep '^dvgate_'

@@ -198,7 +198,12 @@ func Generate() ([]byte, error) {
 	states := [][2]int{{0, 1}, {0, 2}, {1, 3}, {2, 4}, {3, 100001}, {3, 100002}, {4, 100003}}
 	const alnum = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 	var orders, lines []rec
-	for i := 0; i < 200; i++ {
+	// Orders 200 and 201 (after the others, so that the random choices of
+	// the first 200 stay as they were) are Contoso Pharmaceuticals' (a GBP
+	// account) in USD and EUR: a customer whose orders are in three
+	// currencies, whose total spent must add them in the base currency.
+	multi := accounts[2]
+	for i := 0; i < 202; i++ {
 		n := 1001 + i
 		suffix := make([]byte, 6)
 		for k := range suffix {
@@ -211,6 +216,8 @@ func Generate() ([]byte, error) {
 		if i == 0 {
 			number, st = AlexOrderNumber, [2]int{1, 3}
 			custID, custTable, custName, cur = people[0].id, "contact", people[0].name, accountCur[accounts[1]["accountid"].(string)]
+		} else if i >= 200 {
+			custID, custTable, custName, cur = multi["accountid"].(string), "account", multi["name"].(string), currencies[i-200]
 		} else if i%4 == 3 {
 			a := accounts[(i/4)%len(accounts)]
 			custID, custTable, custName, cur = a["accountid"].(string), "account", a["name"].(string), accountCur[a["accountid"].(string)]
@@ -266,6 +273,10 @@ func Generate() ([]byte, error) {
 			"requestdeliveryby":   delivery.Format(time.RFC3339),
 			"totallineitemamount": total.StringFixed(2), "totaldiscountamount": "0.00", "totaltax": "0.00", "freightamount": "0.00",
 			"discountamount": "0.00", "totalamountlessfreight": total.StringFixed(2), "totalamount": total.StringFixed(2),
+			// The base currency (USD, exchange rate 1) amount, as Dataverse
+			// stores it: the amount divided by the order's exchange rate,
+			// at the _base columns' precision of 4.
+			"totalamount_base":             total.DivRound(cur.rate, 4).StringFixed(4),
 			"_transactioncurrencyid_value": cur.id, "exchangerate": cur.rate.StringFixed(10),
 			"shippingmethodcode": 1 + i%7, "paymenttermscode": 1 + i%4, "willcall": false,
 			"shipto_name": custName, "shipto_line1": fmt.Sprintf("%d Main Street", 10+i), "shipto_city": []string{"Seattle", "Redmond", "London", "Dublin", "Berlin"}[i%5],

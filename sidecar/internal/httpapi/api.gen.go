@@ -105,6 +105,21 @@ func (e Mode) Valid() bool {
 	}
 }
 
+// Defines values for SummaryPendingPending.
+const (
+	True SummaryPendingPending = true
+)
+
+// Valid indicates whether the value is a known member of the SummaryPendingPending enum.
+func (e SummaryPendingPending) Valid() bool {
+	switch e {
+	case True:
+		return true
+	default:
+		return false
+	}
+}
+
 // Choice defines model for Choice.
 type Choice struct {
 	Label string `json:"label"`
@@ -130,6 +145,22 @@ type Customer struct {
 // CustomerResponse defines model for CustomerResponse.
 type CustomerResponse struct {
 	Customer Customer `json:"customer"`
+}
+
+// CustomerSummary defines model for CustomerSummary.
+type CustomerSummary struct {
+	// AsOf When Dataverse computed the figures.
+	AsOf time.Time `json:"asOf"`
+
+	// Customer The customer asked for; name is empty when none of its orders counted names it.
+	Customer Ref           `json:"customer"`
+	Orders   SummaryOrders `json:"orders"`
+
+	// Stale The figures are past their freshness; new ones are being computed.
+	Stale bool `json:"stale"`
+
+	// TotalSpent Sum of totalamount_base over the counted orders, in the org's base currency (currency is its ISO code); amount exact, formatted rounded to the cent.
+	TotalSpent Money `json:"totalSpent"`
 }
 
 // CustomerType defines model for CustomerType.
@@ -331,6 +362,35 @@ type RefundsResponse struct {
 	Source string `json:"source"`
 }
 
+// SummaryOrders defines model for SummaryOrders.
+type SummaryOrders struct {
+	// Count Orders in the counted states.
+	Count int `json:"count"`
+
+	// First Creation time of the first counted order.
+	First *time.Time `json:"first"`
+
+	// Last Creation time of the last counted order.
+	Last *time.Time `json:"last"`
+
+	// Open Orders in state Active or Submitted.
+	Open int `json:"open"`
+}
+
+// SummaryPending defines model for SummaryPending.
+type SummaryPending struct {
+	Pending           SummaryPendingPending `json:"pending"`
+	RetryAfterSeconds int                   `json:"retryAfterSeconds"`
+}
+
+// SummaryPendingPending defines model for SummaryPending.Pending.
+type SummaryPendingPending bool
+
+// SummaryResponse defines model for SummaryResponse.
+type SummaryResponse struct {
+	Summary CustomerSummary `json:"summary"`
+}
+
 // TestResult defines model for TestResult.
 type TestResult struct {
 	BusinessUnitId string `json:"businessUnitId"`
@@ -380,6 +440,9 @@ type OrdersFound = OrdersResponse
 
 // RefundsFound defines model for RefundsFound.
 type RefundsFound = RefundsResponse
+
+// SummaryFound defines model for SummaryFound.
+type SummaryFound = SummaryResponse
 
 // TestPassed defines model for TestPassed.
 type TestPassed = TestResult
@@ -457,12 +520,18 @@ type ServerInterface interface {
 	// GetRecentOrders The customer's most recent orders, newest first.
 	// (GET /v1/customers/{type}/{id}/orders)
 	GetRecentOrders(w http.ResponseWriter, r *http.Request, pType CustomerType, id CustomerID, params GetRecentOrdersParams)
+	// GetCustomerSummary The customer's order count, open orders, first and last order, and total spent in the org's base currency.
+	// (GET /v1/customers/{type}/{id}/summary)
+	GetCustomerSummary(w http.ResponseWriter, r *http.Request, pType CustomerType, id CustomerID)
 	// GetCustomerIn GetCustomer for a named integration.
 	// (GET /v1/integrations/{integration}/customers)
 	GetCustomerIn(w http.ResponseWriter, r *http.Request, integration Integration, params GetCustomerInParams)
 	// GetRecentOrdersIn GetRecentOrders for a named integration.
 	// (GET /v1/integrations/{integration}/customers/{type}/{id}/orders)
 	GetRecentOrdersIn(w http.ResponseWriter, r *http.Request, integration Integration, pType CustomerType, id CustomerID, params GetRecentOrdersInParams)
+	// GetCustomerSummaryIn GetCustomerSummary for a named integration.
+	// (GET /v1/integrations/{integration}/customers/{type}/{id}/summary)
+	GetCustomerSummaryIn(w http.ResponseWriter, r *http.Request, integration Integration, pType CustomerType, id CustomerID)
 	// GetOrderIn GetOrder for a named integration.
 	// (GET /v1/integrations/{integration}/orders/{ref})
 	GetOrderIn(w http.ResponseWriter, r *http.Request, integration Integration, ref OrderRef, params GetOrderInParams)
@@ -647,6 +716,47 @@ func (siw *ServerInterfaceWrapper) GetRecentOrders(w http.ResponseWriter, r *htt
 	handler.ServeHTTP(w, r)
 }
 
+// GetCustomerSummary operation middleware
+func (siw *ServerInterfaceWrapper) GetCustomerSummary(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "type" -------------
+	var pType CustomerType
+
+	err = runtime.BindStyledParameterWithOptions("simple", "type", r.PathValue("type"), &pType, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "type", Err: err})
+		return
+	}
+
+	// ------------- Path parameter "id" -------------
+	var id CustomerID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", r.PathValue("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "id", Err: err})
+		return
+	}
+
+	if len(siw.HandlerMiddlewares) == 0 {
+		// dvgate: no middleware, so no closure to wrap the call in.
+		siw.Handler.GetCustomerSummary(w, r, pType, id)
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.GetCustomerSummary(w, r, pType, id)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 // GetCustomerIn operation middleware
 func (siw *ServerInterfaceWrapper) GetCustomerIn(w http.ResponseWriter, r *http.Request) {
 
@@ -771,6 +881,56 @@ func (siw *ServerInterfaceWrapper) GetRecentOrdersIn(w http.ResponseWriter, r *h
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.GetRecentOrdersIn(w, r, integration, pType, id, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// GetCustomerSummaryIn operation middleware
+func (siw *ServerInterfaceWrapper) GetCustomerSummaryIn(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "integration" -------------
+	var integration Integration
+
+	err = runtime.BindStyledParameterWithOptions("simple", "integration", r.PathValue("integration"), &integration, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "integration", Err: err})
+		return
+	}
+
+	// ------------- Path parameter "type" -------------
+	var pType CustomerType
+
+	err = runtime.BindStyledParameterWithOptions("simple", "type", r.PathValue("type"), &pType, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "type", Err: err})
+		return
+	}
+
+	// ------------- Path parameter "id" -------------
+	var id CustomerID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", r.PathValue("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "id", Err: err})
+		return
+	}
+
+	if len(siw.HandlerMiddlewares) == 0 {
+		// dvgate: no middleware, so no closure to wrap the call in.
+		siw.Handler.GetCustomerSummaryIn(w, r, integration, pType, id)
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.GetCustomerSummaryIn(w, r, integration, pType, id)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -1166,6 +1326,8 @@ func HandlerWithOptions(si ServerInterface, options StdHTTPServerOptions) http.H
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/integrations/{integration}/customers/{type}/{id}/orders", wrapper.GetRecentOrdersIn)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/refunds", wrapper.GetRefunds)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/integrations/{integration}/refunds", wrapper.GetRefundsIn)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/customers/{type}/{id}/summary", wrapper.GetCustomerSummary)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/integrations/{integration}/customers/{type}/{id}/summary", wrapper.GetCustomerSummaryIn)
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/test", wrapper.TestConnection)
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/integrations/{integration}/test", wrapper.TestConnectionIn)
 
@@ -1209,6 +1371,25 @@ type OrdersFoundJSONResponse struct {
 }
 
 type RefundsFoundJSONResponse RefundsResponse
+
+type SummaryFoundResponseHeaders struct {
+	Age    int
+	XCache string
+}
+type SummaryFoundJSONResponse struct {
+	Body SummaryResponse
+
+	Headers SummaryFoundResponseHeaders
+}
+
+type SummaryPendingResponseHeaders struct {
+	RetryAfter int
+}
+type SummaryPendingJSONResponse struct {
+	Body SummaryPending
+
+	Headers SummaryPendingResponseHeaders
+}
 
 type TestPassedJSONResponse TestResult
 
@@ -1505,6 +1686,133 @@ func (response GetRecentOrders504JSONResponse) VisitGetRecentOrdersResponse(w ht
 	return err
 }
 
+type GetCustomerSummaryRequestObject struct {
+	Type CustomerType `json:"type"`
+	Id   CustomerID   `json:"id"`
+}
+
+type GetCustomerSummaryResponseObject interface {
+	VisitGetCustomerSummaryResponse(w http.ResponseWriter) error
+}
+
+type GetCustomerSummary200JSONResponse struct{ SummaryFoundJSONResponse }
+
+func (response GetCustomerSummary200JSONResponse) VisitGetCustomerSummaryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Age", fmt.Sprint(response.Headers.Age))
+	w.Header().Set("X-Cache", fmt.Sprint(response.Headers.XCache))
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCustomerSummary202JSONResponse struct{ SummaryPendingJSONResponse }
+
+func (response GetCustomerSummary202JSONResponse) VisitGetCustomerSummaryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(202)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCustomerSummary400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response GetCustomerSummary400JSONResponse) VisitGetCustomerSummaryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCustomerSummary401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response GetCustomerSummary401JSONResponse) VisitGetCustomerSummaryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCustomerSummary404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response GetCustomerSummary404JSONResponse) VisitGetCustomerSummaryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCustomerSummary502JSONResponse struct{ BadGatewayJSONResponse }
+
+func (response GetCustomerSummary502JSONResponse) VisitGetCustomerSummaryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(502)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCustomerSummary503JSONResponse struct{ UnavailableJSONResponse }
+
+func (response GetCustomerSummary503JSONResponse) VisitGetCustomerSummaryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCustomerSummary504JSONResponse struct{ TimeoutJSONResponse }
+
+func (response GetCustomerSummary504JSONResponse) VisitGetCustomerSummaryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(504)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetCustomerInRequestObject struct {
 	Integration Integration `json:"integration"`
 	Params      GetCustomerInParams
@@ -1720,6 +2028,134 @@ func (response GetRecentOrdersIn503JSONResponse) VisitGetRecentOrdersInResponse(
 type GetRecentOrdersIn504JSONResponse struct{ TimeoutJSONResponse }
 
 func (response GetRecentOrdersIn504JSONResponse) VisitGetRecentOrdersInResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(504)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCustomerSummaryInRequestObject struct {
+	Integration Integration  `json:"integration"`
+	Type        CustomerType `json:"type"`
+	Id          CustomerID   `json:"id"`
+}
+
+type GetCustomerSummaryInResponseObject interface {
+	VisitGetCustomerSummaryInResponse(w http.ResponseWriter) error
+}
+
+type GetCustomerSummaryIn200JSONResponse struct{ SummaryFoundJSONResponse }
+
+func (response GetCustomerSummaryIn200JSONResponse) VisitGetCustomerSummaryInResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Age", fmt.Sprint(response.Headers.Age))
+	w.Header().Set("X-Cache", fmt.Sprint(response.Headers.XCache))
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCustomerSummaryIn202JSONResponse struct{ SummaryPendingJSONResponse }
+
+func (response GetCustomerSummaryIn202JSONResponse) VisitGetCustomerSummaryInResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(202)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCustomerSummaryIn400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response GetCustomerSummaryIn400JSONResponse) VisitGetCustomerSummaryInResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCustomerSummaryIn401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response GetCustomerSummaryIn401JSONResponse) VisitGetCustomerSummaryInResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCustomerSummaryIn404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response GetCustomerSummaryIn404JSONResponse) VisitGetCustomerSummaryInResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCustomerSummaryIn502JSONResponse struct{ BadGatewayJSONResponse }
+
+func (response GetCustomerSummaryIn502JSONResponse) VisitGetCustomerSummaryInResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(502)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCustomerSummaryIn503JSONResponse struct{ UnavailableJSONResponse }
+
+func (response GetCustomerSummaryIn503JSONResponse) VisitGetCustomerSummaryInResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCustomerSummaryIn504JSONResponse struct{ TimeoutJSONResponse }
+
+func (response GetCustomerSummaryIn504JSONResponse) VisitGetCustomerSummaryInResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response); err != nil {
@@ -2378,12 +2814,18 @@ type StrictServerInterface interface {
 	// GetRecentOrders The customer's most recent orders, newest first.
 	// (GET /v1/customers/{type}/{id}/orders)
 	GetRecentOrders(ctx context.Context, request GetRecentOrdersRequestObject) (GetRecentOrdersResponseObject, error)
+	// GetCustomerSummary The customer's order count, open orders, first and last order, and total spent in the org's base currency.
+	// (GET /v1/customers/{type}/{id}/summary)
+	GetCustomerSummary(ctx context.Context, request GetCustomerSummaryRequestObject) (GetCustomerSummaryResponseObject, error)
 	// GetCustomerIn GetCustomer for a named integration.
 	// (GET /v1/integrations/{integration}/customers)
 	GetCustomerIn(ctx context.Context, request GetCustomerInRequestObject) (GetCustomerInResponseObject, error)
 	// GetRecentOrdersIn GetRecentOrders for a named integration.
 	// (GET /v1/integrations/{integration}/customers/{type}/{id}/orders)
 	GetRecentOrdersIn(ctx context.Context, request GetRecentOrdersInRequestObject) (GetRecentOrdersInResponseObject, error)
+	// GetCustomerSummaryIn GetCustomerSummary for a named integration.
+	// (GET /v1/integrations/{integration}/customers/{type}/{id}/summary)
+	GetCustomerSummaryIn(ctx context.Context, request GetCustomerSummaryInRequestObject) (GetCustomerSummaryInResponseObject, error)
 	// GetOrderIn GetOrder for a named integration.
 	// (GET /v1/integrations/{integration}/orders/{ref})
 	GetOrderIn(ctx context.Context, request GetOrderInRequestObject) (GetOrderInResponseObject, error)
@@ -2577,6 +3019,41 @@ func (sh *strictHandler) GetRecentOrders(w http.ResponseWriter, r *http.Request,
 	}
 }
 
+// GetCustomerSummary operation middleware
+func (sh *strictHandler) GetCustomerSummary(w http.ResponseWriter, r *http.Request, pType CustomerType, id CustomerID) {
+	var request GetCustomerSummaryRequestObject
+
+	request.Type = pType
+	request.Id = id
+
+	var (
+		response interface{}
+		err      error
+	)
+	if len(sh.middlewares) == 0 {
+		// No strict middleware: call the implementation directly, without a closure or boxing the request.
+		response, err = sh.ssi.GetCustomerSummary(r.Context(), request)
+	} else {
+		handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+			return sh.ssi.GetCustomerSummary(ctx, request.(GetCustomerSummaryRequestObject))
+		}
+		for _, middleware := range sh.middlewares {
+			handler = middleware(handler, "GetCustomerSummary")
+		}
+		response, err = handler(r.Context(), w, r, request)
+	}
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(GetCustomerSummaryResponseObject); ok {
+		if err := validResponse.VisitGetCustomerSummaryResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
 // GetCustomerIn operation middleware
 func (sh *strictHandler) GetCustomerIn(w http.ResponseWriter, r *http.Request, integration Integration, params GetCustomerInParams) {
 	var request GetCustomerInRequestObject
@@ -2642,6 +3119,42 @@ func (sh *strictHandler) GetRecentOrdersIn(w http.ResponseWriter, r *http.Reques
 		sh.options.ResponseErrorHandlerFunc(w, r, err)
 	} else if validResponse, ok := response.(GetRecentOrdersInResponseObject); ok {
 		if err := validResponse.VisitGetRecentOrdersInResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// GetCustomerSummaryIn operation middleware
+func (sh *strictHandler) GetCustomerSummaryIn(w http.ResponseWriter, r *http.Request, integration Integration, pType CustomerType, id CustomerID) {
+	var request GetCustomerSummaryInRequestObject
+
+	request.Integration = integration
+	request.Type = pType
+	request.Id = id
+
+	var (
+		response interface{}
+		err      error
+	)
+	if len(sh.middlewares) == 0 {
+		// No strict middleware: call the implementation directly, without a closure or boxing the request.
+		response, err = sh.ssi.GetCustomerSummaryIn(r.Context(), request)
+	} else {
+		handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+			return sh.ssi.GetCustomerSummaryIn(ctx, request.(GetCustomerSummaryInRequestObject))
+		}
+		for _, middleware := range sh.middlewares {
+			handler = middleware(handler, "GetCustomerSummaryIn")
+		}
+		response, err = handler(r.Context(), w, r, request)
+	}
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(GetCustomerSummaryInResponseObject); ok {
+		if err := validResponse.VisitGetCustomerSummaryInResponse(w); err != nil {
 			sh.options.ResponseErrorHandlerFunc(w, r, err)
 		}
 	} else if response != nil {
@@ -2860,76 +3373,95 @@ func (sh *strictHandler) TestConnection(w http.ResponseWriter, r *http.Request) 
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7Fx7cxs5cv8qXZOtMlkZkZRs7+5RlbrSWt491e3aKknOJjEdC5xpcrCaAbgARjLt43dPNYB5kAQfsmQn",
-	"V/FfFmfwaHT/+o3xpyiRxUwKFEZHw09RhixFZf88mSL9k6JOFJ8ZLkU0jC4xkSLVoLlIEEyGwIS+QwV3",
-	"TMMETZJhChMlCzhlht2i0tiL4kjhnyVXmEZDo0qMI51kWDBavuCCF2URDQdxZOYzjIYRFwanqKLFIo4u",
-	"0Kj5ycSg2kyLkXDHuIExTqRCUDSFiyntu/c+//GCJVngvL9nqJbOmbAC7QG3HwsF7fU2yriJ4qjgWhM1",
-	"huUYvasJ0EZxMY0WRMCMKVag8bx/UWojC1QvC8bzdaquMgSkVyAnlrjEjwemb+jo8HuGAqb8FkUMTIBU",
-	"Kckok7o1lmsQ0oDJmGkeduxyUhiWGLjjJgOTce12i/1Y9/aJhhlTKAywJJGlMDFI5Vjlfq9O73oeang2",
-	"eAb4gSUmnwPTwIAYxMXU05lK1MReTmf9s0Q1j+JIsIJ4Zldaliz78CuKqcmi4dOjATFb1L/XWR3XvD07",
-	"pdl2jxkzWbMFT7eKdiJVwUw0jMrSjty8w5V9E9zDTtq2y3cKJ9Ew+pd+o59991b3l9anDWuYbOPYFh28",
-	"JwfPSHEUc2BcxeYrUhA5AUY4mfBpqTAF3syoBbvC9Naa22idMWNQ0fz/fnty8F/s4OPg4C/vmj/f9w7e",
-	"fRrE3z9dfBeUza+84GYTq3L7sr1dihNW5iYaHhJf2AdnQ547Jrkfh0GD8ptMA+bk9S0qxVPUVk9aZ36i",
-	"GxXMpbwpZ1DIFKHjCYCxNBn8W6V7mlQRRaVpurtJXWiRaF9cWZqJ+Nekhhc0cO0AVkFFWYzJVry+OD0Y",
-	"HA4Ghwc/Hf39L+c/dCsLoFmO2iozT+GXN2enG6ROxOyJzMPBMjIPQ9K9wEkpUkvkDtqlWqZrhW+W9kck",
-	"bUFL6ZkUGq2B/4mlvzCDd2xOv0iqKCws2WyW88Riov+Hdgq2n/ReKiXVhd/Ebbl8flaaLIYZKmttJXkF",
-	"r6PHVmgFas2mSH6BfiosMJ3DRCryICwtuOhFi5hIv8A/S9Tm65HOxS3Lefqei1lpopaJ/VmWIn00OqpV",
-	"t5Fy1XK3hJ71iCm0gx/VpyEUbhzU8ca20T4qsVS8kuZxD7uT6UKa9xPaEjpCgi6TrLFRUjlfbX1+KW6E",
-	"vBNte9aNKjPyuER7y7RdPD7aoeiDGw05Fy6e+FqiskTqL3Bwve3kzrzpsiiY4qhjEHiH2sCEK22gM5Na",
-	"83E+ByEFdr8mO5xRfmR++EW3McQPgQ7L79icgtCZmXetDbtCbc6Z1vh4BNGSF6gpWAjQcsmnwsZBx/B7",
-	"Jk+KMx8LY+ro4QXK8isaVOM3XMTRG0GOQSr+Eb+icfmtjvjhTkkxhZPzMzDyBgV0Eop8iCgnrDeC3TKe",
-	"s3GOX5FBmZLG5JjGMC713Jm5mo5jl2UCo8wUbJJ6YLNU0C4pXdGv1ohdmtPKeBeWLk+yTQszyRPLhJmS",
-	"M1SGu2giZ2O08f9K2BFHtywvsfWmHaI2sc1bPy72KzUpqhz/gcmSx13f3Qeh9s88fz2Jhm936m60eBey",
-	"3GsJpch9BFLnpDYFzZgGKdDCA6vkZ+3wE455qndB4Wc3ahFT4hdaxoWEgRezTIrwG+Mzv3tlcW15+PzQ",
-	"Jph2/+qc20RT43lNRElLePvQtEZPvcC2/at8typ+eJFFcQ2R9dpHHJ1iwgsWqHKcQOpeVTG7LRW4ieTd",
-	"bukRTHLJDKkbfmDFjExEdHj09Fnv+fdR3M4WD/76ljLFf+2MRj33V/evgRQxjqxpCLDQJ3Q7rcoLm0XF",
-	"UVoVwF4EU8G6Pkam5aUwigHSdKCNYsDetAeDDz8OBs8GR0cDGnRycnp5dfnDYDA4OnzeC5HuI/hA6iMQ",
-	"NJLdTCg5m5PlvSNF4tqbXyZS98RISGVwdVVbJl9526OutoQhl4tWRIaQ1DAwUIljBu7IOliCe/BsMICl",
-	"vODY1pXqqPUYng+OYC3poYO6rMfVusJZT5XxgEBMdZfWegq1T4BOIz2N6pYnCDMlDSY29vUuo5PeTpnB",
-	"JxooOFYuZ4JxmU7RWKNmbKw67VqaWt4ldrFry2nQ/s/AO236MbDBthIst9D3CrecJsVNBE8qWNrEu+FE",
-	"FEeODyTr6mRRHBHtURy16KEBPl6Io2rfoC4vu9U1HcJKtXYq0Rp43NQQZqz93uITN6jdEw2ukmcwBev+",
-	"YrjLUACv3Qt0GCTW5T7RYNeL4T9R91/JGJgv0zzRMFO8YGoOZKe7Qc0xVeyyauDqNRTmjAgxTv5W+8l8",
-	"Si3fp5jzW1Tz4NK1gw9kqTIvC/FEu9MNa9vpsIcfTAwpM6ihM4qOBkffHxweHQyORlHXPT8gmesYeKrj",
-	"yhJrC9VCCpxDx1ZwYxhFh0e954NRtGKTu8fAKstNO95lMkf/wK3jeKtp3FjKHJk4bvO14omSd8DTYxBl",
-	"njsR2Uie2EGPHG+NKjEc1GzEjAte0pQTz1h+vgSfnRFDFEw9V0p6TQXUCUNXBXupptCpnKqjJnZ5q/tB",
-	"NmQOuZzyhPwfKzAGOkVKj/0CTzQ4io6BjbW1jMQcyu+AKWztvuQeXQRNwEqYUtwFBV5bojfnl1ENqqNF",
-	"XI+9Qz7NbIznXzqpWz1dY+/fkOUmW9dJbZgpnSWonbW8CdZp23L000KCbJWiL5CllOnrgO9WmKIwnOUv",
-	"P8y4Qn0mTtlch5wMYTSlbLEUhuewNvO1gI7AKTP8FkGSO0X7Iu32oKbAdjBscyXFGYoUJJmVlv7WLjKO",
-	"AjsE21AiVDKu53oq9NC1g+joE8qMyHK9ksY6kbo/k+Sc0KIxUWgIRcbqmV1iDh33+tK+rWnq9uBkCWQG",
-	"bNGHDlV3RGqzEbJUG8NohSydt954W+BfaRnkx5zstO9g2QXChrfya29Imkvdmy20rsDPx9+OzBAIq1p/",
-	"5YbH0rraqlbfxL866DR/I3MaSKuKKqvaZouq6JmQVCqFIpmvs+vs8jU8Ozr8AXwI1mjfm8vTEN9qz7is",
-	"q98dxnVovZ1nnvgWUe1FQ0ysi/abM5f7ZZcrvuHR0kFbTrQdJIOF3qtu9ysX2KSFEVOKzbeqhPOSy8xf",
-	"bbaEQ3QbZGJ66mOGn+YbQb/Mn8Bi1izszBhdScIPXzXul+W44DbC6sOZgHMlpwptLzy4W6kvaoXfb1Mj",
-	"jUsdt/e1SMFotGLJDRfTVzV7d3nwasYL674phqLAyXvzxplXlfAqevGt9lYEsxInVumGE3Q7tiGD1oob",
-	"pNoU7exSQVc7cCetiwheSJVwV9he8TMMpLhRxkoL1li6UbOtCjzcxi3Ja6virHvamZJpmdyjTnXuJ6zX",
-	"qqy4XF3qTnGDB1zYNkMgJo2jP0smDDfzexyzFNycK1/r23OOJeRMhBzpqkOrQFFxZPl4zVIt2ts0xZXc",
-	"Nkp7cwooKzO/02iuke2mbtzz0nY+5sHoj7TQxVX7xSobTH8hUz7h91tqDxv/eJb3f8Gq3svquIU3ilDv",
-	"wM093W6FiDXPGwJWOL84b2zGMj33rRXrmzLwPMg8z7ObMkjRljSn5br251QwgwrEKhuj9JUzuHHxMjHh",
-	"g0weztYHF9oblm+g0TctP8dv1XFH6tX58+KwDTxpcqMNWh+Ob9y7pjjk61q24nQymyl56+oFeyC1DvJr",
-	"/bYH3czILfqt3IAwzVZBbUXIDoqhkJrSvoTyUd/fZsY9fT5wl6H2wb4XbwDtWpYq2Xgf1NMBifSXQYeB",
-	"5LwaZEt60OFGw6g65iiCcS6Tm5VKn3vbtaHkKBJS4ChyUWFVM8oYpbwra7fCRVvSzrk2PsAU0G5+D+F0",
-	"LljBEw1Pv38OlyxHvbykX1FO7M0JeSe6u7FQia7mWggArfb4muzHpbZm543g5iwMdnkTLhBINWWCf7Q8",
-	"3zC11KiCr1a9wE20tl49O14lcv2MhBpMSsXN/JLw5c+GTG1KNTSqW4vr03//5eTq5fuT87P3V6///vJV",
-	"DBVhdUmaZIpCgxTAQEhxkEs5G7PkBliaUk5VX3e2HHK71jRmxsxcl5uLiVyn5gVLMi6mPnvRwAX8xhMl",
-	"tZyY5ia3j3gzzGcHKeob8PEjpUVVajASnapTS4Nd3aML43l1hZi5y4H+ks54vnIhLwY2EtViVouskjsX",
-	"Hduyse0FC9drAYPa9EZiJF5SlgIzZjLAD1wbDeaOJziEUtBG1/3bw36v17uuOy8tbbUpWToS1/625XXs",
-	"WzL1zLY3639q/Vo0i7JqmfbKHSkQ2r2+KSBLsq6l+VfP7uoOPTcZXPsbNkPIuPlHwbX+h703fm1Juj6Z",
-	"4jV09Oo1/JHYeQ+/2wPHo+oiIrj6r6Yt/Y2+g7P0eiTcHXCW5yQBn9dOUaCyyay9PgR1RdKB2FoRJppb",
-	"HCPRWKUYsC2cBGcGrvuZLRJ/9Ofq27jh43WFfD0S1yf+Xorl5BB+sqCGUTkYPE3cJvQnXltevrLVVgL1",
-	"GFMgMz2E636BRvFEX0PnXMkCTYaldim888W29zYS1305Q8FmvPeHluKazCjXkMqkLFAYEpbtgRlb1HBt",
-	"PdA8xYQpOnIUR8Rip0uH1i655aJh9LQ36D11rejMWoTq4PT3FK05JGNYmzBfPf8YrVwZPRoMHu36iy/Q",
-	"B+69nFC631uyZpQnUwqsqwQr+pXfoq1zW6TMlEzoh0WChr9dXZ13j30vyNW/rdlqfRBCq3uBt7iwenuL",
-	"pXNr/mKrXQ5CLdUiU+IuDBHm5dgwLjC1aHJXrEZCl0mCmBIC6fG2pq13gwbILWNKJleWxgl+WTwXju4v",
-	"KJ1WHB661WaL3Ys4ej54+nW2fFXV2N094bFM56ApqLjLeJItGVJ3jWC+C0BNp0RO1iXrAXJ72K8cgd6o",
-	"LL+gedFUpdpf0Wwo7jRD+u6ziUW8c6C7GP8uLPLQ3Hpcf/mi8iKOnu0zq3XH2k453D1l6RqfnfRs96T6",
-	"UrGF09FehFX31hsE7iSsvkhg5+xBV3Uf0qKoRs3PnALU9udOVawRA+Yam3Bj5cujJkZaA1b/E4VIi/4n",
-	"ni76TZFhE9YubDjiihX3xttyIhrvPf7sdJ/R7suWz0Np+8byN4w+BKPtzwOe6KVEtYph2/eyG0RuiTDv",
-	"ZQVt2fZ+uGx/z7UH0L6ZzX8uSLbA0c5Twh53Hxg+wGZ+eXR+M7L/LxDdBtWDUO3w2/+kcLLYhmK71ZeH",
-	"b/3p5T2g6w3y54PyGyYfBZPuC6yHgLFVBd9sTe2QL4/E9re0n4etpQ+/vqHrwRbP1fwfgi/jv9qdSR1A",
-	"1xVq86IurT4UYZ8FmdaHed+k3yQVS4LZjYB7+bR7S/mbi/onhdHJautF7v7fHFxPZvVb6gpo+/ure6Ps",
-	"m/v5P4ScyvfISfO/CbW+gQq0kI+XGs/eZNmvk2gYKhQJdhsg3ccxRd8cy2NWq67cV2nGSNGDSz4Vtv1r",
-	"v89hea59MyWG8XzG3Dfbrj2YZLaTs1rnj5ue99t3tupvG4RO50uV+270sN8/PPqhN+gNeofDHwc/DqLF",
-	"u8X/BAAA//8=",
+	"7Hz7cxs3kv+/0jXfVFn0d0RRsp3sUnW1pUhOVrWJrbLky92ZPhOcaZKIhgADYCTTXv3vV93AvMjhQ7bs",
+	"29T5J4kzeDQa/fh0ozEfo0TP5lqhcjbqf4ymKFI0/O/JBOlPijYxcu6kVlE/usREq9SClSpBcFMEoewt",
+	"GrgVFsbokimmMDZ6BmfCiRs0FrtRHBn8I5cG06jvTI5xZJMpzgQNP5NKzvJZ1O/FkVvMMepHUjmcoInu",
+	"7uLoFTqzOBk7NOtpcRpuhXQwwrE2CIa6SDWheXee5z9ORTJtWe9vUzSNdSZihrzAzctCRXO9iabSRXE0",
+	"k9YSNU5kGL0tCbDOSDWJ7oiAuTBihi7w/jS3Ts/QPJ8Jma1SdTVFQHoFeszEJaE9CHtNS4ffpqhgIm9Q",
+	"xSAUaJPSHk21rbWVFpR24KbCVQ/3eDitnEgc3Eo3BTeV1s8Wh7b+7SMLc2FQORBJonPlYtDGs8r/Xu7e",
+	"CTy08LT3FPC9SFy2AGFBADFIqkmgM9Voib2S1vpHjmYRxZESM+IZj9TcWfH+F1QTN436T456xGxV/l5l",
+	"dVzy9vyMevMcc+Gm1RQy3bi1Y21mwkX9KM+55foZrvhN6xzcadMs3xkcR/3o/x1U+nng39qDxvg0YSkm",
+	"mzi2QQfvycFzUhwjvDAuy+YLUhA9BkFyMpaT3GAKsupRbuwS02tjbqJ1LpxDQ/3/+83J/n+J/Q+9/b++",
+	"rf59191/+7EXf//k7rvWvflFzqRbx6qMX9anS3Es8sxF/UPii3jvbcgzzyT/47DVoPyq0xZz8vIGjZEp",
+	"WtaT2pof2UoFM62v8znMdIqwFwiAkXZT+LdC9yypIqpC02xnnbrQINGucsU0E/EvSQ1fUcOVBbCCqnw2",
+	"Ilvx8tXZfu+w1zvc//HoH3+9+KFTWAArMrSszDKFn1+fn63ZdSJmR8k87DUl87Btd1/hOFcpE7mFdm2a",
+	"dC3xjWl/QNLuaCg718oiG/gfRfqzcHgrFvSLdhUVi6WYzzOZsEwc/G69gu22e8+N0eZVmMRP2Vy/yN00",
+	"hjkatraavELQ0WPetBlaKyZIfoF+GpxhuoCxNuRBRDqTqhvdxUT6K/wjR+u+HulS3YhMpu+kmucuqpnY",
+	"n3Su0gejoxh1EylXNXdL0rOKmNpmCK0OqAnBjf0Sb2xqHVAJU/FCu4dd7FamK+3ejWlK2FMabJ5MKxul",
+	"jffV7PNzda30rarbs05UmJGHJTpYps3bE9AOoQ/pLGRSeTzxtbaKibRfYOF208q9ebP5bCaMRBuDwlu0",
+	"DsbSWAd7c22tHGULUFph52uywxvlB+ZHGHQTQ0IT2BPZrVgQCJ27RYdt2CVzafGwJIVBdzUej2zYrEVt",
+	"czhEiMEiwpD/H37VrQpLuECVkt96YM4Uw7YwpowWyfvQCLmjeICxhO98TLENiImQCgQFhMCx4T4Hh2B9",
+	"LLjEq1qLncNHH0H5iXYMXdsQIC3xCq27ENbiw8kYDfkKLUHSFi5eyolitH0Mv031yew8RFyYstRfyRnq",
+	"/Cu6bRcmvIuj14rghzbyA35FF/ZrGVfCrdFqAicX5+D0NSrYSwhfE1HeJLxW4kbITIwy/IoMmhrtXIZp",
+	"DKPcLrwzLek49rmMTxX3TUpfy6t4WQ0kc/JhqmXCTJgbPUfjpMesmRghR5lL4DaObkSWY+1NPRCq9OdN",
+	"aBeHkapEiB79jkkD163OHkId/jfLXo6j/putHiK6e9tmgVfSFioLOLfMfHCiYyosaIUsHliE2CuLH0vM",
+	"UrtNFH7yre7iSKatw/jAo+XFfKpV+xsX8gv3yhXU9yNkITiNwfMX69y0NaU8r2xRUtu8XWhaoaccYNP8",
+	"wZm0SIh9OW7N4KkqGRl8C6bsWnx6gtWozOqkwuE+Ga7V9EHcWOHnSmE9Z4cpyd8x0CaADFAFbol0gmug",
+	"x4xkGdiSf8wVLYFaW5COBdS/29ETezRJ3XxOsjXDGLgDwpDKWFIKlAbGBu1UobXHhDBJQXyTEZKlLfjb",
+	"rdg30jpDoVhitRPZ5Rzvo8e/aoWLFh5e5jNOf9KQYkYseTcSFkHfoE9CFGzynIlBKn6szeSRBW6a5Mag",
+	"ShawV/4nLXP6/PIlkIPoHIMf2+crY/ByQsMaAo8kSNrPhoo2Yp1ElxvUYELshXY1Nbwq9kUyscgsB0tF",
+	"QwTL+LZFYM8wkTPRkkI+gdS/KhIinIf1HSl0ICYKGGdaONpKfC9mcxKU6PDoydPus++juJ6K2//bm97+",
+	"X9/+/73BoOv/6/ztuzYFYo/YYjlCtmyrMz3lFFVMWuoV+rQ1z1bpuzbwXDkjAKk772kM2J10off+L73e",
+	"097RUY8anZycXV5d/tDr9Y4On3XbSA/pkZa8kkKwSHAhQbBiQWpwS/5D2oA6hEr9E6ch1a2jm9IhB1y6",
+	"w6FFQ9B8oq8gsk2SKga2GEnh4JacIhPchae9HjSSLsectC9TAsfwrHcEKxklWqhPKfmDhPaUUpFOAoWY",
+	"2g6N9QRKKAR71e5ZNDcyQZgb7TDhxEJASnvpzUQ4fGRB3yowPiEFozydoGNfHlS9wzTVQFXsEwM1rETz",
+	"P4WAVelHjzMZRomMRT8oXDMHFVfpEVLBnLOaFSeiOPJ8oL0uVhbFEdEexVGNHmoQYHIcFfO26nITTa7o",
+	"EBaqtVWJVoTHd22TGYYtG6DgGrV7ZGuGklFf7L2ZLFEV7AlIGGk+ssDjxfCfaA9e6BhEyIE/sjA3kkNk",
+	"8nWdVs1xBWRfNnDlGAYzwS7f7z9rP5lPbfW7FDN5g2bROnSJa1u8t87ymXpk/er6pe30sofvXQyEJCzs",
+	"DaKj3tH3+4dH+72jQdTxzxlhkE9KbVxYYsuiOiN3B3vB3Qyiw6Pus94gWrLJ5JcKy00z3k51huGBH8fz",
+	"1lK74ICP63wteGL0Lcj0GFSeZX6LGHsQO+iR5y1Fvu1Yfq3MeESWppJ4JrKLhvhsBcpRa+Zk6bykOl7y",
+	"m2GL01BtJuTRQ4aYqYk9CvA/yIYsINMTmZD/EzOMgVaR0uMKIniKjkGMLFvGEo0R2qlmb7hHHziSYCXC",
+	"GOmRYtCW6PXFZVQK1dFdXLa9RTmZMiQKL/2us56usPfvKDI3XdVJ64TLvSUonbW+bj0Eq+9j6Na2kbVz",
+	"vlcoUkmgr8V3G0xROSmy5+/n0qA9V2diYducDMloKhYWcuVkBis9XyrYUzgRTt4gaHKnyC/SThdKCvh4",
+	"mE+uU5yjSkErxsCrLjKOWmZYEyG0nMeVfQMVth+AnnFyLBPvfV5ox06kPPxOMknSYjEx6EiKHOsZD0FA",
+	"k19f8tuSpk4XThpC5oAz6rsHJmujR4MiXdTe1MC4QWF1Kz8WZKdDeQAP0G54C7/2mnazcTS+gdYl8Qth",
+	"pyezTQiLg9TCDY80u9riILTCv7bVafroYTVWnBXJhE22qEDPHPn5AGGVXRQqPD06/AECBKu07/XlWRvf",
+	"Ss/Y1NXvDuMSWm/mWSC+RlR90DYmliei6wP2+4WzS77hwbIgfFbDx/MOZ3anQ5FfpMIqGxIJY8Rio0p4",
+	"L9lk/vJJdjtEZ5CJ6VnADD8u1gp9kz8tg7FZ2Joo8Zm40HzZuF/mo5lkhHUA5woujJ4Y5EKj1tly+6pU",
+	"+N0m5UB1e9EAh+dx5IxIrqWavCjZu82DFz1O2X0ThiLgFLx55cyLY8YCvYQ6phqCWcKJRbjhN7qObcig",
+	"1XCDNuvQzjYV9Ckzv9IydxY2qdjcJbYX/GwXpLieKvBasMLStZrNKvD5Nq6xXxsVZ9XTzo1O8+QeaZ2L",
+	"0GE1scPb5dOxt0Y63JeKz3BbMGkc/ZEL5aRb3GOZuZLuwoQU9459mJBz1eZIlx1aIRQFR5rLq4aq0V6n",
+	"KS72be1urw8BdWHmtxrNFbJ917Vzrk26JgZJCz2u2g2rrDH9M53KsbzfUDvY+IezvP8LVvVeVscPvHYL",
+	"7Ra5uafbLSRixfO2CVZ7fHFR2YwmPfc9IrHXecvzVuYFnl3nrRRtCHNqrmt3TrVGUC1YZS1KX1qDbxc3",
+	"iWlfyPjz2frZ50sVy9fQGMovPsVvlbgjDer8aThsDU+q2GiN1rfjG/+uSg6FvBZnnE7mc6NvGicjmyS1",
+	"BPmlfvNC1zNyg34b36CdZlZQzghxoxhm2lLYl1A8GoqHhPNPn/V8pekush+2t0Xarc5NsrbYPtABiQ6V",
+	"9v2W4LxoxCk92JPOwqBY5iCCUaaT66VMn3/bYSg5iJRWOIg8KixyRlNBIe/S2DW4yCntTFoXAKaCemVR",
+	"H84WSsxkYuHJ98/gUmRom0OGEYvDvFvV2S4LxdaVXGsTgOapXsvpStCnloIxWxyLFadl7B75SHTT6QMF",
+	"fMa2DHpKeEBqxfn0AsN7KWqcx61NbWzV2EzsPC81fahp9RzVJh4y3+Ak8bkrA2V0to2VKwc5Xu15voLN",
+	"YdUb9r5WstXc/Hn1IqRQaIFv49aE0KYzqMOtpBdTtY20gfT1dstWqHMXH1RCkuUUZ3jeRkOtoGpl+lFu",
+	"2WO/VtKdt/sJfd2eW9NmIpT8wCK5pmtu0bS+WgZQ19HKeGXveJnI1TWSwcUkN9ItLolhYW0ozLoo3aK5",
+	"YZdw9u8/n1w9f3dycf7u6uU/nr+IoSCsPM0hc4jKglYgQGm1n2k9H4nkGkSaGrS2vIbFHPKzljROnZv7",
+	"uiipxrpFq0UylWoSAn/Ws19lYrTVY1cr6vDB4hSz+X6K9hpC6NUHUVZZDNReUdtDjX3KsAOjRXG1SfhL",
+	"C6F4eLRYuigQgxioWulm8I9FbYFoLesM9RqCTD+Bc7BzVK4TDxQ94moj5Y81waF13YEaqOc3aBYwF24K",
+	"+F5aZ8HdygT7kCsibHhwc3jQ7XaH5SFnzTFy9iMdqGG4NTKMw+ln2bMOHA8+1n7dVYOKYpj6yHtaIdSP",
+	"1SeAIpl2mOZfwvYUdwGlm8IwlJ/2YSrdP2fS2n/6glYmaXgywSHs2eXrhMSZLfcJO13wPCouVIA/arE0",
+	"ZbiZsH+eDgfK32UTWUa7ElJIE1RoOG/EZdBQJv+90LPDFqqqExyoCgDEgPXNSXDuYHgw5fOYD2FdBwzR",
+	"PwwLTbEDNTwJlY/MyT78yEoAg7zXe5L4SehfHDIvX/DBBinBCFMgRNSH4cEMnZGJHcLehdEzdFPMrc+W",
+	"eW/Gx9wDNTwgtyHmsvu71WpIiEVaSHWSz0jwugNOQ0nH+UN/gg5WppgIQ0uO4ohY7HXvsPB6Yi6jfvSk",
+	"2+s+8VUfU7YgxcLp/wmy+STjWZq8cFD1IVq6+nLU6z1YgWU4C2uprDzJ5A12G9Yv6r/5ePc2rrxK9Iu8",
+	"QT5SYkmZG53QD5YEC3+/urroHIdjV3/UxGaudrGVRg8bXuPCchW6SH0pFxcPBRGqqRYZD1+SSjKvR05I",
+	"hSlLky/iHSibJwliShJIjzfVRwTE6YAQMKZkonXu/MY3t+eVp/sL7k4t5G2rzudzpbs4etZ78nWmfFEc",
+	"Z/n7TiOdLsASfr+dymTaMKS+YmexTYCqQ0k9Xt3ZICA3hweFc7BrleVndKdVArh+G3hNHrVqcuCvf97F",
+	"Wxv6C35v27e8rW/Z7qB54eoujp7u0qt2V4y7HG7v0igU505Pt3cqL0exOB3tRFhx/66SwK2ElTU73GcH",
+	"uoqKe5aiUmp+kiptXtsusEkMmFms4MnSDeoKU60I1sFHglR3Bx9lendQ5fPWydorhi8vi5LE+8lbM+cT",
+	"79z+/GyX1v6G7qdJaf3m1TcZ/RwZXbqpVM8JFZi3fr9sm0TWIrlWL3lalGWPFpV7i9mRjRaQ6luVaTK1",
+	"4RMBts8lZMPvyFMshiAmE4OMZqrq35L4gQo4fK/M9pSKR95ypvkTD6JeJl4OaEE4LkWJ4Vkv7vV6Mdh5",
+	"JpmsJOQcBiqlqRnTpymmkM87MSTCg1d/f3aqcwN7BSgexh4Be/j8+PFv7IDq5d3dx49h6B90+QF1Cb+Z",
+	"47XfmbAuwM+qtnjox/GgWjdSPc1U2jDszSUnfgiUl5e3+Q6aw0SnOOwc806E6+je1/mcxyh3A3UqVIIZ",
+	"pn3ohSRIDIdVEiSGJ/BTno1llgVs8xTO1Y2WCZdv8TWMIygGKUt8ugNVLJKQ6LB5sktOVy8lYHq1FExt",
+	"/i785k3p0uoHqlj+uUqyPEV7GgpLOHYqLHEtqBOZ1Z5iW51P2yKpV5SlMKLk2MH/9EfWJOVCLeBF7ZC6",
+	"sPVBEq6qOPHx46KN9aXuw+Va92Gfg7AyheuDzESrGzTLykTr1gO1rgJeuGo1jyxFN1OhJggUK8VgdZ3R",
+	"tPk0j+9LkZdISeiPB2pYDFhuVWOaR1VlfQxDvxJuyeWOHoaPSVPKkkg9hlpV6UDRcPsl1aHwzxf5Dssa",
+	"GB6yrT7f8/gFQ3qb6VvSsioCDDscCp+C/jYBd4Guy2sk0n/mRCo4GqgQzsb1D8ZIC8Oj3tEwRMW1uuMh",
+	"4c4MQ/aVxvPYcyyVtFMs1XUkkusJr8bnDTJBkUiRtiUqj306RijQWXUJmFfiVxETncXXV6SyDkUKe8Oj",
+	"Xo/MCMfl/YFyJmfLVEbuxQ1UOC3vqqiQSC1TMj4+4huUPnkQJm8LOWogt8jVfU3s8UmQonFV+C6OjnZx",
+	"3csXXr9BkYeDIl78iqt7c1QlIPHHDF5FrCsqh5aybxuuAVUgZkOa7F6hHJd53E/A6x/X2UG+v8V+fy5h",
+	"rglHPdnanjbYRQw/I/D78tL5LVL8PyHRdaH6AlK9GjxugxX/2pL9DYf82U134Otnybq31QcfDY7vNok2",
+	"q9WXF+jym2/3EOYAPj7dAH+zvw8ilv7TT58jjLUKsfXIgZt8eUmsf8Tv02Sr8cWpb9L12d7d18N9jny5",
+	"8LnAubYt0nWF1p2WtRCfK2GfJDK1bzV92/0q9G5szHYJuJdPu/cuf3NRf1IxOlmurdLbPyPri66WP+JY",
+	"CNru/ureUvbN/fwLSU7he/S4+oz53nI6vlFefdwoyg4mi7/cQc3QoEqwUwnSfRxT9M2xPGRO98p/scU5",
+	"rbpwKSeKDzX42xUiy2yofophtJgL/xm/8sCj68t7GoU5cVXU+uYtl+lwRZ/X+dxkody0f3BwePRDt9ft",
+	"dQ/7f+n9pRfdvb37nwAAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
