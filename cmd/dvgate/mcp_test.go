@@ -64,7 +64,7 @@ func TestMCPStdio(t *testing.T) {
 		}
 		cs, stop := runMCP(t, m)
 		tools, err := cs.ListTools(t.Context(), nil)
-		if err != nil || len(tools.Tools) != 5 {
+		if err != nil || len(tools.Tools) != 6 {
 			t.Fatalf("demo %v: tools/list %v %v", demo, tools, err)
 		}
 		if isErr, text := toolText(t, cs, "get_order", map[string]any{"order": "ORD-01001-B2K9P7", "email": "alex.wu@example.com"}); isErr ||
