@@ -85,7 +85,7 @@ FUZZERS  ?= ./csdl:FuzzRead ./odataq:FuzzStringLiteral ./odataq:FuzzFilterLitera
 .PHONY: soak
 soak: ## Reliability run (SOAK=60s load with injected 503/429, 1M-lookup cache budget, each fuzzer FUZZTIME); rewrites RELIABILITY.md
 	@rm -rf $(RELTMP) && mkdir -p $(RELTMP)
-	@$(GO) test -count=1 -run 'TestFaultMatrix|TestHostileInput|TestOversizedRequests|TestAccessControl|TestCertificateHygiene|TestSoak' \
+	@$(GO) test -count=1 -run 'TestFaultMatrix|TestHostileInput|TestOversizedRequests|TestAccessControl|TestCertificateHygiene|TestFloodOfUnknownEmails|TestSoak' \
 	  ./cmd/dvgate -v -soak=$(SOAK) -reliability.report=$(RELTMP)/rows.jsonl > $(RELTMP)/dvgate.log 2>&1; s=$$?; \
 	  grep -E '^(--- |ok|FAIL|panic)|soak_test|_test.go:[0-9]+:' $(RELTMP)/dvgate.log; exit $$s
 	@$(GO) test -count=1 -run TestCacheBudget ./gateway -v -budget.lookups=1000000 > $(RELTMP)/gateway.log 2>&1; s=$$?; \

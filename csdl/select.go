@@ -158,9 +158,21 @@ func bindingKept(t *EntityType, path string) bool {
 // unknownTable reports an unknown table name with the closest of names
 // (entity type names in document order) as suggestions.
 func unknownTable(names []string, name string) error {
+	best := Nearest(bareName(name), names)
+	if len(best) == 0 {
+		return fmt.Errorf("csdl: unknown table %q", name)
+	}
+	return fmt.Errorf("csdl: unknown table %q; did you mean %s?", name, quoteOr(best))
+}
+
+// Nearest returns the candidates closest to name by edit distance (at
+// most three, all at the smallest distance found, in the candidates'
+// order), or none when even the closest differs in more than about half of
+// name: the suggestions of a "did you mean" message.
+func Nearest(name string, candidates []string) []string {
 	best, bestD := []string(nil), len(name)/2+2
-	for _, n := range names {
-		d := editDistance(bareName(name), n)
+	for _, n := range candidates {
+		d := editDistance(name, n)
 		switch {
 		case d < bestD:
 			best, bestD = []string{n}, d
@@ -168,10 +180,7 @@ func unknownTable(names []string, name string) error {
 			best = append(best, n)
 		}
 	}
-	if len(best) == 0 {
-		return fmt.Errorf("csdl: unknown table %q", name)
-	}
-	return fmt.Errorf("csdl: unknown table %q; did you mean %s?", name, quoteOr(best))
+	return best
 }
 
 func quoteOr(names []string) string {

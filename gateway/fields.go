@@ -160,61 +160,22 @@ const (
 	lookupSuffix    = "Microsoft.Dynamics.CRM.lookuplogicalname"
 )
 
-// nearest returns up to three existing column names close to name (edit
-// distance), for "did you mean".
+// nearest returns the existing column names of t closest to name (lookups
+// by their logical name), for "did you mean".
 func nearest(t *csdl.EntityType, name string) []string {
-	type cand struct {
-		name string
-		d    int
-	}
-	var cs []cand
-	limit := max(2, len(name)/3)
+	var names []string
 	seen := map[string]bool{}
 	for _, p := range t.AllProperties() {
 		n := p.Name
 		if strings.HasPrefix(n, "_") && strings.HasSuffix(n, "_value") {
 			n = strings.TrimSuffix(strings.TrimPrefix(n, "_"), "_value")
 		}
-		if seen[n] {
-			continue
-		}
-		seen[n] = true
-		if d := editDistance(strings.ToLower(name), n); d <= limit {
-			cs = append(cs, cand{n, d})
+		if !seen[n] {
+			seen[n] = true
+			names = append(names, n)
 		}
 	}
-	slices.SortFunc(cs, func(a, b cand) int {
-		if a.d != b.d {
-			return a.d - b.d
-		}
-		return strings.Compare(a.name, b.name)
-	})
-	var out []string
-	for i := 0; i < len(cs) && i < 3; i++ {
-		out = append(out, cs[i].name)
-	}
-	return out
-}
-
-// editDistance is the Levenshtein distance of a and b (bytes).
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
+	return csdl.Nearest(strings.ToLower(name), names)
 }
 
 // extraColumns are the configured columns of an org, resolved against its
