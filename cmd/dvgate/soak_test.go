@@ -51,8 +51,10 @@ func TestSoak(t *testing.T) {
 	r.sim.InjectFault(dataversetest.Fault{Fraction: 0.05, Status: 503})
 	r.sim.InjectFault(dataversetest.Fault{Fraction: 0.01, Status: 429, RetryAfter: time.Second})
 
-	// Goroutines are sampled under load, after a quarter of the run (pools
-	// filled) and at its end: growth between the two is a leak.
+	// Goroutines are sampled under load every half second: the fewest in
+	// the run's second quarter (pools filled) against the fewest in its
+	// last quarter. A leak raises the floor; requests and upstream calls
+	// in flight at one sample do not.
 	var goroutines0, goroutines1 atomic.Int64
 	var served, errs5xx, stale, other atomic.Int64
 	var mu sync.Mutex
@@ -69,10 +71,17 @@ func TestSoak(t *testing.T) {
 				return
 			case <-tick.C:
 				r.clock.Advance(time.Minute)
-				if goroutines0.Load() == 0 && time.Since(start) >= *soakFor/4 {
-					goroutines0.Store(int64(runtime.NumGoroutine()))
+				n, el := int64(runtime.NumGoroutine()), time.Since(start)
+				switch {
+				case el >= *soakFor/4 && el < *soakFor/2:
+					if g := goroutines0.Load(); g == 0 || n < g {
+						goroutines0.Store(n)
+					}
+				case el >= *soakFor*3/4:
+					if g := goroutines1.Load(); g == 0 || n < g {
+						goroutines1.Store(n)
+					}
 				}
-				goroutines1.Store(int64(runtime.NumGoroutine()))
 			}
 		}
 	})
