@@ -53,11 +53,11 @@ type Config struct {
 // Names of the generated files.
 const (
 	FileOpenAPI = "openapi.json"
-	FileClient  = "client.gen.go"
+	FileModels  = "models.gen.go"
 	FileTables  = "tables.gen.go"
 )
 
-// Generate returns the generated files by name (FileOpenAPI, FileClient,
+// Generate returns the generated files by name (FileOpenAPI, FileModels,
 // FileTables).
 func Generate(cfg Config) (map[string][]byte, error) {
 	if cfg.Model == nil {
@@ -88,11 +88,15 @@ func Generate(cfg Config) (map[string][]byte, error) {
 	}
 	docJSON = append(docJSON, '\n')
 
-	client, err := runOAPI(docJSON, p.Package, p.Header)
+	modelsJSON, err := json.Marshal(modelsDoc(p))
+	if err != nil {
+		return nil, fmt.Errorf("codegen: encoding the models document: %w", err)
+	}
+	models, err := runOAPI(modelsJSON, p.Package, p.Header)
 	if err != nil {
 		return nil, err
 	}
-	clientSrc, err := tidy(FileClient, []byte(client))
+	modelsSrc, err := tidy(FileModels, []byte(models))
 	if err != nil {
 		return nil, err
 	}
@@ -102,7 +106,7 @@ func Generate(cfg Config) (map[string][]byte, error) {
 	}
 	return map[string][]byte{
 		FileOpenAPI: docJSON,
-		FileClient:  clientSrc,
+		FileModels:  modelsSrc,
 		FileTables:  tablesSrc,
 	}, nil
 }

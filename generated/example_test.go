@@ -50,12 +50,12 @@ func Example() {
 		Select(c.FullName, c.JobTitle).
 		Filter(odataq.Or(c.EMailAddress1.Eq(email), c.EMailAddress2.Eq(email), c.EMailAddress3.Eq(email)),
 			c.StateCode.Eq(generated.ContactStateCodeActive)).
-		Expand(generated.ContactNav.ParentCustomerIdAccount.Expand(
+		Expand(generated.ContactNav.ParentCustomerIDAccount.Expand(
 			svc.Accounts().Query().Select(generated.AccountColumns.Name))))
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Printf("%s, %s at %s\n", *contact.FullName, *contact.JobTitle, *contact.ParentCustomerIdAccount.Name)
+	fmt.Printf("%s, %s at %s\n", *contact.FullName, *contact.JobTitle, *contact.ParentCustomerIDAccount.Name)
 
 	// An order by its number, with its lines. Dataverse refuses $orderby
 	// inside a nested $expand, so the lines are sorted here.

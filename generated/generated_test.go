@@ -66,15 +66,15 @@ func TestDecodeRealShapes(t *testing.T) {
 	if want := time.Date(2023, 4, 7, 21, 59, 1, 0, time.UTC); !o.ModifiedOn.Equal(want) {
 		t.Errorf("modifiedon = %v", o.ModifiedOn)
 	}
-	if o.CustomerIdContact == nil || *o.CustomerIdContact.FullName != "Susanna Stubberod (sample)" || o.CustomerIdAccount != nil {
-		t.Errorf("polymorphic lookup: contact %+v account %+v", o.CustomerIdContact, o.CustomerIdAccount)
+	if o.CustomerIDContact == nil || *o.CustomerIDContact.FullName != "Susanna Stubberod (sample)" || o.CustomerIDAccount != nil {
+		t.Errorf("polymorphic lookup: contact %+v account %+v", o.CustomerIDContact, o.CustomerIDAccount)
 	}
-	if o.CustomerIdContact.BirthDate.String() != "1980-02-29" {
-		t.Errorf("birthdate = %v", o.CustomerIdContact.BirthDate)
+	if o.CustomerIDContact.BirthDate.String() != "1980-02-29" {
+		t.Errorf("birthdate = %v", o.CustomerIDContact.BirthDate)
 	}
-	if *o.CustomerIdLookupLogicalName != "contact" || *o.CustomerIdNavigationProperty != "customerid_contact" ||
-		*o.CustomerIdFormatted != "Susanna Stubberod (sample)" || o.CustomerIdValue.String() != "70bf4d48-34cb-ed11-b596-0022481d68cd" {
-		t.Errorf("lookup annotations: %q %q %q %v", *o.CustomerIdLookupLogicalName, *o.CustomerIdNavigationProperty, *o.CustomerIdFormatted, o.CustomerIdValue)
+	if *o.CustomerIDLookupLogicalName != "contact" || *o.CustomerIDNavigationProperty != "customerid_contact" ||
+		*o.CustomerIDFormatted != "Susanna Stubberod (sample)" || o.CustomerIDValue.String() != "70bf4d48-34cb-ed11-b596-0022481d68cd" {
+		t.Errorf("lookup annotations: %q %q %q %v", *o.CustomerIDLookupLogicalName, *o.CustomerIDNavigationProperty, *o.CustomerIDFormatted, o.CustomerIDValue)
 	}
 	if len(o.OrderDetails) != 1 || o.OrderDetails[0].Quantity.String() != "2" {
 		t.Errorf("order_details = %+v", o.OrderDetails)
@@ -141,7 +141,7 @@ func TestServiceWire(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ids = append(ids, c.ContactId.String())
+		ids = append(ids, c.ContactID.String())
 	}
 	if len(ids) != 2 {
 		t.Errorf("List yielded %v, want both pages", ids)

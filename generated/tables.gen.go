@@ -5,9 +5,12 @@ package generated
 
 import (
 	"context"
+	"fmt"
 	"iter"
+	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/dvgate/dvgate/odataq"
@@ -17,56 +20,41 @@ import (
 
 // Service is a typed, read-only client of the org's Web API. It sends every
 // request through the doer, which adds credentials: a *dataverse.Conn, or
-// any HttpRequestDoer in tests. A Service is safe for concurrent use.
+// an *http.Client in tests. A Service is safe for concurrent use.
 type Service struct {
-	api  *ClientWithResponses
-	doer HttpRequestDoer
+	doer odataq.Doer
 	base string
 }
 
 // NewService returns a Service for the Web API root baseURL
 // ("https://org.crm4.dynamics.com/api/data/v9.2/").
-func NewService(baseURL string, doer HttpRequestDoer) (*Service, error) {
-	if !strings.HasSuffix(baseURL, "/") {
-		baseURL += "/"
+func NewService(baseURL string, doer odataq.Doer) (*Service, error) {
+	u, err := url.Parse(baseURL)
+	if err != nil || !u.IsAbs() {
+		return nil, fmt.Errorf("generated: the Web API root %q is not an absolute URL", baseURL)
 	}
-	api, err := NewClientWithResponses(baseURL, WithHTTPClient(doer))
-	if err != nil {
-		return nil, err
-	}
-	return &Service{api: api, doer: doer, base: baseURL}, nil
+	return &Service{doer: doer, base: strings.TrimSuffix(baseURL, "/") + "/"}, nil
 }
 
-// API returns the underlying oapi-codegen client, for requests the typed
-// methods do not cover.
-func (s *Service) API() *ClientWithResponses { return s.api }
-
-// edit adapts an odataq request editor to the oapi-codegen client.
-func edit(fn odataq.EditFn) RequestEditorFn { return RequestEditorFn(fn) }
+// BaseURL returns the Web API root, ending in "/".
+func (s *Service) BaseURL() string { return s.base }
 
 // WhoAmI returns the calling user, business unit and organization.
 func (s *Service) WhoAmI(ctx context.Context) (*WhoAmIResult, error) {
-	r, err := s.api.WhoAmIWithResponse(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if r.JSON200 == nil {
-		return nil, odataq.ResponseError(r.HTTPResponse, r.Body)
-	}
-	return r.JSON200, nil
+	return odataq.Get[WhoAmIResult, WhoAmIResult](ctx, s.doer, s.base, "WhoAmI", odataq.Query[WhoAmIResult]{})
 }
 
 // AccountColumns are the columns of account, for Select, Filter and
 // OrderBy of a Query[Account].
 var AccountColumns = struct {
-	// OwnerIdValue is _ownerid_value (Edm.Guid).
-	OwnerIdValue odataq.Col[Account, openapi_types.UUID]
-	// PrimaryContactIdValue is _primarycontactid_value (Edm.Guid).
-	PrimaryContactIdValue odataq.Col[Account, openapi_types.UUID]
-	// TransactionCurrencyIdValue is _transactioncurrencyid_value (Edm.Guid).
-	TransactionCurrencyIdValue odataq.Col[Account, openapi_types.UUID]
-	// AccountId is accountid (Edm.Guid).
-	AccountId odataq.Col[Account, openapi_types.UUID]
+	// OwnerIDValue is _ownerid_value (Edm.Guid).
+	OwnerIDValue odataq.Col[Account, openapi_types.UUID]
+	// PrimaryContactIDValue is _primarycontactid_value (Edm.Guid).
+	PrimaryContactIDValue odataq.Col[Account, openapi_types.UUID]
+	// TransactionCurrencyIDValue is _transactioncurrencyid_value (Edm.Guid).
+	TransactionCurrencyIDValue odataq.Col[Account, openapi_types.UUID]
+	// AccountID is accountid (Edm.Guid).
+	AccountID odataq.Col[Account, openapi_types.UUID]
 	// AccountNumber is accountnumber (Edm.String).
 	AccountNumber odataq.StringCol[Account]
 	// CreatedOn is createdon (Edm.DateTimeOffset).
@@ -102,27 +90,27 @@ var AccountColumns = struct {
 	// WebSiteURL is websiteurl (Edm.String).
 	WebSiteURL odataq.StringCol[Account]
 }{
-	"_ownerid_value",
-	"_primarycontactid_value",
-	"_transactioncurrencyid_value",
-	"accountid",
-	"accountnumber",
-	"createdon",
-	"customertypecode",
-	"description",
-	"emailaddress1",
-	"emailaddress2",
-	"emailaddress3",
-	"exchangerate",
-	"modifiedon",
-	"name",
-	"revenue",
-	"revenue_base",
-	"statecode",
-	"statuscode",
-	"telephone1",
-	"versionnumber",
-	"websiteurl",
+	OwnerIDValue:               "_ownerid_value",
+	PrimaryContactIDValue:      "_primarycontactid_value",
+	TransactionCurrencyIDValue: "_transactioncurrencyid_value",
+	AccountID:                  "accountid",
+	AccountNumber:              "accountnumber",
+	CreatedOn:                  "createdon",
+	CustomerTypeCode:           "customertypecode",
+	Description:                "description",
+	EMailAddress1:              "emailaddress1",
+	EMailAddress2:              "emailaddress2",
+	EMailAddress3:              "emailaddress3",
+	ExchangeRate:               "exchangerate",
+	ModifiedOn:                 "modifiedon",
+	Name:                       "name",
+	Revenue:                    "revenue",
+	RevenueBase:                "revenue_base",
+	StateCode:                  "statecode",
+	StatusCode:                 "statuscode",
+	Telephone1:                 "telephone1",
+	VersionNumber:              "versionnumber",
+	WebSiteURL:                 "websiteurl",
 }
 
 // AccountNav are the navigation properties of account to the generated
@@ -132,15 +120,26 @@ var AccountNav = struct {
 	ContactCustomerAccounts odataq.Nav[Account, Contact]
 	// OrderCustomerAccounts is order_customer_accounts (collection of salesorder).
 	OrderCustomerAccounts odataq.Nav[Account, SalesOrder]
-	// PrimaryContactId is primarycontactid (contact).
-	PrimaryContactId odataq.Nav[Account, Contact]
-	// TransactionCurrencyId is transactioncurrencyid (transactioncurrency).
-	TransactionCurrencyId odataq.Nav[Account, TransactionCurrency]
+	// PrimaryContactID is primarycontactid (contact).
+	PrimaryContactID odataq.Nav[Account, Contact]
+	// TransactionCurrencyID is transactioncurrencyid (transactioncurrency).
+	TransactionCurrencyID odataq.Nav[Account, TransactionCurrency]
 }{
-	"contact_customer_accounts",
-	"order_customer_accounts",
-	"primarycontactid",
-	"transactioncurrencyid",
+	ContactCustomerAccounts: "contact_customer_accounts",
+	OrderCustomerAccounts:   "order_customer_accounts",
+	PrimaryContactID:        "primarycontactid",
+	TransactionCurrencyID:   "transactioncurrencyid",
+}
+
+var namesAccount = sync.OnceValue(odataq.Names[Account])
+
+// UnmarshalJSON decodes a row of account; the members the model has no
+// field for go to Extra.
+func (r *Account) UnmarshalJSON(b []byte) error {
+	type plain Account
+	extra, err := odataq.DecodeRow(b, (*plain)(r), namesAccount())
+	r.Extra = extra
+	return err
 }
 
 // AccountSet is the entity set accounts.
@@ -155,36 +154,26 @@ func (AccountSet) Query() odataq.Query[Account] { return odataq.Query[Account]{}
 // Get retrieves the account with the given accountid. Of q, only
 // $select, $expand and the Prefer options apply.
 func (e AccountSet) Get(ctx context.Context, id openapi_types.UUID, q odataq.Query[Account]) (*Account, error) {
-	if err := q.Err(); err != nil {
-		return nil, err
-	}
-	r, err := e.s.api.GetAccountWithResponse(ctx, id, nil, edit(odataq.Editor(q.Encode(), q.Prefer())))
-	if err != nil {
-		return nil, err
-	}
-	if r.JSON200 == nil {
-		return nil, odataq.ResponseError(r.HTTPResponse, r.Body)
-	}
-	return r.JSON200, nil
+	return odataq.Get[Account, Account](ctx, e.s.doer, e.s.base, "accounts("+id.String()+")", q)
 }
 
 // List returns the rows of accounts matching q, following @odata.nextLink
 // while the caller iterates.
 func (e AccountSet) List(ctx context.Context, q odataq.Query[Account]) iter.Seq2[Account, error] {
-	return odataq.Pages(ctx, e.s.base, q, func(ctx context.Context, fn odataq.EditFn) (odataq.Page[Account], error) {
-		r, err := e.s.api.ListAccountsWithResponse(ctx, nil, edit(fn))
-		if err != nil {
-			return odataq.Page[Account]{}, err
-		}
-		if r.JSON200 == nil {
-			return odataq.Page[Account]{}, odataq.ResponseError(r.HTTPResponse, r.Body)
-		}
-		p := odataq.Page[Account]{Value: r.JSON200.Value}
-		if r.JSON200.NextLink != nil {
-			p.NextLink = *r.JSON200.NextLink
-		}
-		return p, nil
+	return odataq.Pages(ctx, e.s.base, q, func(ctx context.Context, edit odataq.EditFn) (odataq.Page[Account], error) {
+		return odataq.GetPage[Account](ctx, e.s.doer, e.s.base+"accounts", edit)
 	})
+}
+
+// Next fetches the page of account rows that an @odata.nextLink points to:
+// of a List, or of a collection of account expanded in another row (in
+// that row's Extra, "<navigation property>@odata.nextLink").
+func (e AccountSet) Next(ctx context.Context, link, prefer string) (odataq.Page[Account], error) {
+	edit, err := odataq.Follow(e.s.base, link, prefer)
+	if err != nil {
+		return odataq.Page[Account]{}, err
+	}
+	return odataq.GetPage[Account](ctx, e.s.doer, e.s.base, edit)
 }
 
 // First returns the first row matching q ($top=1), or odataq.ErrNotFound.
@@ -334,20 +323,20 @@ func (v AccountStatusCode) String() string {
 // ContactColumns are the columns of contact, for Select, Filter and
 // OrderBy of a Query[Contact].
 var ContactColumns = struct {
-	// AccountIdValue is _accountid_value (Edm.Guid).
-	AccountIdValue odataq.Col[Contact, openapi_types.UUID]
-	// OwnerIdValue is _ownerid_value (Edm.Guid).
-	OwnerIdValue odataq.Col[Contact, openapi_types.UUID]
-	// ParentCustomerIdValue is _parentcustomerid_value (Edm.Guid).
-	ParentCustomerIdValue odataq.Col[Contact, openapi_types.UUID]
-	// TransactionCurrencyIdValue is _transactioncurrencyid_value (Edm.Guid).
-	TransactionCurrencyIdValue odataq.Col[Contact, openapi_types.UUID]
+	// AccountIDValue is _accountid_value (Edm.Guid).
+	AccountIDValue odataq.Col[Contact, openapi_types.UUID]
+	// OwnerIDValue is _ownerid_value (Edm.Guid).
+	OwnerIDValue odataq.Col[Contact, openapi_types.UUID]
+	// ParentCustomerIDValue is _parentcustomerid_value (Edm.Guid).
+	ParentCustomerIDValue odataq.Col[Contact, openapi_types.UUID]
+	// TransactionCurrencyIDValue is _transactioncurrencyid_value (Edm.Guid).
+	TransactionCurrencyIDValue odataq.Col[Contact, openapi_types.UUID]
 	// Anniversary is anniversary (Edm.Date).
 	Anniversary odataq.Col[Contact, openapi_types.Date]
 	// BirthDate is birthdate (Edm.Date).
 	BirthDate odataq.Col[Contact, openapi_types.Date]
-	// ContactId is contactid (Edm.Guid).
-	ContactId odataq.Col[Contact, openapi_types.UUID]
+	// ContactID is contactid (Edm.Guid).
+	ContactID odataq.Col[Contact, openapi_types.UUID]
 	// CreatedOn is createdon (Edm.DateTimeOffset).
 	CreatedOn odataq.Col[Contact, time.Time]
 	// Description is description (Edm.String).
@@ -387,32 +376,32 @@ var ContactColumns = struct {
 	// VersionNumber is versionnumber (Edm.Int64).
 	VersionNumber odataq.Col[Contact, int64]
 }{
-	"_accountid_value",
-	"_ownerid_value",
-	"_parentcustomerid_value",
-	"_transactioncurrencyid_value",
-	"anniversary",
-	"birthdate",
-	"contactid",
-	"createdon",
-	"description",
-	"donotemail",
-	"emailaddress1",
-	"emailaddress2",
-	"emailaddress3",
-	"exchangerate",
-	"firstname",
-	"fullname",
-	"jobtitle",
-	"lastname",
-	"mobilephone",
-	"modifiedon",
-	"preferredcontactmethodcode",
-	"statecode",
-	"statuscode",
-	"telephone1",
-	"telephone2",
-	"versionnumber",
+	AccountIDValue:             "_accountid_value",
+	OwnerIDValue:               "_ownerid_value",
+	ParentCustomerIDValue:      "_parentcustomerid_value",
+	TransactionCurrencyIDValue: "_transactioncurrencyid_value",
+	Anniversary:                "anniversary",
+	BirthDate:                  "birthdate",
+	ContactID:                  "contactid",
+	CreatedOn:                  "createdon",
+	Description:                "description",
+	DoNotEMail:                 "donotemail",
+	EMailAddress1:              "emailaddress1",
+	EMailAddress2:              "emailaddress2",
+	EMailAddress3:              "emailaddress3",
+	ExchangeRate:               "exchangerate",
+	FirstName:                  "firstname",
+	FullName:                   "fullname",
+	JobTitle:                   "jobtitle",
+	LastName:                   "lastname",
+	MobilePhone:                "mobilephone",
+	ModifiedOn:                 "modifiedon",
+	PreferredContactMethodCode: "preferredcontactmethodcode",
+	StateCode:                  "statecode",
+	StatusCode:                 "statuscode",
+	Telephone1:                 "telephone1",
+	Telephone2:                 "telephone2",
+	VersionNumber:              "versionnumber",
 }
 
 // ContactNav are the navigation properties of contact to the generated
@@ -424,19 +413,30 @@ var ContactNav = struct {
 	ContactCustomerContacts odataq.Nav[Contact, Contact]
 	// OrderCustomerContacts is order_customer_contacts (collection of salesorder).
 	OrderCustomerContacts odataq.Nav[Contact, SalesOrder]
-	// ParentCustomerIdAccount is parentcustomerid_account (account).
-	ParentCustomerIdAccount odataq.Nav[Contact, Account]
-	// ParentCustomerIdContact is parentcustomerid_contact (contact).
-	ParentCustomerIdContact odataq.Nav[Contact, Contact]
-	// TransactionCurrencyId is transactioncurrencyid (transactioncurrency).
-	TransactionCurrencyId odataq.Nav[Contact, TransactionCurrency]
+	// ParentCustomerIDAccount is parentcustomerid_account (account).
+	ParentCustomerIDAccount odataq.Nav[Contact, Account]
+	// ParentCustomerIDContact is parentcustomerid_contact (contact).
+	ParentCustomerIDContact odataq.Nav[Contact, Contact]
+	// TransactionCurrencyID is transactioncurrencyid (transactioncurrency).
+	TransactionCurrencyID odataq.Nav[Contact, TransactionCurrency]
 }{
-	"account_primary_contact",
-	"contact_customer_contacts",
-	"order_customer_contacts",
-	"parentcustomerid_account",
-	"parentcustomerid_contact",
-	"transactioncurrencyid",
+	AccountPrimaryContact:   "account_primary_contact",
+	ContactCustomerContacts: "contact_customer_contacts",
+	OrderCustomerContacts:   "order_customer_contacts",
+	ParentCustomerIDAccount: "parentcustomerid_account",
+	ParentCustomerIDContact: "parentcustomerid_contact",
+	TransactionCurrencyID:   "transactioncurrencyid",
+}
+
+var namesContact = sync.OnceValue(odataq.Names[Contact])
+
+// UnmarshalJSON decodes a row of contact; the members the model has no
+// field for go to Extra.
+func (r *Contact) UnmarshalJSON(b []byte) error {
+	type plain Contact
+	extra, err := odataq.DecodeRow(b, (*plain)(r), namesContact())
+	r.Extra = extra
+	return err
 }
 
 // ContactSet is the entity set contacts.
@@ -451,36 +451,26 @@ func (ContactSet) Query() odataq.Query[Contact] { return odataq.Query[Contact]{}
 // Get retrieves the contact with the given contactid. Of q, only
 // $select, $expand and the Prefer options apply.
 func (e ContactSet) Get(ctx context.Context, id openapi_types.UUID, q odataq.Query[Contact]) (*Contact, error) {
-	if err := q.Err(); err != nil {
-		return nil, err
-	}
-	r, err := e.s.api.GetContactWithResponse(ctx, id, nil, edit(odataq.Editor(q.Encode(), q.Prefer())))
-	if err != nil {
-		return nil, err
-	}
-	if r.JSON200 == nil {
-		return nil, odataq.ResponseError(r.HTTPResponse, r.Body)
-	}
-	return r.JSON200, nil
+	return odataq.Get[Contact, Contact](ctx, e.s.doer, e.s.base, "contacts("+id.String()+")", q)
 }
 
 // List returns the rows of contacts matching q, following @odata.nextLink
 // while the caller iterates.
 func (e ContactSet) List(ctx context.Context, q odataq.Query[Contact]) iter.Seq2[Contact, error] {
-	return odataq.Pages(ctx, e.s.base, q, func(ctx context.Context, fn odataq.EditFn) (odataq.Page[Contact], error) {
-		r, err := e.s.api.ListContactsWithResponse(ctx, nil, edit(fn))
-		if err != nil {
-			return odataq.Page[Contact]{}, err
-		}
-		if r.JSON200 == nil {
-			return odataq.Page[Contact]{}, odataq.ResponseError(r.HTTPResponse, r.Body)
-		}
-		p := odataq.Page[Contact]{Value: r.JSON200.Value}
-		if r.JSON200.NextLink != nil {
-			p.NextLink = *r.JSON200.NextLink
-		}
-		return p, nil
+	return odataq.Pages(ctx, e.s.base, q, func(ctx context.Context, edit odataq.EditFn) (odataq.Page[Contact], error) {
+		return odataq.GetPage[Contact](ctx, e.s.doer, e.s.base+"contacts", edit)
 	})
+}
+
+// Next fetches the page of contact rows that an @odata.nextLink points to:
+// of a List, or of a collection of contact expanded in another row (in
+// that row's Extra, "<navigation property>@odata.nextLink").
+func (e ContactSet) Next(ctx context.Context, link, prefer string) (odataq.Page[Contact], error) {
+	edit, err := odataq.Follow(e.s.base, link, prefer)
+	if err != nil {
+		return odataq.Page[Contact]{}, err
+	}
+	return odataq.GetPage[Contact](ctx, e.s.doer, e.s.base, edit)
 }
 
 // First returns the first row matching q ($top=1), or odataq.ErrNotFound.
@@ -602,10 +592,10 @@ func (v ContactStatusCode) String() string {
 // ProductColumns are the columns of product, for Select, Filter and
 // OrderBy of a Query[Product].
 var ProductColumns = struct {
-	// DefaultUoMIdValue is _defaultuomid_value (Edm.Guid).
-	DefaultUoMIdValue odataq.Col[Product, openapi_types.UUID]
-	// TransactionCurrencyIdValue is _transactioncurrencyid_value (Edm.Guid).
-	TransactionCurrencyIdValue odataq.Col[Product, openapi_types.UUID]
+	// DefaultUoMIDValue is _defaultuomid_value (Edm.Guid).
+	DefaultUoMIDValue odataq.Col[Product, openapi_types.UUID]
+	// TransactionCurrencyIDValue is _transactioncurrencyid_value (Edm.Guid).
+	TransactionCurrencyIDValue odataq.Col[Product, openapi_types.UUID]
 	// CreatedOn is createdon (Edm.DateTimeOffset).
 	CreatedOn odataq.Col[Product, time.Time]
 	// Description is description (Edm.String).
@@ -620,8 +610,8 @@ var ProductColumns = struct {
 	Price odataq.Col[Product, decimal.Decimal]
 	// PriceBase is price_base (Edm.Decimal).
 	PriceBase odataq.Col[Product, decimal.Decimal]
-	// ProductId is productid (Edm.Guid).
-	ProductId odataq.Col[Product, openapi_types.UUID]
+	// ProductID is productid (Edm.Guid).
+	ProductID odataq.Col[Product, openapi_types.UUID]
 	// ProductNumber is productnumber (Edm.String).
 	ProductNumber odataq.StringCol[Product]
 	// ProductStructure is productstructure (Edm.Int32).
@@ -641,25 +631,25 @@ var ProductColumns = struct {
 	// VersionNumber is versionnumber (Edm.Int64).
 	VersionNumber odataq.Col[Product, int64]
 }{
-	"_defaultuomid_value",
-	"_transactioncurrencyid_value",
-	"createdon",
-	"description",
-	"exchangerate",
-	"modifiedon",
-	"name",
-	"price",
-	"price_base",
-	"productid",
-	"productnumber",
-	"productstructure",
-	"producttypecode",
-	"quantitydecimal",
-	"statecode",
-	"statuscode",
-	"validfromdate",
-	"validtodate",
-	"versionnumber",
+	DefaultUoMIDValue:          "_defaultuomid_value",
+	TransactionCurrencyIDValue: "_transactioncurrencyid_value",
+	CreatedOn:                  "createdon",
+	Description:                "description",
+	ExchangeRate:               "exchangerate",
+	ModifiedOn:                 "modifiedon",
+	Name:                       "name",
+	Price:                      "price",
+	PriceBase:                  "price_base",
+	ProductID:                  "productid",
+	ProductNumber:              "productnumber",
+	ProductStructure:           "productstructure",
+	ProductTypeCode:            "producttypecode",
+	QuantityDecimal:            "quantitydecimal",
+	StateCode:                  "statecode",
+	StatusCode:                 "statuscode",
+	ValidFromDate:              "validfromdate",
+	ValidToDate:                "validtodate",
+	VersionNumber:              "versionnumber",
 }
 
 // ProductNav are the navigation properties of product to the generated
@@ -667,11 +657,22 @@ var ProductColumns = struct {
 var ProductNav = struct {
 	// ProductOrderDetails is product_order_details (collection of salesorderdetail).
 	ProductOrderDetails odataq.Nav[Product, SalesOrderDetail]
-	// TransactionCurrencyId is transactioncurrencyid (transactioncurrency).
-	TransactionCurrencyId odataq.Nav[Product, TransactionCurrency]
+	// TransactionCurrencyID is transactioncurrencyid (transactioncurrency).
+	TransactionCurrencyID odataq.Nav[Product, TransactionCurrency]
 }{
-	"product_order_details",
-	"transactioncurrencyid",
+	ProductOrderDetails:   "product_order_details",
+	TransactionCurrencyID: "transactioncurrencyid",
+}
+
+var namesProduct = sync.OnceValue(odataq.Names[Product])
+
+// UnmarshalJSON decodes a row of product; the members the model has no
+// field for go to Extra.
+func (r *Product) UnmarshalJSON(b []byte) error {
+	type plain Product
+	extra, err := odataq.DecodeRow(b, (*plain)(r), namesProduct())
+	r.Extra = extra
+	return err
 }
 
 // ProductSet is the entity set products.
@@ -686,36 +687,26 @@ func (ProductSet) Query() odataq.Query[Product] { return odataq.Query[Product]{}
 // Get retrieves the product with the given productid. Of q, only
 // $select, $expand and the Prefer options apply.
 func (e ProductSet) Get(ctx context.Context, id openapi_types.UUID, q odataq.Query[Product]) (*Product, error) {
-	if err := q.Err(); err != nil {
-		return nil, err
-	}
-	r, err := e.s.api.GetProductWithResponse(ctx, id, nil, edit(odataq.Editor(q.Encode(), q.Prefer())))
-	if err != nil {
-		return nil, err
-	}
-	if r.JSON200 == nil {
-		return nil, odataq.ResponseError(r.HTTPResponse, r.Body)
-	}
-	return r.JSON200, nil
+	return odataq.Get[Product, Product](ctx, e.s.doer, e.s.base, "products("+id.String()+")", q)
 }
 
 // List returns the rows of products matching q, following @odata.nextLink
 // while the caller iterates.
 func (e ProductSet) List(ctx context.Context, q odataq.Query[Product]) iter.Seq2[Product, error] {
-	return odataq.Pages(ctx, e.s.base, q, func(ctx context.Context, fn odataq.EditFn) (odataq.Page[Product], error) {
-		r, err := e.s.api.ListProductsWithResponse(ctx, nil, edit(fn))
-		if err != nil {
-			return odataq.Page[Product]{}, err
-		}
-		if r.JSON200 == nil {
-			return odataq.Page[Product]{}, odataq.ResponseError(r.HTTPResponse, r.Body)
-		}
-		p := odataq.Page[Product]{Value: r.JSON200.Value}
-		if r.JSON200.NextLink != nil {
-			p.NextLink = *r.JSON200.NextLink
-		}
-		return p, nil
+	return odataq.Pages(ctx, e.s.base, q, func(ctx context.Context, edit odataq.EditFn) (odataq.Page[Product], error) {
+		return odataq.GetPage[Product](ctx, e.s.doer, e.s.base+"products", edit)
 	})
+}
+
+// Next fetches the page of product rows that an @odata.nextLink points to:
+// of a List, or of a collection of product expanded in another row (in
+// that row's Extra, "<navigation property>@odata.nextLink").
+func (e ProductSet) Next(ctx context.Context, link, prefer string) (odataq.Page[Product], error) {
+	edit, err := odataq.Follow(e.s.base, link, prefer)
+	if err != nil {
+		return odataq.Page[Product]{}, err
+	}
+	return odataq.GetPage[Product](ctx, e.s.doer, e.s.base, edit)
 }
 
 // First returns the first row matching q ($top=1), or odataq.ErrNotFound.
@@ -884,16 +875,16 @@ func (v ProductStatusCode) String() string {
 // SalesOrderColumns are the columns of salesorder, for Select, Filter and
 // OrderBy of a Query[SalesOrder].
 var SalesOrderColumns = struct {
-	// AccountIdValue is _accountid_value (Edm.Guid).
-	AccountIdValue odataq.Col[SalesOrder, openapi_types.UUID]
-	// ContactIdValue is _contactid_value (Edm.Guid).
-	ContactIdValue odataq.Col[SalesOrder, openapi_types.UUID]
-	// CustomerIdValue is _customerid_value (Edm.Guid).
-	CustomerIdValue odataq.Col[SalesOrder, openapi_types.UUID]
-	// OwnerIdValue is _ownerid_value (Edm.Guid).
-	OwnerIdValue odataq.Col[SalesOrder, openapi_types.UUID]
-	// TransactionCurrencyIdValue is _transactioncurrencyid_value (Edm.Guid).
-	TransactionCurrencyIdValue odataq.Col[SalesOrder, openapi_types.UUID]
+	// AccountIDValue is _accountid_value (Edm.Guid).
+	AccountIDValue odataq.Col[SalesOrder, openapi_types.UUID]
+	// ContactIDValue is _contactid_value (Edm.Guid).
+	ContactIDValue odataq.Col[SalesOrder, openapi_types.UUID]
+	// CustomerIDValue is _customerid_value (Edm.Guid).
+	CustomerIDValue odataq.Col[SalesOrder, openapi_types.UUID]
+	// OwnerIDValue is _ownerid_value (Edm.Guid).
+	OwnerIDValue odataq.Col[SalesOrder, openapi_types.UUID]
+	// TransactionCurrencyIDValue is _transactioncurrencyid_value (Edm.Guid).
+	TransactionCurrencyIDValue odataq.Col[SalesOrder, openapi_types.UUID]
 	// BillToCity is billto_city (Edm.String).
 	BillToCity odataq.StringCol[SalesOrder]
 	// BillToComposite is billto_composite (Edm.String).
@@ -952,8 +943,8 @@ var SalesOrderColumns = struct {
 	PriorityCode odataq.Col[SalesOrder, SalesOrderPriorityCode]
 	// RequestDeliveryBy is requestdeliveryby (Edm.DateTimeOffset).
 	RequestDeliveryBy odataq.Col[SalesOrder, time.Time]
-	// SalesOrderId is salesorderid (Edm.Guid).
-	SalesOrderId odataq.Col[SalesOrder, openapi_types.UUID]
+	// SalesOrderID is salesorderid (Edm.Guid).
+	SalesOrderID odataq.Col[SalesOrder, openapi_types.UUID]
 	// ShippingMethodCode is shippingmethodcode (Edm.Int32).
 	ShippingMethodCode odataq.Col[SalesOrder, SalesOrderShippingMethodCode]
 	// ShipToCity is shipto_city (Edm.String).
@@ -1013,88 +1004,99 @@ var SalesOrderColumns = struct {
 	// WillCall is willcall (Edm.Boolean).
 	WillCall odataq.Col[SalesOrder, bool]
 }{
-	"_accountid_value",
-	"_contactid_value",
-	"_customerid_value",
-	"_ownerid_value",
-	"_transactioncurrencyid_value",
-	"billto_city",
-	"billto_composite",
-	"billto_contactname",
-	"billto_country",
-	"billto_fax",
-	"billto_line1",
-	"billto_line2",
-	"billto_line3",
-	"billto_name",
-	"billto_postalcode",
-	"billto_stateorprovince",
-	"billto_telephone",
-	"createdon",
-	"datefulfilled",
-	"description",
-	"discountamount",
-	"discountamount_base",
-	"discountpercentage",
-	"emailaddress",
-	"exchangerate",
-	"freightamount",
-	"freightamount_base",
-	"freighttermscode",
-	"modifiedon",
-	"name",
-	"ordernumber",
-	"paymenttermscode",
-	"prioritycode",
-	"requestdeliveryby",
-	"salesorderid",
-	"shippingmethodcode",
-	"shipto_city",
-	"shipto_composite",
-	"shipto_contactname",
-	"shipto_country",
-	"shipto_fax",
-	"shipto_freighttermscode",
-	"shipto_line1",
-	"shipto_line2",
-	"shipto_line3",
-	"shipto_name",
-	"shipto_postalcode",
-	"shipto_stateorprovince",
-	"shipto_telephone",
-	"statecode",
-	"statuscode",
-	"submitdate",
-	"totalamount",
-	"totalamount_base",
-	"totalamountlessfreight",
-	"totalamountlessfreight_base",
-	"totaldiscountamount",
-	"totaldiscountamount_base",
-	"totallineitemamount",
-	"totallineitemamount_base",
-	"totaltax",
-	"totaltax_base",
-	"versionnumber",
-	"willcall",
+	AccountIDValue:             "_accountid_value",
+	ContactIDValue:             "_contactid_value",
+	CustomerIDValue:            "_customerid_value",
+	OwnerIDValue:               "_ownerid_value",
+	TransactionCurrencyIDValue: "_transactioncurrencyid_value",
+	BillToCity:                 "billto_city",
+	BillToComposite:            "billto_composite",
+	BillToContactName:          "billto_contactname",
+	BillToCountry:              "billto_country",
+	BillToFax:                  "billto_fax",
+	BillToLine1:                "billto_line1",
+	BillToLine2:                "billto_line2",
+	BillToLine3:                "billto_line3",
+	BillToName:                 "billto_name",
+	BillToPostalCode:           "billto_postalcode",
+	BillToStateOrProvince:      "billto_stateorprovince",
+	BillToTelephone:            "billto_telephone",
+	CreatedOn:                  "createdon",
+	DateFulfilled:              "datefulfilled",
+	Description:                "description",
+	DiscountAmount:             "discountamount",
+	DiscountAmountBase:         "discountamount_base",
+	DiscountPercentage:         "discountpercentage",
+	EmailAddress:               "emailaddress",
+	ExchangeRate:               "exchangerate",
+	FreightAmount:              "freightamount",
+	FreightAmountBase:          "freightamount_base",
+	FreightTermsCode:           "freighttermscode",
+	ModifiedOn:                 "modifiedon",
+	Name:                       "name",
+	OrderNumber:                "ordernumber",
+	PaymentTermsCode:           "paymenttermscode",
+	PriorityCode:               "prioritycode",
+	RequestDeliveryBy:          "requestdeliveryby",
+	SalesOrderID:               "salesorderid",
+	ShippingMethodCode:         "shippingmethodcode",
+	ShipToCity:                 "shipto_city",
+	ShipToComposite:            "shipto_composite",
+	ShipToContactName:          "shipto_contactname",
+	ShipToCountry:              "shipto_country",
+	ShipToFax:                  "shipto_fax",
+	ShipToFreightTermsCode:     "shipto_freighttermscode",
+	ShipToLine1:                "shipto_line1",
+	ShipToLine2:                "shipto_line2",
+	ShipToLine3:                "shipto_line3",
+	ShipToName:                 "shipto_name",
+	ShipToPostalCode:           "shipto_postalcode",
+	ShipToStateOrProvince:      "shipto_stateorprovince",
+	ShipToTelephone:            "shipto_telephone",
+	StateCode:                  "statecode",
+	StatusCode:                 "statuscode",
+	SubmitDate:                 "submitdate",
+	TotalAmount:                "totalamount",
+	TotalAmountBase:            "totalamount_base",
+	TotalAmountLessFreight:     "totalamountlessfreight",
+	TotalAmountLessFreightBase: "totalamountlessfreight_base",
+	TotalDiscountAmount:        "totaldiscountamount",
+	TotalDiscountAmountBase:    "totaldiscountamount_base",
+	TotalLineItemAmount:        "totallineitemamount",
+	TotalLineItemAmountBase:    "totallineitemamount_base",
+	TotalTax:                   "totaltax",
+	TotalTaxBase:               "totaltax_base",
+	VersionNumber:              "versionnumber",
+	WillCall:                   "willcall",
 }
 
 // SalesOrderNav are the navigation properties of salesorder to the generated
 // tables, for Expand of a Query[SalesOrder].
 var SalesOrderNav = struct {
-	// CustomerIdAccount is customerid_account (account).
-	CustomerIdAccount odataq.Nav[SalesOrder, Account]
-	// CustomerIdContact is customerid_contact (contact).
-	CustomerIdContact odataq.Nav[SalesOrder, Contact]
+	// CustomerIDAccount is customerid_account (account).
+	CustomerIDAccount odataq.Nav[SalesOrder, Account]
+	// CustomerIDContact is customerid_contact (contact).
+	CustomerIDContact odataq.Nav[SalesOrder, Contact]
 	// OrderDetails is order_details (collection of salesorderdetail).
 	OrderDetails odataq.Nav[SalesOrder, SalesOrderDetail]
-	// TransactionCurrencyId is transactioncurrencyid (transactioncurrency).
-	TransactionCurrencyId odataq.Nav[SalesOrder, TransactionCurrency]
+	// TransactionCurrencyID is transactioncurrencyid (transactioncurrency).
+	TransactionCurrencyID odataq.Nav[SalesOrder, TransactionCurrency]
 }{
-	"customerid_account",
-	"customerid_contact",
-	"order_details",
-	"transactioncurrencyid",
+	CustomerIDAccount:     "customerid_account",
+	CustomerIDContact:     "customerid_contact",
+	OrderDetails:          "order_details",
+	TransactionCurrencyID: "transactioncurrencyid",
+}
+
+var namesSalesOrder = sync.OnceValue(odataq.Names[SalesOrder])
+
+// UnmarshalJSON decodes a row of salesorder; the members the model has no
+// field for go to Extra.
+func (r *SalesOrder) UnmarshalJSON(b []byte) error {
+	type plain SalesOrder
+	extra, err := odataq.DecodeRow(b, (*plain)(r), namesSalesOrder())
+	r.Extra = extra
+	return err
 }
 
 // SalesOrderSet is the entity set salesorders.
@@ -1109,36 +1111,26 @@ func (SalesOrderSet) Query() odataq.Query[SalesOrder] { return odataq.Query[Sale
 // Get retrieves the salesorder with the given salesorderid. Of q, only
 // $select, $expand and the Prefer options apply.
 func (e SalesOrderSet) Get(ctx context.Context, id openapi_types.UUID, q odataq.Query[SalesOrder]) (*SalesOrder, error) {
-	if err := q.Err(); err != nil {
-		return nil, err
-	}
-	r, err := e.s.api.GetSalesOrderWithResponse(ctx, id, nil, edit(odataq.Editor(q.Encode(), q.Prefer())))
-	if err != nil {
-		return nil, err
-	}
-	if r.JSON200 == nil {
-		return nil, odataq.ResponseError(r.HTTPResponse, r.Body)
-	}
-	return r.JSON200, nil
+	return odataq.Get[SalesOrder, SalesOrder](ctx, e.s.doer, e.s.base, "salesorders("+id.String()+")", q)
 }
 
 // List returns the rows of salesorders matching q, following @odata.nextLink
 // while the caller iterates.
 func (e SalesOrderSet) List(ctx context.Context, q odataq.Query[SalesOrder]) iter.Seq2[SalesOrder, error] {
-	return odataq.Pages(ctx, e.s.base, q, func(ctx context.Context, fn odataq.EditFn) (odataq.Page[SalesOrder], error) {
-		r, err := e.s.api.ListSalesOrdersWithResponse(ctx, nil, edit(fn))
-		if err != nil {
-			return odataq.Page[SalesOrder]{}, err
-		}
-		if r.JSON200 == nil {
-			return odataq.Page[SalesOrder]{}, odataq.ResponseError(r.HTTPResponse, r.Body)
-		}
-		p := odataq.Page[SalesOrder]{Value: r.JSON200.Value}
-		if r.JSON200.NextLink != nil {
-			p.NextLink = *r.JSON200.NextLink
-		}
-		return p, nil
+	return odataq.Pages(ctx, e.s.base, q, func(ctx context.Context, edit odataq.EditFn) (odataq.Page[SalesOrder], error) {
+		return odataq.GetPage[SalesOrder](ctx, e.s.doer, e.s.base+"salesorders", edit)
 	})
+}
+
+// Next fetches the page of salesorder rows that an @odata.nextLink points to:
+// of a List, or of a collection of salesorder expanded in another row (in
+// that row's Extra, "<navigation property>@odata.nextLink").
+func (e SalesOrderSet) Next(ctx context.Context, link, prefer string) (odataq.Page[SalesOrder], error) {
+	edit, err := odataq.Follow(e.s.base, link, prefer)
+	if err != nil {
+		return odataq.Page[SalesOrder]{}, err
+	}
+	return odataq.GetPage[SalesOrder](ctx, e.s.doer, e.s.base, edit)
 }
 
 // First returns the first row matching q ($top=1), or odataq.ErrNotFound.
@@ -1424,14 +1416,14 @@ func (v SalesOrderStatusCode) String() string {
 // SalesOrderDetailColumns are the columns of salesorderdetail, for Select, Filter and
 // OrderBy of a Query[SalesOrderDetail].
 var SalesOrderDetailColumns = struct {
-	// ProductIdValue is _productid_value (Edm.Guid).
-	ProductIdValue odataq.Col[SalesOrderDetail, openapi_types.UUID]
-	// SalesOrderIdValue is _salesorderid_value (Edm.Guid).
-	SalesOrderIdValue odataq.Col[SalesOrderDetail, openapi_types.UUID]
-	// TransactionCurrencyIdValue is _transactioncurrencyid_value (Edm.Guid).
-	TransactionCurrencyIdValue odataq.Col[SalesOrderDetail, openapi_types.UUID]
-	// UoMIdValue is _uomid_value (Edm.Guid).
-	UoMIdValue odataq.Col[SalesOrderDetail, openapi_types.UUID]
+	// ProductIDValue is _productid_value (Edm.Guid).
+	ProductIDValue odataq.Col[SalesOrderDetail, openapi_types.UUID]
+	// SalesOrderIDValue is _salesorderid_value (Edm.Guid).
+	SalesOrderIDValue odataq.Col[SalesOrderDetail, openapi_types.UUID]
+	// TransactionCurrencyIDValue is _transactioncurrencyid_value (Edm.Guid).
+	TransactionCurrencyIDValue odataq.Col[SalesOrderDetail, openapi_types.UUID]
+	// UoMIDValue is _uomid_value (Edm.Guid).
+	UoMIDValue odataq.Col[SalesOrderDetail, openapi_types.UUID]
 	// BaseAmount is baseamount (Edm.Decimal).
 	BaseAmount odataq.Col[SalesOrderDetail, decimal.Decimal]
 	// BaseAmountBase is baseamount_base (Edm.Decimal).
@@ -1474,8 +1466,8 @@ var SalesOrderDetailColumns = struct {
 	Quantity odataq.Col[SalesOrderDetail, decimal.Decimal]
 	// RequestDeliveryBy is requestdeliveryby (Edm.DateTimeOffset).
 	RequestDeliveryBy odataq.Col[SalesOrderDetail, time.Time]
-	// SalesOrderDetailId is salesorderdetailid (Edm.Guid).
-	SalesOrderDetailId odataq.Col[SalesOrderDetail, openapi_types.UUID]
+	// SalesOrderDetailID is salesorderdetailid (Edm.Guid).
+	SalesOrderDetailID odataq.Col[SalesOrderDetail, openapi_types.UUID]
 	// SalesOrderDetailName is salesorderdetailname (Edm.String).
 	SalesOrderDetailName odataq.StringCol[SalesOrderDetail]
 	// SalesOrderStateCode is salesorderstatecode (Edm.Int32).
@@ -1493,55 +1485,66 @@ var SalesOrderDetailColumns = struct {
 	// VolumeDiscountAmountBase is volumediscountamount_base (Edm.Decimal).
 	VolumeDiscountAmountBase odataq.Col[SalesOrderDetail, decimal.Decimal]
 }{
-	"_productid_value",
-	"_salesorderid_value",
-	"_transactioncurrencyid_value",
-	"_uomid_value",
-	"baseamount",
-	"baseamount_base",
-	"createdon",
-	"description",
-	"exchangerate",
-	"extendedamount",
-	"extendedamount_base",
-	"ispriceoverridden",
-	"isproductoverridden",
-	"lineitemnumber",
-	"manualdiscountamount",
-	"manualdiscountamount_base",
-	"modifiedon",
-	"priceperunit",
-	"priceperunit_base",
-	"productdescription",
-	"productname",
-	"productnumber",
-	"producttypecode",
-	"quantity",
-	"requestdeliveryby",
-	"salesorderdetailid",
-	"salesorderdetailname",
-	"salesorderstatecode",
-	"sequencenumber",
-	"tax",
-	"tax_base",
-	"versionnumber",
-	"volumediscountamount",
-	"volumediscountamount_base",
+	ProductIDValue:             "_productid_value",
+	SalesOrderIDValue:          "_salesorderid_value",
+	TransactionCurrencyIDValue: "_transactioncurrencyid_value",
+	UoMIDValue:                 "_uomid_value",
+	BaseAmount:                 "baseamount",
+	BaseAmountBase:             "baseamount_base",
+	CreatedOn:                  "createdon",
+	Description:                "description",
+	ExchangeRate:               "exchangerate",
+	ExtendedAmount:             "extendedamount",
+	ExtendedAmountBase:         "extendedamount_base",
+	IsPriceOverridden:          "ispriceoverridden",
+	IsProductOverridden:        "isproductoverridden",
+	LineItemNumber:             "lineitemnumber",
+	ManualDiscountAmount:       "manualdiscountamount",
+	ManualDiscountAmountBase:   "manualdiscountamount_base",
+	ModifiedOn:                 "modifiedon",
+	PricePerUnit:               "priceperunit",
+	PricePerUnitBase:           "priceperunit_base",
+	ProductDescription:         "productdescription",
+	ProductName:                "productname",
+	ProductNumber:              "productnumber",
+	ProductTypeCode:            "producttypecode",
+	Quantity:                   "quantity",
+	RequestDeliveryBy:          "requestdeliveryby",
+	SalesOrderDetailID:         "salesorderdetailid",
+	SalesOrderDetailName:       "salesorderdetailname",
+	SalesOrderStateCode:        "salesorderstatecode",
+	SequenceNumber:             "sequencenumber",
+	Tax:                        "tax",
+	TaxBase:                    "tax_base",
+	VersionNumber:              "versionnumber",
+	VolumeDiscountAmount:       "volumediscountamount",
+	VolumeDiscountAmountBase:   "volumediscountamount_base",
 }
 
 // SalesOrderDetailNav are the navigation properties of salesorderdetail to the generated
 // tables, for Expand of a Query[SalesOrderDetail].
 var SalesOrderDetailNav = struct {
-	// ProductId is productid (product).
-	ProductId odataq.Nav[SalesOrderDetail, Product]
-	// SalesOrderId is salesorderid (salesorder).
-	SalesOrderId odataq.Nav[SalesOrderDetail, SalesOrder]
-	// TransactionCurrencyId is transactioncurrencyid (transactioncurrency).
-	TransactionCurrencyId odataq.Nav[SalesOrderDetail, TransactionCurrency]
+	// ProductID is productid (product).
+	ProductID odataq.Nav[SalesOrderDetail, Product]
+	// SalesOrderID is salesorderid (salesorder).
+	SalesOrderID odataq.Nav[SalesOrderDetail, SalesOrder]
+	// TransactionCurrencyID is transactioncurrencyid (transactioncurrency).
+	TransactionCurrencyID odataq.Nav[SalesOrderDetail, TransactionCurrency]
 }{
-	"productid",
-	"salesorderid",
-	"transactioncurrencyid",
+	ProductID:             "productid",
+	SalesOrderID:          "salesorderid",
+	TransactionCurrencyID: "transactioncurrencyid",
+}
+
+var namesSalesOrderDetail = sync.OnceValue(odataq.Names[SalesOrderDetail])
+
+// UnmarshalJSON decodes a row of salesorderdetail; the members the model has no
+// field for go to Extra.
+func (r *SalesOrderDetail) UnmarshalJSON(b []byte) error {
+	type plain SalesOrderDetail
+	extra, err := odataq.DecodeRow(b, (*plain)(r), namesSalesOrderDetail())
+	r.Extra = extra
+	return err
 }
 
 // SalesOrderDetailSet is the entity set salesorderdetails.
@@ -1558,36 +1561,26 @@ func (SalesOrderDetailSet) Query() odataq.Query[SalesOrderDetail] {
 // Get retrieves the salesorderdetail with the given salesorderdetailid. Of q, only
 // $select, $expand and the Prefer options apply.
 func (e SalesOrderDetailSet) Get(ctx context.Context, id openapi_types.UUID, q odataq.Query[SalesOrderDetail]) (*SalesOrderDetail, error) {
-	if err := q.Err(); err != nil {
-		return nil, err
-	}
-	r, err := e.s.api.GetSalesOrderDetailWithResponse(ctx, id, nil, edit(odataq.Editor(q.Encode(), q.Prefer())))
-	if err != nil {
-		return nil, err
-	}
-	if r.JSON200 == nil {
-		return nil, odataq.ResponseError(r.HTTPResponse, r.Body)
-	}
-	return r.JSON200, nil
+	return odataq.Get[SalesOrderDetail, SalesOrderDetail](ctx, e.s.doer, e.s.base, "salesorderdetails("+id.String()+")", q)
 }
 
 // List returns the rows of salesorderdetails matching q, following @odata.nextLink
 // while the caller iterates.
 func (e SalesOrderDetailSet) List(ctx context.Context, q odataq.Query[SalesOrderDetail]) iter.Seq2[SalesOrderDetail, error] {
-	return odataq.Pages(ctx, e.s.base, q, func(ctx context.Context, fn odataq.EditFn) (odataq.Page[SalesOrderDetail], error) {
-		r, err := e.s.api.ListSalesOrderDetailsWithResponse(ctx, nil, edit(fn))
-		if err != nil {
-			return odataq.Page[SalesOrderDetail]{}, err
-		}
-		if r.JSON200 == nil {
-			return odataq.Page[SalesOrderDetail]{}, odataq.ResponseError(r.HTTPResponse, r.Body)
-		}
-		p := odataq.Page[SalesOrderDetail]{Value: r.JSON200.Value}
-		if r.JSON200.NextLink != nil {
-			p.NextLink = *r.JSON200.NextLink
-		}
-		return p, nil
+	return odataq.Pages(ctx, e.s.base, q, func(ctx context.Context, edit odataq.EditFn) (odataq.Page[SalesOrderDetail], error) {
+		return odataq.GetPage[SalesOrderDetail](ctx, e.s.doer, e.s.base+"salesorderdetails", edit)
 	})
+}
+
+// Next fetches the page of salesorderdetail rows that an @odata.nextLink points to:
+// of a List, or of a collection of salesorderdetail expanded in another row (in
+// that row's Extra, "<navigation property>@odata.nextLink").
+func (e SalesOrderDetailSet) Next(ctx context.Context, link, prefer string) (odataq.Page[SalesOrderDetail], error) {
+	edit, err := odataq.Follow(e.s.base, link, prefer)
+	if err != nil {
+		return odataq.Page[SalesOrderDetail]{}, err
+	}
+	return odataq.GetPage[SalesOrderDetail](ctx, e.s.doer, e.s.base, edit)
 }
 
 // First returns the first row matching q ($top=1), or odataq.ErrNotFound.
@@ -1698,14 +1691,14 @@ var TransactionCurrencyColumns = struct {
 	ExchangeRate odataq.Col[TransactionCurrency, decimal.Decimal]
 	// ISOCurrencyCode is isocurrencycode (Edm.String).
 	ISOCurrencyCode odataq.StringCol[TransactionCurrency]
-	// TransactionCurrencyId is transactioncurrencyid (Edm.Guid).
-	TransactionCurrencyId odataq.Col[TransactionCurrency, openapi_types.UUID]
+	// TransactionCurrencyID is transactioncurrencyid (Edm.Guid).
+	TransactionCurrencyID odataq.Col[TransactionCurrency, openapi_types.UUID]
 }{
-	"currencyname",
-	"currencysymbol",
-	"exchangerate",
-	"isocurrencycode",
-	"transactioncurrencyid",
+	CurrencyName:          "currencyname",
+	CurrencySymbol:        "currencysymbol",
+	ExchangeRate:          "exchangerate",
+	ISOCurrencyCode:       "isocurrencycode",
+	TransactionCurrencyID: "transactioncurrencyid",
 }
 
 // TransactionCurrencyNav are the navigation properties of transactioncurrency to the generated
@@ -1722,18 +1715,29 @@ var TransactionCurrencyNav = struct {
 	// TransactioncurrencySalesorderdetail is transactioncurrency_salesorderdetail (collection of salesorderdetail).
 	TransactioncurrencySalesorderdetail odataq.Nav[TransactionCurrency, SalesOrderDetail]
 }{
-	"transactioncurrency_account",
-	"transactioncurrency_contact",
-	"transactioncurrency_product",
-	"transactioncurrency_salesorder",
-	"transactioncurrency_salesorderdetail",
+	TransactioncurrencyAccount:          "transactioncurrency_account",
+	TransactioncurrencyContact:          "transactioncurrency_contact",
+	TransactioncurrencyProduct:          "transactioncurrency_product",
+	TransactioncurrencySalesorder:       "transactioncurrency_salesorder",
+	TransactioncurrencySalesorderdetail: "transactioncurrency_salesorderdetail",
+}
+
+var namesTransactionCurrency = sync.OnceValue(odataq.Names[TransactionCurrency])
+
+// UnmarshalJSON decodes a row of transactioncurrency; the members the model has no
+// field for go to Extra.
+func (r *TransactionCurrency) UnmarshalJSON(b []byte) error {
+	type plain TransactionCurrency
+	extra, err := odataq.DecodeRow(b, (*plain)(r), namesTransactionCurrency())
+	r.Extra = extra
+	return err
 }
 
 // TransactionCurrencySet is the entity set transactioncurrencies.
 type TransactionCurrencySet struct{ s *Service }
 
-// Transactioncurrencies returns the entity set transactioncurrencies.
-func (s *Service) Transactioncurrencies() TransactionCurrencySet { return TransactionCurrencySet{s} }
+// TransactionCurrencies returns the entity set transactioncurrencies.
+func (s *Service) TransactionCurrencies() TransactionCurrencySet { return TransactionCurrencySet{s} }
 
 // Query returns an empty query of transactioncurrency, to chain options on.
 func (TransactionCurrencySet) Query() odataq.Query[TransactionCurrency] {
@@ -1743,36 +1747,26 @@ func (TransactionCurrencySet) Query() odataq.Query[TransactionCurrency] {
 // Get retrieves the transactioncurrency with the given transactioncurrencyid. Of q, only
 // $select, $expand and the Prefer options apply.
 func (e TransactionCurrencySet) Get(ctx context.Context, id openapi_types.UUID, q odataq.Query[TransactionCurrency]) (*TransactionCurrency, error) {
-	if err := q.Err(); err != nil {
-		return nil, err
-	}
-	r, err := e.s.api.GetTransactionCurrencyWithResponse(ctx, id, nil, edit(odataq.Editor(q.Encode(), q.Prefer())))
-	if err != nil {
-		return nil, err
-	}
-	if r.JSON200 == nil {
-		return nil, odataq.ResponseError(r.HTTPResponse, r.Body)
-	}
-	return r.JSON200, nil
+	return odataq.Get[TransactionCurrency, TransactionCurrency](ctx, e.s.doer, e.s.base, "transactioncurrencies("+id.String()+")", q)
 }
 
 // List returns the rows of transactioncurrencies matching q, following @odata.nextLink
 // while the caller iterates.
 func (e TransactionCurrencySet) List(ctx context.Context, q odataq.Query[TransactionCurrency]) iter.Seq2[TransactionCurrency, error] {
-	return odataq.Pages(ctx, e.s.base, q, func(ctx context.Context, fn odataq.EditFn) (odataq.Page[TransactionCurrency], error) {
-		r, err := e.s.api.ListTransactioncurrenciesWithResponse(ctx, nil, edit(fn))
-		if err != nil {
-			return odataq.Page[TransactionCurrency]{}, err
-		}
-		if r.JSON200 == nil {
-			return odataq.Page[TransactionCurrency]{}, odataq.ResponseError(r.HTTPResponse, r.Body)
-		}
-		p := odataq.Page[TransactionCurrency]{Value: r.JSON200.Value}
-		if r.JSON200.NextLink != nil {
-			p.NextLink = *r.JSON200.NextLink
-		}
-		return p, nil
+	return odataq.Pages(ctx, e.s.base, q, func(ctx context.Context, edit odataq.EditFn) (odataq.Page[TransactionCurrency], error) {
+		return odataq.GetPage[TransactionCurrency](ctx, e.s.doer, e.s.base+"transactioncurrencies", edit)
 	})
+}
+
+// Next fetches the page of transactioncurrency rows that an @odata.nextLink points to:
+// of a List, or of a collection of transactioncurrency expanded in another row (in
+// that row's Extra, "<navigation property>@odata.nextLink").
+func (e TransactionCurrencySet) Next(ctx context.Context, link, prefer string) (odataq.Page[TransactionCurrency], error) {
+	edit, err := odataq.Follow(e.s.base, link, prefer)
+	if err != nil {
+		return odataq.Page[TransactionCurrency]{}, err
+	}
+	return odataq.GetPage[TransactionCurrency](ctx, e.s.doer, e.s.base, edit)
 }
 
 // First returns the first row matching q ($top=1), or odataq.ErrNotFound.

@@ -81,7 +81,7 @@ func TestURLInputMatchesGenerated(t *testing.T) {
 	committed := "dvgen --metadata " + flagValue(gen, "metadata") + " --entity-definitions " + flagValue(gen, "entity-definitions") +
 		" --tables " + strings.Join(sorted, ",") + " --package " + pkg
 	downloaded := "dvgen --metadata " + srv.URL() + " --tables " + strings.Join(sorted, ",") + " --package " + pkg
-	for _, name := range []string{"client.gen.go", "tables.gen.go", "openapi.json"} {
+	for _, name := range []string{"models.gen.go", "tables.gen.go", "openapi.json"} {
 		want, err := os.ReadFile(filepath.Join("..", "..", "generated", name))
 		if err != nil {
 			t.Fatal(err)
