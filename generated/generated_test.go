@@ -171,3 +171,37 @@ func TestServiceWire(t *testing.T) {
 }
 
 func errorsAs(err error, target any) bool { return errors.As(err, target) }
+
+// TestExtraKeepsUnknownMembers: members the model has no field for (a
+// column added after generation, a nested collection's nextLink) land in
+// Extra, on the row and on expanded rows; known columns and annotations
+// do not.
+func TestExtraKeepsUnknownMembers(t *testing.T) {
+	t.Parallel()
+	in := strings.Replace(orderJSON, `"ordernumber"`, `"contoso_trackingnumber": "1Z999", "order_details@odata.nextLink": "https://org.example/api/data/v9.2/salesorderdetails?$skiptoken=x", "ordernumber"`, 1)
+	in = strings.Replace(in, `"quantity": 2.00000`, `"quantity": 2.00000, "contoso_linenote": "gift"`, 1)
+	var o SalesOrder
+	if err := json.Unmarshal([]byte(in), &o); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for k, v := range o.Extra {
+		got[k] = string(v)
+	}
+	want := map[string]string{
+		"contoso_trackingnumber":       `"1Z999"`,
+		"order_details@odata.nextLink": `"https://org.example/api/data/v9.2/salesorderdetails?$skiptoken=x"`,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Extra (-want +got):\n%s", diff)
+	}
+	if n, ok, err := odataq.Extra[string](o.OrderDetails[0].Extra, "contoso_linenote"); n != "gift" || !ok || err != nil {
+		t.Errorf("line's contoso_linenote = %q, %v, %v", n, ok, err)
+	}
+	if o.CustomerIDContact.Extra != nil {
+		t.Errorf("expanded contact's Extra = %v, want nil (all its members are known)", o.CustomerIDContact.Extra)
+	}
+	if *o.OrderNumber != "ORD-01001-X" || o.ETag == nil {
+		t.Errorf("known members not decoded: %+v", o)
+	}
+}
