@@ -270,7 +270,7 @@ func planTable(p *plan, m *csdl.Model, et *csdl.EntityType, t *table, ent *entit
 			continue
 		}
 		t.Navs = append(t.Navs, &nav{
-			Name: n.Name, Go: fields.claim(navName(n, target, attrName)), Target: target,
+			Name: n.Name, Go: fields.claim(navName(n, target, attrName, p.Tables)), Target: target,
 			Collection: n.Collection, Description: oneLine(n.Description),
 		})
 	}
@@ -380,10 +380,12 @@ func valueSuffix(v int) string {
 }
 
 // navName names a navigation property after its lookup column's SchemaName:
-// "primarycontactid" -> "PrimaryContactId"; a polymorphic
-// "customerid_account" -> "CustomerId" + "Account". Others are camel-cased
-// ("order_details" -> "OrderDetails").
-func navName(n *csdl.NavigationProperty, target *table, attrName func(string) string) string {
+// "primarycontactid" -> "PrimaryContactID"; a polymorphic
+// "customerid_account" -> "CustomerID" + "Account". Others are camel-cased
+// part by part, with a generated table's Go name for a part that is its
+// logical name ("order_details" -> "OrderDetails",
+// "transactioncurrency_salesorder" -> "TransactionCurrencySalesOrder").
+func navName(n *csdl.NavigationProperty, target *table, attrName func(string) string, tables []*table) string {
 	for _, rc := range n.ReferentialConstraints {
 		inner, ok := lookupAttr(rc.Property)
 		if !ok {
@@ -399,7 +401,20 @@ func navName(n *csdl.NavigationProperty, target *table, attrName func(string) st
 			return attrName(inner) + camel(rest)
 		}
 	}
-	return camel(n.Name)
+	var b strings.Builder
+	for part := range strings.SplitSeq(n.Name, "_") {
+		i := slices.IndexFunc(tables, func(t *table) bool { return t.Logical == part })
+		switch {
+		case i >= 0:
+			b.WriteString(tables[i].Go)
+		case part != "":
+			b.WriteString(goIdent(part))
+		}
+	}
+	if b.Len() == 0 || goIdent(b.String()) != b.String() {
+		return camel(n.Name)
+	}
+	return b.String()
 }
 
 // lookupAttr returns "customerid" for "_customerid_value".
