@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -33,23 +34,115 @@ func Names[T any]() map[string]bool {
 // members that no field takes, so that a column the org added after
 // generation stays reachable. known is Names of the model. It returns nil
 // when every member is known.
+//
+// The members are found by one light scan of b's top level (no decoding,
+// no allocation for a known member), after encoding/json has checked b.
 func DecodeRow(b []byte, v any, known map[string]bool) (map[string]json.RawMessage, error) {
 	if err := json.Unmarshal(b, v); err != nil {
 		return nil, err
 	}
-	var all map[string]json.RawMessage
-	if err := json.Unmarshal(b, &all); err != nil {
-		return nil, err
+	var extra map[string]json.RawMessage
+	err := members(b, func(key, raw []byte) error {
+		if known[string(key)] {
+			return nil
+		}
+		k := string(key)
+		if bytes.IndexByte(key, '\\') >= 0 {
+			if err := json.Unmarshal(append(append([]byte{'"'}, key...), '"'), &k); err != nil {
+				return err
+			}
+			if known[k] {
+				return nil
+			}
+		}
+		if extra == nil {
+			extra = make(map[string]json.RawMessage)
+		}
+		extra[k] = json.RawMessage(raw)
+		return nil
+	})
+	return extra, err
+}
+
+// members calls fn with the key (still escaped) and raw value of each
+// top-level member of the JSON object b, which must be valid JSON.
+func members(b []byte, fn func(key, raw []byte) error) error {
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return fmt.Errorf("odataq: a row is a JSON object, not %.20q", b)
 	}
-	for k := range all {
-		if known[k] {
-			delete(all, k)
+	i++
+	for {
+		i = skipSpace(b, i)
+		if i >= len(b) {
+			return errors.New("odataq: unexpected end of a row")
+		}
+		if b[i] == '}' {
+			return nil
+		}
+		if b[i] == ',' {
+			i = skipSpace(b, i+1)
+		}
+		end := skipString(b, i)
+		key := b[i+1 : end-1]
+		i = skipSpace(b, end)
+		i = skipSpace(b, i+1) // the colon
+		vend := skipValue(b, i)
+		if err := fn(key, b[i:vend]); err != nil {
+			return err
+		}
+		i = vend
+	}
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipString returns the index after the string that starts at b[i] ('"').
+func skipString(b []byte, i int) int {
+	for i++; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
 		}
 	}
-	if len(all) == 0 {
-		return nil, nil
+	return len(b)
+}
+
+// skipValue returns the index after the value that starts at b[i].
+func skipValue(b []byte, i int) int {
+	switch b[i] {
+	case '"':
+		return skipString(b, i)
+	case '{', '[':
+		depth := 0
+		for i < len(b) {
+			switch b[i] {
+			case '"':
+				i = skipString(b, i)
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+			i++
+		}
+		return len(b)
 	}
-	return all, nil
+	for i < len(b) && b[i] != ',' && b[i] != '}' && b[i] != ']' && b[i] != ' ' && b[i] != '\t' && b[i] != '\n' && b[i] != '\r' {
+		i++
+	}
+	return i
 }
 
 // Extra decodes the member name of a model's Extra map (a column the model

@@ -143,3 +143,38 @@ func TestGetPage(t *testing.T) {
 		t.Errorf("404: err = %v, want a *StatusError", err)
 	}
 }
+
+// TestDecodeRowAgreesWithEncodingJSON: the light member scan finds exactly
+// the members encoding/json finds, with the same raw values, whatever the
+// spacing, nesting and escaping.
+func TestDecodeRowAgreesWithEncodingJSON(t *testing.T) {
+	t.Parallel()
+	for _, in := range []string{
+		`{}`,
+		` { "name" : "A" , "x" : [ 1 , { "y" : "}]" } ] , "z":{"a":[]} } `,
+		"{\n\t\"name\":\"a\\\"b\",\"q\\u0075ote\":\"\\\\\",\"n\":-1.5e3,\"t\":true,\"f\":false,\"nil\":null}",
+		`{"totalamount":1,"e\u0078tra":"{[\"","name":"A"}`,
+	} {
+		var r row
+		if err := json.Unmarshal([]byte(in), &r); err != nil {
+			t.Fatalf("%s: %v", in, err)
+		}
+		var all map[string]json.RawMessage
+		if err := json.Unmarshal([]byte(in), &all); err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]string{}
+		for k, v := range all {
+			if !Names[row]()[k] {
+				want[k] = string(v)
+			}
+		}
+		got := map[string]string{}
+		for k, v := range r.Extra {
+			got[k] = string(v)
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("%s: Extra (-encoding/json +DecodeRow):\n%s", in, diff)
+		}
+	}
+}
