@@ -113,7 +113,7 @@ func buildOpenAPI(p *plan) *openapi3.T {
 // schemas of buildOpenAPI without the paths and collection pages (our
 // templates send the requests and decode pages), and with an Extra field per
 // table that holds the members the model has no field for (filled by the
-// UnmarshalJSON of tables.gen.go; json:"-", so it is not in openapi.json).
+// UnmarshalJSON of each table's file; json:"-", so it is not in openapi.json).
 func modelsDoc(p *plan) *openapi3.T {
 	doc := buildOpenAPI(p)
 	doc.Paths = openapi3.NewPaths()
