@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dvgate/dvgate/csdl"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -218,4 +219,41 @@ func words(id string) []string {
 		}
 	}
 	return append(out, string(r[start:]))
+}
+
+// TestColumnsNamedLikeGeneratedFields: a column whose Go name would be one
+// the model itself declares (Extra) gets a suffix instead of a duplicate
+// field, and an entity set outside the plural rules keeps its own casing.
+func TestColumnsNamedLikeGeneratedFields(t *testing.T) {
+	t.Parallel()
+	const doc = `<?xml version="1.0" encoding="UTF-8"?>
+<edmx:Edmx Version="4.0" xmlns:edmx="http://docs.oasis-open.org/odata/ns/edmx">
+  <edmx:DataServices>
+    <Schema Namespace="Microsoft.Dynamics.CRM" Alias="mscrm" xmlns="http://docs.oasis-open.org/odata/ns/edm">
+      <EntityType Name="person">
+        <Key><PropertyRef Name="personid"/></Key>
+        <Property Name="personid" Type="Edm.Guid"/>
+        <Property Name="extra" Type="Edm.String"/>
+        <Property Name="websiteurl" Type="Edm.String"/>
+      </EntityType>
+      <EntityContainer Name="System">
+        <EntitySet Name="people" EntityType="Microsoft.Dynamics.CRM.person"/>
+      </EntityContainer>
+    </Schema>
+  </edmx:DataServices>
+</edmx:Edmx>`
+	m, err := csdl.Read(strings.NewReader(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := Generate(Config{Model: m, Tables: []string{"person"}, Package: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := exportedNames(t, files)
+	for _, want := range []string{"Person.Extra", "Person.Extra2", "PersonColumns.Extra2", "Person.PersonID", "Service.People"} {
+		if !slices.Contains(names, want) {
+			t.Errorf("no %s among %v", want, names)
+		}
+	}
 }

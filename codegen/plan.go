@@ -220,10 +220,13 @@ func setGoName(set, logical, tableGo, collectionSchema string) string {
 }
 
 func planTable(p *plan, m *csdl.Model, et *csdl.EntityType, t *table, ent *entitydefs.Entity, byType map[string]*table, global *namespace) error {
-	fields := newNamespace()
+	fields := newNamespace("Extra") // the field for unknown members (modelsDoc)
 	attrName := func(logical string) string {
 		if a := ent.Attribute(logical); a != nil && goIdent(a.SchemaName) != "" {
 			return goIdent(a.SchemaName)
+		}
+		if logical == et.Name+"id" {
+			return t.Go + "ID" // the primary key, as Dataverse names it: "personid" -> "PersonID"
 		}
 		return camel(logical)
 	}
