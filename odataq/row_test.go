@@ -178,3 +178,32 @@ func TestDecodeRowAgreesWithEncodingJSON(t *testing.T) {
 		}
 	}
 }
+
+// FuzzMembers: for any JSON object, the light scan yields the members
+// encoding/json yields, with the same raw values.
+func FuzzMembers(f *testing.F) {
+	for _, s := range []string{`{}`, `{"a":1}`, ` {"a" : [ "]}" , {"b":"\""} ] , "c":null}`, `{"\u0061":"x","a\\b":{}}`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		var want map[string]json.RawMessage
+		if err := json.Unmarshal([]byte(in), &want); err != nil || want == nil {
+			return // not a JSON object
+		}
+		got := map[string]json.RawMessage{}
+		err := members([]byte(in), func(key, raw []byte) error {
+			var k string
+			if err := json.Unmarshal(append(append([]byte{'"'}, key...), '"'), &k); err != nil {
+				return err
+			}
+			got[k] = raw // a repeated key: the last wins, as in encoding/json
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("%q: %v", in, err)
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("%q (-encoding/json +members):\n%s", in, diff)
+		}
+	})
+}
