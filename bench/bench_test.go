@@ -34,7 +34,7 @@ func BenchmarkFilter(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			q := odataq.Query[generated.Contact]{}.
-				Select(c.ContactId, c.FullName, c.EMailAddress1, c.EMailAddress2, c.EMailAddress3, c.Telephone1, c.MobilePhone).
+				Select(c.ContactID, c.FullName, c.EMailAddress1, c.EMailAddress2, c.EMailAddress3, c.Telephone1, c.MobilePhone).
 				Filter(odataq.Or(c.EMailAddress1.Eq(email), c.EMailAddress2.Eq(email), c.EMailAddress3.Eq(email))).
 				OrderBy(c.StateCode.Asc(), c.ModifiedOn.Desc()).Top(5)
 			if q.Encode() == "" {

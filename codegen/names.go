@@ -7,10 +7,40 @@ import (
 	"unicode/utf8"
 )
 
+// commonInitialisms are the words that Go spells in one case (as
+// protoc-gen-go and golint do): a word "Id" of a SchemaName becomes "ID".
+var commonInitialisms = map[string]string{
+	"Api": "API", "Guid": "GUID", "Html": "HTML", "Http": "HTTP", "Https": "HTTPS", "Id": "ID", "Ip": "IP",
+	"Json": "JSON", "Sku": "SKU", "Sql": "SQL", "Uri": "URI", "Url": "URL", "Utc": "UTC", "Uuid": "UUID", "Xml": "XML",
+}
+
+// initialisms upper-cases the words of id that are common initialisms. A
+// word is an upper-case letter and the lower-case letters after it
+// ("AccountIdValue" has the words Account, Id, Value; "Idle" is one word).
+func initialisms(id string) string {
+	r := []rune(id)
+	for i := 0; i < len(r); {
+		if !unicode.IsUpper(r[i]) {
+			i++
+			continue
+		}
+		j := i + 1
+		for j < len(r) && unicode.IsLower(r[j]) {
+			j++
+		}
+		if up, ok := commonInitialisms[string(r[i:j])]; ok {
+			copy(r[i:j], []rune(up))
+		}
+		i = j
+	}
+	return string(r)
+}
+
 // goIdent turns a SchemaName ("EMailAddress1", "cr5b2_PreferredChannel") or
 // a label ("In Progress", "2-Day") into an exported Go identifier: letters
 // and digits are kept, a dropped character capitalizes the next letter, a
-// leading digit gets an "X" prefix ("X2Day"). Casing inside words is kept.
+// leading digit gets an "X" prefix ("X2Day"). Casing inside words is kept,
+// except that common initialisms are upper-cased ("AccountId" -> "AccountID").
 // It returns "" when s has no letter or digit.
 func goIdent(s string) string {
 	var b strings.Builder
@@ -26,7 +56,7 @@ func goIdent(s string) string {
 		}
 		b.WriteRune(r)
 	}
-	id := b.String()
+	id := initialisms(b.String())
 	if id == "" {
 		return ""
 	}

@@ -31,17 +31,9 @@ const importsTemplate = `{{.Header}}
 package {{.PackageName}}
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
-	"fmt"
-	"io"
-	"net/http"
-	"net/url"
-	"strings"
 	"time"
 
-	"github.com/oapi-codegen/runtime"
 	openapi_types "github.com/oapi-codegen/runtime/types"
 	"github.com/shopspring/decimal"
 	{{- range .ExternalImports}}
@@ -50,7 +42,8 @@ import (
 )
 `
 
-// runOAPI generates the models and the client from the JSON document.
+// runOAPI generates the models (only: the typed Service in our templates
+// replaces oapi-codegen's client) from the JSON document.
 func runOAPI(docJSON []byte, pkg, header string) (string, error) {
 	doc, err := openapi3.NewLoader().LoadFromData(docJSON)
 	if err != nil {
@@ -61,13 +54,15 @@ func runOAPI(docJSON []byte, pkg, header string) (string, error) {
 	tmpl := strings.Replace(importsTemplate, "{{.Header}}", strings.ReplaceAll(header, "{{", "{{`{{`}}"), 1)
 	cfg := oapi.Configuration{
 		PackageName: pkg,
-		Generate:    oapi.GenerateOptions{Models: true, Client: true},
+		Generate:    oapi.GenerateOptions{Models: true},
 		OutputOptions: oapi.OutputOptions{
 			UserTemplates: map[string]string{"imports.tmpl": tmpl},
 			// oapi-codegen formats with goimports, which scans GOPATH and
 			// the module cache to learn package names: slow, and output
 			// would depend on the machine. We prune imports ourselves.
 			SkipFmt: true,
+			// Without paths nothing references the schemas; keep them all.
+			SkipPrune: true,
 			TypeMapping: &oapi.TypeMapping{
 				Number: oapi.FormatMapping{
 					// No float32 anywhere: a number without a known format

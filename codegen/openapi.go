@@ -109,6 +109,32 @@ func buildOpenAPI(p *plan) *openapi3.T {
 	return doc
 }
 
+// modelsDoc is the document oapi-codegen generates the models from: the
+// schemas of buildOpenAPI without the paths and collection pages (our
+// templates send the requests and decode pages), and with an Extra field per
+// table that holds the members the model has no field for (filled by the
+// UnmarshalJSON of each table's file; json:"-", so it is not in openapi.json).
+func modelsDoc(p *plan) *openapi3.T {
+	doc := buildOpenAPI(p)
+	doc.Paths = openapi3.NewPaths()
+	for _, t := range p.Tables {
+		delete(doc.Components.Schemas, t.Collection())
+		doc.Components.Schemas[t.Go].Value.Properties[extraMember] = &openapi3.SchemaRef{Value: &openapi3.Schema{
+			Type:        &openapi3.Types{"object"},
+			Description: "holds the members of the row that the model has no field for: columns the org added after generation, annotations and nextLinks of expanded collections. Read them with odataq.Extra.",
+			Extensions: map[string]any{
+				"x-go-name": "Extra", "x-go-type": "map[string]json.RawMessage", "x-go-type-skip-optional-pointer": true,
+				"x-go-json-ignore": true,
+			},
+		}}
+	}
+	return doc
+}
+
+// extraMember is the placeholder property name of the Extra field; it never
+// appears on the wire (the field is json:"-").
+const extraMember = "@dvgen.extra"
+
 func tableList(p *plan) string {
 	s := ""
 	for i, t := range p.Tables {

@@ -104,20 +104,16 @@ type member struct {
 
 // reservedNames are package-level identifiers that the oapi-codegen client
 // and our templates always declare.
-var reservedNames = []string{
-	"Client", "ClientInterface", "ClientOption", "ClientWithResponses", "ClientWithResponsesInterface",
-	"HttpRequestDoer", "RequestEditorFn", "NewClient", "NewClientWithResponses", "WithHTTPClient",
-	"WithBaseURL", "WithRequestEditorFn", "Service", "NewService", "WhoAmI", "WhoAmIResult",
-	"WhoAmIResponse", "NewWhoAmIRequest", "ParseWhoAmIResponse",
-}
+var reservedNames = []string{"Service", "NewService", "WhoAmIResult", "Service.BaseURL", "Service.WhoAmI"}
 
 // derived lists the package-level names a table with Go name g and entity
 // set Go name s occupies.
 func derived(g, s string) []string {
 	return []string{
+		// Collection is a schema of openapi.json, not a Go type, but
+		// keeping it reserved keeps the names stable.
 		g, g + "Collection", g + "Columns", g + "Nav", g + "Set",
-		"Get" + g, "Get" + g + "Params", "Get" + g + "Response", "NewGet" + g + "Request", "ParseGet" + g + "Response",
-		"List" + s, "List" + s + "Params", "List" + s + "Response", "NewList" + s + "Request", "ParseList" + s + "Response",
+		"Service." + s, // the Service method, beside BaseURL and WhoAmI
 	}
 }
 
@@ -142,7 +138,11 @@ func buildPlan(m *csdl.Model, defs *entitydefs.Definitions, pkg, header string) 
 		if ent != nil && goIdent(ent.SchemaName) != "" {
 			base = goIdent(ent.SchemaName)
 		}
-		setGo := setGoName(t.Set, et.Name, base)
+		collection := ""
+		if ent != nil {
+			collection = ent.CollectionSchemaName
+		}
+		setGo := setGoName(t.Set, et.Name, base, collection)
 		// Claim the table's name and all names derived from it together.
 		name := base
 		for i := 1; ; i++ {
@@ -192,21 +192,41 @@ func buildPlan(m *csdl.Model, defs *entitydefs.Definitions, pkg, header string) 
 	return p, nil
 }
 
-// setGoName names the entity set: the table's Go name plus the set name's
-// plural ending when the set name extends the logical name ("salesorders"
-// -> "SalesOrders"), else the camel-cased set name ("ContosoDeliveries").
-func setGoName(set, logical, tableGo string) string {
+// setGoName names the entity set (the Service method). In order:
+//   - EntityDefinitions' CollectionSchemaName, when given ("TransactionCurrencies");
+//   - the table's Go name plus the set name's plural ending, when the set
+//     name extends the logical name ("salesorders" -> "SalesOrders");
+//   - the table's Go name with its last letters replaced, when the set name
+//     differs from the logical name only in its last two letters at most
+//     ("transactioncurrencies" -> "TransactionCurrencies", "analyses");
+//   - the camel-cased set name ("ContosoDeliveries").
+func setGoName(set, logical, tableGo, collectionSchema string) string {
+	if id := goIdent(collectionSchema); collectionSchema != "" && id != "" {
+		return id
+	}
 	if rest, ok := strings.CutPrefix(set, logical); ok && rest != "" && goIdent(rest) != "" {
 		return tableGo + strings.ToLower(goIdent(rest))
+	}
+	n := 0
+	for n < len(set) && n < len(logical) && set[n] == logical[n] {
+		n++
+	}
+	tail, rest := logical[n:], set[n:]
+	if n > 0 && len(tail) <= 2 && rest != "" && len(tableGo) > len(tail) &&
+		strings.EqualFold(tableGo[len(tableGo)-len(tail):], tail) && goIdent(rest) != "" {
+		return tableGo[:len(tableGo)-len(tail)] + strings.ToLower(goIdent(rest))
 	}
 	return camel(set)
 }
 
 func planTable(p *plan, m *csdl.Model, et *csdl.EntityType, t *table, ent *entitydefs.Entity, byType map[string]*table, global *namespace) error {
-	fields := newNamespace()
+	fields := newNamespace("Extra") // the field for unknown members (modelsDoc)
 	attrName := func(logical string) string {
 		if a := ent.Attribute(logical); a != nil && goIdent(a.SchemaName) != "" {
 			return goIdent(a.SchemaName)
+		}
+		if logical == et.Name+"id" {
+			return t.Go + "ID" // the primary key, as Dataverse names it: "personid" -> "PersonID"
 		}
 		return camel(logical)
 	}
@@ -253,7 +273,7 @@ func planTable(p *plan, m *csdl.Model, et *csdl.EntityType, t *table, ent *entit
 			continue
 		}
 		t.Navs = append(t.Navs, &nav{
-			Name: n.Name, Go: fields.claim(navName(n, target, attrName)), Target: target,
+			Name: n.Name, Go: fields.claim(navName(n, target, attrName, p.Tables)), Target: target,
 			Collection: n.Collection, Description: oneLine(n.Description),
 		})
 	}
@@ -363,10 +383,12 @@ func valueSuffix(v int) string {
 }
 
 // navName names a navigation property after its lookup column's SchemaName:
-// "primarycontactid" -> "PrimaryContactId"; a polymorphic
-// "customerid_account" -> "CustomerId" + "Account". Others are camel-cased
-// ("order_details" -> "OrderDetails").
-func navName(n *csdl.NavigationProperty, target *table, attrName func(string) string) string {
+// "primarycontactid" -> "PrimaryContactID"; a polymorphic
+// "customerid_account" -> "CustomerID" + "Account". Others are camel-cased
+// part by part, with a generated table's Go name for a part that is its
+// logical name ("order_details" -> "OrderDetails",
+// "transactioncurrency_salesorder" -> "TransactionCurrencySalesOrder").
+func navName(n *csdl.NavigationProperty, target *table, attrName func(string) string, tables []*table) string {
 	for _, rc := range n.ReferentialConstraints {
 		inner, ok := lookupAttr(rc.Property)
 		if !ok {
@@ -382,7 +404,20 @@ func navName(n *csdl.NavigationProperty, target *table, attrName func(string) st
 			return attrName(inner) + camel(rest)
 		}
 	}
-	return camel(n.Name)
+	var b strings.Builder
+	for part := range strings.SplitSeq(n.Name, "_") {
+		i := slices.IndexFunc(tables, func(t *table) bool { return t.Logical == part })
+		switch {
+		case i >= 0:
+			b.WriteString(tables[i].Go)
+		case part != "":
+			b.WriteString(goIdent(part))
+		}
+	}
+	if b.Len() == 0 || goIdent(b.String()) != b.String() {
+		return camel(n.Name)
+	}
+	return b.String()
 }
 
 // lookupAttr returns "customerid" for "_customerid_value".

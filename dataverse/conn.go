@@ -310,8 +310,8 @@ func (c *Conn) WhoAmI(ctx context.Context) (WhoAmIResult, error) {
 
 // Do sends req (built against BaseURL, e.g. by the generated client) with the
 // token and OData headers, inside the concurrency cap and the throttling
-// gate, retrying idempotent GETs. It implements oapi-codegen's
-// HttpRequestDoer. A status below 400 returns the response with its body
+// gate, retrying idempotent GETs. It implements odataq.Doer, the doer of
+// the generated Service. A status below 400 returns the response with its body
 // buffered; any other final answer returns (nil, *Error), the body already
 // read and closed.
 func (c *Conn) Do(req *http.Request) (*http.Response, error) {

@@ -48,6 +48,7 @@ type Entity struct {
 	LogicalName          string // "salesorder"
 	SchemaName           string // "SalesOrder"
 	EntitySetName        string // "salesorders"
+	CollectionSchemaName string // "SalesOrders"; "" in files written before dvgen asked for it
 	PrimaryIdAttribute   string // "salesorderid"
 	PrimaryNameAttribute string // "name"
 	// Attributes is sorted by LogicalName. Lookup columns appear under their
@@ -132,6 +133,7 @@ type (
 		LogicalName          string
 		SchemaName           string
 		EntitySetName        string
+		CollectionSchemaName string
 		PrimaryIdAttribute   string
 		PrimaryNameAttribute string
 		Attributes           []wireAttribute
@@ -236,6 +238,7 @@ func convertEntity(we wireEntity) (*Entity, error) {
 		LogicalName:          we.LogicalName,
 		SchemaName:           we.SchemaName,
 		EntitySetName:        we.EntitySetName,
+		CollectionSchemaName: we.CollectionSchemaName,
 		PrimaryIdAttribute:   we.PrimaryIdAttribute,
 		PrimaryNameAttribute: we.PrimaryNameAttribute,
 		byName:               make(map[string]*Attribute, len(we.Attributes)),

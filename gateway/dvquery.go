@@ -6,9 +6,7 @@ package gateway
 // to the gateway's answers.
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"iter"
 	"net/http"
@@ -100,29 +98,29 @@ var annotations = []string{odataq.FormattedValues, odataq.LookupLogicalName}
 // The columns each query selects, per table; checkModel checks them
 // against the org's $metadata when the gateway is given one.
 var (
-	contactSelect = []odataq.Column[generated.Contact]{generated.ContactColumns.ContactId,
+	contactSelect = []odataq.Column[generated.Contact]{generated.ContactColumns.ContactID,
 		generated.ContactColumns.FullName, generated.ContactColumns.EMailAddress1, generated.ContactColumns.EMailAddress2,
 		generated.ContactColumns.EMailAddress3, generated.ContactColumns.Telephone1, generated.ContactColumns.MobilePhone,
-		generated.ContactColumns.ParentCustomerIdValue, generated.ContactColumns.StateCode, generated.ContactColumns.ModifiedOn}
-	accountSelect = []odataq.Column[generated.Account]{generated.AccountColumns.AccountId,
+		generated.ContactColumns.ParentCustomerIDValue, generated.ContactColumns.StateCode, generated.ContactColumns.ModifiedOn}
+	accountSelect = []odataq.Column[generated.Account]{generated.AccountColumns.AccountID,
 		generated.AccountColumns.Name, generated.AccountColumns.EMailAddress1, generated.AccountColumns.EMailAddress2,
 		generated.AccountColumns.EMailAddress3, generated.AccountColumns.Telephone1, generated.AccountColumns.StateCode,
 		generated.AccountColumns.ModifiedOn}
-	orderSelect = []odataq.Column[generated.SalesOrder]{generated.SalesOrderColumns.SalesOrderId,
+	orderSelect = []odataq.Column[generated.SalesOrder]{generated.SalesOrderColumns.SalesOrderID,
 		generated.SalesOrderColumns.OrderNumber, generated.SalesOrderColumns.Name, generated.SalesOrderColumns.StateCode,
 		generated.SalesOrderColumns.StatusCode, generated.SalesOrderColumns.TotalAmount,
-		generated.SalesOrderColumns.RequestDeliveryBy, generated.SalesOrderColumns.CustomerIdValue,
-		generated.SalesOrderColumns.TransactionCurrencyIdValue}
-	summarySelect = []odataq.Column[generated.SalesOrder]{generated.SalesOrderColumns.SalesOrderId,
+		generated.SalesOrderColumns.RequestDeliveryBy, generated.SalesOrderColumns.CustomerIDValue,
+		generated.SalesOrderColumns.TransactionCurrencyIDValue}
+	summarySelect = []odataq.Column[generated.SalesOrder]{generated.SalesOrderColumns.SalesOrderID,
 		generated.SalesOrderColumns.OrderNumber, generated.SalesOrderColumns.Name, generated.SalesOrderColumns.StateCode,
 		generated.SalesOrderColumns.StatusCode, generated.SalesOrderColumns.TotalAmount,
-		generated.SalesOrderColumns.TransactionCurrencyIdValue, generated.SalesOrderColumns.CreatedOn,
+		generated.SalesOrderColumns.TransactionCurrencyIDValue, generated.SalesOrderColumns.CreatedOn,
 		generated.SalesOrderColumns.ModifiedOn}
-	lineSelect = []odataq.Column[generated.SalesOrderDetail]{generated.SalesOrderDetailColumns.SalesOrderDetailId,
+	lineSelect = []odataq.Column[generated.SalesOrderDetail]{generated.SalesOrderDetailColumns.SalesOrderDetailID,
 		generated.SalesOrderDetailColumns.LineItemNumber, generated.SalesOrderDetailColumns.SequenceNumber,
 		generated.SalesOrderDetailColumns.Quantity, generated.SalesOrderDetailColumns.PricePerUnit,
 		generated.SalesOrderDetailColumns.BaseAmount, generated.SalesOrderDetailColumns.ProductDescription,
-		generated.SalesOrderDetailColumns.IsProductOverridden, generated.SalesOrderDetailColumns.ProductIdValue}
+		generated.SalesOrderDetailColumns.IsProductOverridden, generated.SalesOrderDetailColumns.ProductIDValue}
 	productSelect  = []odataq.Column[generated.Product]{generated.ProductColumns.Name, generated.ProductColumns.ProductNumber}
 	currencySelect = []odataq.Column[generated.TransactionCurrency]{generated.TransactionCurrencyColumns.ISOCurrencyCode}
 	// The order's customer, expanded in the order's own request so that an
@@ -130,7 +128,7 @@ var (
 	// without another one.
 	orderContactSelect = []odataq.Column[generated.Contact]{generated.ContactColumns.EMailAddress1,
 		generated.ContactColumns.EMailAddress2, generated.ContactColumns.EMailAddress3,
-		generated.ContactColumns.ParentCustomerIdValue}
+		generated.ContactColumns.ParentCustomerIDValue}
 	orderAccountSelect = []odataq.Column[generated.Account]{generated.AccountColumns.EMailAddress1,
 		generated.AccountColumns.EMailAddress2, generated.AccountColumns.EMailAddress3}
 )
@@ -178,12 +176,12 @@ type customerRow struct {
 	modified           time.Time
 	parent, parentName string
 	parentLogical      string
-	raw                json.RawMessage // the row's JSON, when fields are configured
+	model              any // the decoded row (*generated.Contact or *generated.Account), for configured fields
 }
 
 func contactRow(c *generated.Contact) customerRow {
-	r := customerRow{id: idString(c.ContactId), name: str(c.FullName), phone: str(c.Telephone1),
-		emails: [3]string{str(c.EMailAddress1), str(c.EMailAddress2), str(c.EMailAddress3)}}
+	r := customerRow{id: idString(c.ContactID), name: str(c.FullName), phone: str(c.Telephone1),
+		emails: [3]string{str(c.EMailAddress1), str(c.EMailAddress2), str(c.EMailAddress3)}, model: c}
 	if r.phone == "" {
 		r.phone = str(c.MobilePhone) // contacts often only have a mobile
 	}
@@ -193,17 +191,17 @@ func contactRow(c *generated.Contact) customerRow {
 	if c.ModifiedOn != nil {
 		r.modified = *c.ModifiedOn
 	}
-	if c.ParentCustomerIdValue != nil {
-		r.parent = c.ParentCustomerIdValue.String()
-		r.parentName = str(c.ParentCustomerIdFormatted)
-		r.parentLogical = str(c.ParentCustomerIdLookupLogicalName)
+	if c.ParentCustomerIDValue != nil {
+		r.parent = c.ParentCustomerIDValue.String()
+		r.parentName = str(c.ParentCustomerIDFormatted)
+		r.parentLogical = str(c.ParentCustomerIDLookupLogicalName)
 	}
 	return r
 }
 
 func accountRow(a *generated.Account) customerRow {
-	r := customerRow{id: idString(a.AccountId), name: str(a.Name), phone: str(a.Telephone1),
-		emails: [3]string{str(a.EMailAddress1), str(a.EMailAddress2), str(a.EMailAddress3)}}
+	r := customerRow{id: idString(a.AccountID), name: str(a.Name), phone: str(a.Telephone1),
+		emails: [3]string{str(a.EMailAddress1), str(a.EMailAddress2), str(a.EMailAddress3)}, model: a}
 	if a.StateCode != nil {
 		r.state = int32(*a.StateCode)
 	}
@@ -226,7 +224,7 @@ func contactQuery(email string, extra []string) odataq.Query[generated.Contact] 
 	return odataq.Query[generated.Contact]{}.
 		Select(sel...).
 		Filter(odataq.Or(c.EMailAddress1.Eq(email), c.EMailAddress2.Eq(email), c.EMailAddress3.Eq(email))).
-		OrderBy(c.StateCode.Asc(), c.ModifiedOn.Desc(), c.ContactId.Asc()).
+		OrderBy(c.StateCode.Asc(), c.ModifiedOn.Desc(), c.ContactID.Asc()).
 		Top(customerTop).
 		Annotations(annotations...)
 }
@@ -240,7 +238,7 @@ func accountQuery(email string, extra []string) odataq.Query[generated.Account] 
 	return odataq.Query[generated.Account]{}.
 		Select(sel...).
 		Filter(odataq.Or(c.EMailAddress1.Eq(email), c.EMailAddress2.Eq(email), c.EMailAddress3.Eq(email))).
-		OrderBy(c.StateCode.Asc(), c.ModifiedOn.Desc(), c.AccountId.Asc()).
+		OrderBy(c.StateCode.Asc(), c.ModifiedOn.Desc(), c.AccountID.Asc()).
 		Top(customerTop).
 		Annotations(annotations...)
 }
@@ -261,56 +259,14 @@ func firstPage[M any](rows iter.Seq2[M, error], conv func(*M) customerRow) ([]cu
 	return out, nil
 }
 
-// withRaw pairs each typed row of a page with its JSON, for the configured
-// columns the typed model lacks.
-func withRaw[M any](body []byte, typed []M, conv func(*M) customerRow) ([]customerRow, error) {
-	var page struct {
-		Value []json.RawMessage `json:"value"`
-	}
-	if err := json.Unmarshal(body, &page); err != nil || len(page.Value) != len(typed) {
-		return nil, errors.Join(errors.New("value array differs from the typed decoding"), err)
-	}
-	out := make([]customerRow, 0, min(len(typed), customerTop))
-	for i := range typed {
-		if i == customerTop {
-			break
-		}
-		r := conv(&typed[i])
-		r.raw = page.Value[i]
-		out = append(out, r)
-	}
-	return out, nil
-}
-
 // findCustomerRows asks one table ("contact" or "account") for the rows
-// with email; with configured fields (specs), through the low-level client
-// that keeps the body.
+// with email, with the configured fields (specs) in $select: the typed
+// model keeps those it has no field for in Extra.
 func findCustomerRows(ctx context.Context, svc *generated.Service, typ, email string, specs []fieldSpec) ([]customerRow, error) {
-	extra := props(specs)
-	switch {
-	case typ == "contact" && len(extra) == 0:
-		return firstPage(svc.Contacts().List(ctx, contactQuery(email, nil)), contactRow)
-	case len(extra) == 0:
-		return firstPage(svc.Accounts().List(ctx, accountQuery(email, nil)), accountRow)
-	case typ == "contact":
-		r, err := svc.API().ListContactsWithResponse(ctx, nil, editor(contactQuery(email, extra)))
-		if err != nil {
-			return nil, err
-		}
-		if r.JSON200 == nil {
-			return nil, odataq.ResponseError(r.HTTPResponse, r.Body)
-		}
-		return withRaw(r.Body, r.JSON200.Value, contactRow)
-	default:
-		r, err := svc.API().ListAccountsWithResponse(ctx, nil, editor(accountQuery(email, extra)))
-		if err != nil {
-			return nil, err
-		}
-		if r.JSON200 == nil {
-			return nil, odataq.ResponseError(r.HTTPResponse, r.Body)
-		}
-		return withRaw(r.Body, r.JSON200.Value, accountRow)
+	if typ == "contact" {
+		return firstPage(svc.Contacts().List(ctx, contactQuery(email, props(specs))), contactRow)
 	}
+	return firstPage(svc.Accounts().List(ctx, accountQuery(email, props(specs))), accountRow)
 }
 
 // findCustomer asks one table ("contact" or "account"); ErrNotFound when
@@ -353,8 +309,8 @@ func findCustomer(ctx context.Context, svc *generated.Service, typ, email string
 		c.Account = &Ref{Type: "account", ID: r.parent, Name: r.parentName}
 	}
 	if len(specs) > 0 {
-		var row map[string]json.RawMessage
-		if err := json.Unmarshal(r.raw, &row); err != nil {
+		row, err := rowMembers(r.model, specs)
+		if err != nil {
 			return nil, upstreamErr("GET "+typ+"s", err)
 		}
 		if c.Fields, err = readFields(row, specs); err != nil {
@@ -382,98 +338,83 @@ func orderQuery(extra []string) odataq.Query[generated.SalesOrder] {
 	}
 	lines := odataq.Query[generated.SalesOrderDetail]{}.
 		Select(lineSelect...).
-		Expand(generated.SalesOrderDetailNav.ProductId.Expand(odataq.Query[generated.Product]{}.Select(productSelect...)))
+		Expand(generated.SalesOrderDetailNav.ProductID.Expand(odataq.Query[generated.Product]{}.Select(productSelect...)))
 	return odataq.Query[generated.SalesOrder]{}.
 		Select(sel...).
 		Expand(generated.SalesOrderNav.OrderDetails.Expand(lines), currencyExpand,
-			generated.SalesOrderNav.CustomerIdContact.Expand(odataq.Query[generated.Contact]{}.Select(orderContactSelect...)),
-			generated.SalesOrderNav.CustomerIdAccount.Expand(odataq.Query[generated.Account]{}.Select(orderAccountSelect...))).
+			generated.SalesOrderNav.CustomerIDContact.Expand(odataq.Query[generated.Contact]{}.Select(orderContactSelect...)),
+			generated.SalesOrderNav.CustomerIDAccount.Expand(odataq.Query[generated.Account]{}.Select(orderAccountSelect...))).
 		Annotations(annotations...)
 }
 
-var currencyExpand = generated.SalesOrderNav.TransactionCurrencyId.Expand(
+var currencyExpand = generated.SalesOrderNav.TransactionCurrencyID.Expand(
 	odataq.Query[generated.TransactionCurrency]{}.Select(currencySelect...))
 
-// editor applies q to a request of the low-level client.
-func editor[T any](q odataq.Query[T]) generated.RequestEditorFn {
-	return generated.RequestEditorFn(odataq.Editor(q.Encode(), q.Prefer()))
-}
-
-// findOrder reads an order by id (key lookup) or by order number. It uses
-// the low-level client of the generated Service, which hands back the body
-// next to the typed model, because the configured columns (tracking, fields)
-// are read from the raw JSON: columns of this org that the committed model
-// lacks.
+// findOrder reads an order by id (key lookup) or by order number. The
+// configured columns (tracking, fields) are in the $select; the model keeps
+// those it was generated without in Extra, and so the paged lines' nextLink.
 func findOrder(ctx context.Context, svc *generated.Service, ref orderRef, x *extraColumns) (*Order, error) {
 	extra := x.orderProps()
 	q := orderQuery(extra)
 	const op = "GET salesorders"
 	var row *generated.SalesOrder
-	var raw []byte
-	var first *http.Response // the answer whose URL nextLinks must stay on
 	if ref.id != "" {
 		id, err := uuid.Parse(ref.id)
 		if err != nil {
 			return nil, err // normalizeOrderRef returned a GUID
 		}
-		r, err := svc.API().GetSalesOrderWithResponse(ctx, id, nil, editor(q))
-		if err != nil {
+		if row, err = svc.SalesOrders().Get(ctx, id, q); err != nil {
 			if dataverse.KindOf(err) == dataverse.KindNotFound {
 				return nil, ErrNotFound
 			}
 			return nil, upstreamErr(op, err)
 		}
-		if r.JSON200 == nil {
-			return nil, upstreamErr(op, odataq.ResponseError(r.HTTPResponse, r.Body))
-		}
-		row, raw, first = r.JSON200, r.Body, r.HTTPResponse
 	} else {
 		q = q.Filter(generated.SalesOrderColumns.OrderNumber.Eq(ref.number))
-		r, err := svc.API().ListSalesOrdersWithResponse(ctx, nil, editor(q))
-		if err != nil {
-			return nil, upstreamErr(op, err)
+		var rows []generated.SalesOrder
+		for r, err := range svc.SalesOrders().List(ctx, q) {
+			if err != nil {
+				return nil, upstreamErr(op, err)
+			}
+			rows = append(rows, r)
+			if len(rows) == maxNumberMatches {
+				break
+			}
 		}
-		if r.JSON200 == nil {
-			return nil, upstreamErr(op, odataq.ResponseError(r.HTTPResponse, r.Body))
-		}
-		rows := r.JSON200.Value
 		if len(rows) == 0 {
 			return nil, ErrNotFound
 		}
 		best := 0
 		for i := range rows {
-			if idString(rows[i].SalesOrderId) < idString(rows[best].SalesOrderId) {
+			if idString(rows[i].SalesOrderID) < idString(rows[best].SalesOrderID) {
 				best = i
 			}
 		}
-		row, first = &rows[best], r.HTTPResponse
-		if len(extra) > 0 || bytes.Contains(r.Body, linesLinkMember) {
-			var page struct {
-				Value []json.RawMessage `json:"value"`
-			}
-			if err := json.Unmarshal(r.Body, &page); err != nil || len(page.Value) != len(rows) {
-				return nil, upstreamErr(op, errors.Join(errors.New("value array differs from the typed decoding"), err))
-			}
-			raw = page.Value[best]
-		}
+		row = &rows[best]
 	}
-	if row.SalesOrderId == nil {
+	if row.SalesOrderID == nil {
 		return nil, upstreamErr(op, errNoKey)
 	}
-	if err := moreLines(ctx, svc, first, raw, row, q.Prefer()); err != nil {
+	if err := moreLines(ctx, svc, row, q.Prefer()); err != nil {
 		return nil, err
 	}
 	o := toOrder(row)
 	if len(extra) > 0 {
-		if err := x.readOrder(o, raw); err != nil {
+		if err := x.readOrder(o, row); err != nil {
 			return nil, upstreamErr(op, err)
 		}
 	}
 	return o, nil
 }
 
-// linesLinkMember is the member a paged order_details expansion carries.
-var linesLinkMember = []byte(`"order_details@odata.nextLink"`)
+// maxNumberMatches bounds the rows one order number may match (numbers are
+// unique in practice), so that a server answering with links forever cannot
+// hold a lookup.
+const maxNumberMatches = 100
+
+// linesLink is the member a paged order_details expansion carries (in the
+// order's Extra: the model has no field for it).
+const linesLink = "order_details@odata.nextLink"
 
 // maxLinePages bounds how many further pages of lines one order may take,
 // so that a server answering with links forever cannot hold a lookup.
@@ -486,64 +427,50 @@ const maxLinePages = 100
 // (join-tables.md; wire facts §1.7, §11.3). Without following it an order
 // with more lines than a page would be cut short silently. A link without a
 // $skiptoken (a single, unpaged $expand) restates rows already returned and
-// is not followed. raw is the order's JSON (nil when it has no such link).
-func moreLines(ctx context.Context, svc *generated.Service, first *http.Response, raw []byte, row *generated.SalesOrder, prefer string) error {
+// is not followed.
+func moreLines(ctx context.Context, svc *generated.Service, row *generated.SalesOrder, prefer string) error {
 	const op = "GET salesorders(...)/order_details"
-	if !bytes.Contains(raw, linesLinkMember) {
-		return nil
-	}
-	var links struct {
-		Next string `json:"order_details@odata.nextLink"`
-	}
-	if err := json.Unmarshal(raw, &links); err != nil {
+	link, ok, err := odataq.Extra[string](row.Extra, linesLink)
+	if err != nil {
 		return upstreamErr(op, err)
 	}
-	link := links.Next
-	if !strings.Contains(strings.ToLower(link), "skiptoken") || first == nil || first.Request == nil {
+	if !ok || !strings.Contains(strings.ToLower(link), "skiptoken") {
 		return nil
 	}
-	base := first.Request.URL.Scheme + "://" + first.Request.URL.Host + "/"
 	for range maxLinePages {
-		edit, err := odataq.Follow(base, link, prefer)
+		p, err := svc.SalesOrderDetails().Next(ctx, link, prefer)
 		if err != nil {
 			return upstreamErr(op, err)
 		}
-		r, err := svc.API().ListSalesOrderDetailsWithResponse(ctx, nil, generated.RequestEditorFn(edit))
-		if err != nil {
-			return upstreamErr(op, err)
-		}
-		if r.JSON200 == nil {
-			return upstreamErr(op, odataq.ResponseError(r.HTTPResponse, r.Body))
-		}
-		row.OrderDetails = append(row.OrderDetails, r.JSON200.Value...)
-		if r.JSON200.NextLink == nil || *r.JSON200.NextLink == "" {
+		row.OrderDetails = append(row.OrderDetails, p.Value...)
+		if p.NextLink == "" {
 			return nil
 		}
-		link = *r.JSON200.NextLink
+		link = p.NextLink
 	}
 	return upstreamErr(op, errors.New("the order's lines did not end after 100 pages"))
 }
 
 func currencyOf(r *generated.SalesOrder) string {
-	if r.TransactionCurrencyId == nil {
+	if r.TransactionCurrencyID == nil {
 		return ""
 	}
-	return str(r.TransactionCurrencyId.ISOCurrencyCode)
+	return str(r.TransactionCurrencyID.ISOCurrencyCode)
 }
 
 // toOrder maps a salesorder with its expanded lines and currency.
 func toOrder(r *generated.SalesOrder) *Order {
 	state, status := choice(r.StateCode, r.StateCodeFormatted), choice(r.StatusCode, r.StatusCodeFormatted)
 	o := &Order{
-		ID: idString(r.SalesOrderId), Number: str(r.OrderNumber), Name: str(r.Name),
+		ID: idString(r.SalesOrderID), Number: str(r.OrderNumber), Name: str(r.Name),
 		Status: joinStatus(state.Label, status.Label), State: state, StatusReason: status,
 		Total:               Money{Amount: dec(r.TotalAmount), Currency: currencyOf(r), Formatted: str(r.TotalAmountFormatted)},
 		RequestedDeliveryBy: r.RequestDeliveryBy,
 		Lines:               make([]Line, 0, len(r.OrderDetails)),
 	}
-	if r.CustomerIdValue != nil {
+	if r.CustomerIDValue != nil {
 		// customerid is polymorphic: the annotation names the table.
-		o.Customer = &Ref{Type: str(r.CustomerIdLookupLogicalName), ID: r.CustomerIdValue.String(), Name: str(r.CustomerIdFormatted)}
+		o.Customer = &Ref{Type: str(r.CustomerIDLookupLogicalName), ID: r.CustomerIDValue.String(), Name: str(r.CustomerIDFormatted)}
 		o.CustomerEmails, o.CustomerAccount = customerOfOrder(r)
 	}
 	lines := slices.Clone(r.OrderDetails)
@@ -554,7 +481,7 @@ func toOrder(r *generated.SalesOrder) *Order {
 		if c := cmpIntPtr(a.LineItemNumber, b.LineItemNumber); c != 0 {
 			return c
 		}
-		return strings.Compare(idString(a.SalesOrderDetailId), idString(b.SalesOrderDetailId))
+		return strings.Compare(idString(a.SalesOrderDetailID), idString(b.SalesOrderDetailID))
 	})
 	for _, l := range lines {
 		line := Line{WriteIn: l.IsProductOverridden != nil && *l.IsProductOverridden, Description: str(l.ProductDescription),
@@ -562,10 +489,10 @@ func toOrder(r *generated.SalesOrder) *Order {
 		if l.LineItemNumber != nil {
 			line.Number = int(*l.LineItemNumber)
 		}
-		if !line.WriteIn && l.ProductIdValue != nil {
-			p := &Product{ID: l.ProductIdValue.String()}
-			if l.ProductId != nil {
-				p.Name, p.SKU = str(l.ProductId.Name), str(l.ProductId.ProductNumber)
+		if !line.WriteIn && l.ProductIDValue != nil {
+			p := &Product{ID: l.ProductIDValue.String()}
+			if l.ProductID != nil {
+				p.Name, p.SKU = str(l.ProductID.Name), str(l.ProductID.ProductNumber)
 			}
 			line.Product = p
 		}
@@ -579,14 +506,14 @@ func toOrder(r *generated.SalesOrder) *Order {
 func customerOfOrder(r *generated.SalesOrder) (emails []string, parent *Ref) {
 	var e [3]*string
 	switch {
-	case r.CustomerIdContact != nil:
-		c := r.CustomerIdContact
+	case r.CustomerIDContact != nil:
+		c := r.CustomerIDContact
 		e = [3]*string{c.EMailAddress1, c.EMailAddress2, c.EMailAddress3}
-		if c.ParentCustomerIdValue != nil && str(c.ParentCustomerIdLookupLogicalName) == "account" {
-			parent = &Ref{Type: "account", ID: c.ParentCustomerIdValue.String(), Name: str(c.ParentCustomerIdFormatted)}
+		if c.ParentCustomerIDValue != nil && str(c.ParentCustomerIDLookupLogicalName) == "account" {
+			parent = &Ref{Type: "account", ID: c.ParentCustomerIDValue.String(), Name: str(c.ParentCustomerIDFormatted)}
 		}
-	case r.CustomerIdAccount != nil:
-		a := r.CustomerIdAccount
+	case r.CustomerIDAccount != nil:
+		a := r.CustomerIDAccount
 		e = [3]*string{a.EMailAddress1, a.EMailAddress2, a.EMailAddress3}
 	}
 	for _, p := range e {
@@ -626,8 +553,8 @@ func recentOrdersQuery(customerID uuid.UUID, limit int) odataq.Query[generated.S
 	o := generated.SalesOrderColumns
 	return odataq.Query[generated.SalesOrder]{}.
 		Select(summarySelect...).
-		Filter(o.CustomerIdValue.Eq(customerID)).
-		OrderBy(o.CreatedOn.Desc(), o.SalesOrderId.Asc()).
+		Filter(o.CustomerIDValue.Eq(customerID)).
+		OrderBy(o.CreatedOn.Desc(), o.SalesOrderID.Asc()).
 		Top(limit).
 		Expand(currencyExpand).
 		Annotations(annotations...)
@@ -643,12 +570,12 @@ func findRecentOrders(ctx context.Context, svc *generated.Service, customerID st
 		if err != nil {
 			return nil, upstreamErr("GET salesorders", err)
 		}
-		if r.SalesOrderId == nil {
+		if r.SalesOrderID == nil {
 			return nil, upstreamErr("GET salesorders", errNoKey)
 		}
 		state, status := choice(r.StateCode, r.StateCodeFormatted), choice(r.StatusCode, r.StatusCodeFormatted)
 		s := OrderSummary{
-			ID: idString(r.SalesOrderId), Number: str(r.OrderNumber), Name: str(r.Name),
+			ID: idString(r.SalesOrderID), Number: str(r.OrderNumber), Name: str(r.Name),
 			Status: joinStatus(state.Label, status.Label), State: state, StatusReason: status,
 			Total: Money{Amount: dec(r.TotalAmount), Currency: currencyOf(&r), Formatted: str(r.TotalAmountFormatted)},
 		}

@@ -11,6 +11,8 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/dvgate/dvgate/csdl"
+	"github.com/dvgate/dvgate/generated"
+	"github.com/dvgate/dvgate/odataq"
 )
 
 // Field is the value of a configured column of the org (Config.OrderFields,
@@ -268,9 +270,13 @@ func (x *extraColumns) customerKey() string {
 }
 
 // readOrder fills the tracking number and fields of o from its row.
-func (x *extraColumns) readOrder(o *Order, raw []byte) error {
-	var row map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &row); err != nil {
+func (x *extraColumns) readOrder(o *Order, order *generated.SalesOrder) error {
+	specs := x.order
+	if x.tracking != nil {
+		specs = append(slices.Clip(specs), *x.tracking)
+	}
+	row, err := rowMembers(order, specs)
+	if err != nil {
 		return err
 	}
 	if t := x.tracking; t != nil {
@@ -288,7 +294,26 @@ func (x *extraColumns) readOrder(o *Order, raw []byte) error {
 			o.TrackingNumber = s
 		}
 	}
-	var err error
 	o.Fields, err = readFields(row, x.order)
 	return err
+}
+
+// rowMembers collects, for readFields, the configured columns and their
+// annotations from a decoded model row (a *generated.Xxx): from its fields,
+// or from its Extra for the columns it was generated without. The body is
+// decoded once, into the model.
+func rowMembers(model any, specs []fieldSpec) (map[string]json.RawMessage, error) {
+	row := make(map[string]json.RawMessage, 2*len(specs))
+	for _, s := range specs {
+		for _, name := range []string{s.prop, s.prop + "@" + formattedSuffix, s.prop + "@" + lookupSuffix} {
+			v, ok, err := odataq.Member(model, name)
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				row[name] = v
+			}
+		}
+	}
+	return row, nil
 }

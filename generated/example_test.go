@@ -19,7 +19,11 @@ import (
 // data; against a real org only the Config values differ.
 func Example() {
 	ctx := context.Background()
-	srv, err := dataversetest.NewServer(dataversetest.Options{})
+	opts, err := dataversetest.CustomizedDemo() // the demo org, with a column added after generation
+	if err != nil {
+		log.Fatal(err)
+	}
+	srv, err := dataversetest.NewServer(opts)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -50,12 +54,12 @@ func Example() {
 		Select(c.FullName, c.JobTitle).
 		Filter(odataq.Or(c.EMailAddress1.Eq(email), c.EMailAddress2.Eq(email), c.EMailAddress3.Eq(email)),
 			c.StateCode.Eq(generated.ContactStateCodeActive)).
-		Expand(generated.ContactNav.ParentCustomerIdAccount.Expand(
+		Expand(generated.ContactNav.ParentCustomerIDAccount.Expand(
 			svc.Accounts().Query().Select(generated.AccountColumns.Name))))
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Printf("%s, %s at %s\n", *contact.FullName, *contact.JobTitle, *contact.ParentCustomerIdAccount.Name)
+	fmt.Printf("%s, %s at %s\n", *contact.FullName, *contact.JobTitle, *contact.ParentCustomerIDAccount.Name)
 
 	// An order by its number, with its lines. Dataverse refuses $orderby
 	// inside a nested $expand, so the lines are sorted here.
@@ -75,10 +79,23 @@ func Example() {
 		fmt.Printf("  %d. %-16s %2s x %6s = %7s\n", *l.LineItemNumber, *l.ProductName, l.Quantity, l.PricePerUnit.StringFixed(2), l.ExtendedAmount.StringFixed(2))
 	}
 
+	// A column the org added after this package was generated: selected by
+	// name, it arrives in the model's Extra.
+	tracking := odataq.StringCol[generated.SalesOrder]("contoso_trackingnumber")
+	row, err := svc.SalesOrders().First(ctx, svc.SalesOrders().Query().
+		Select(o.OrderNumber, tracking).Filter(o.OrderNumber.Eq("ORD-01001-B2K9P7")))
+	if err != nil {
+		log.Fatal(err)
+	}
+	if number, ok, err := odataq.Extra[string](row.Extra, "contoso_trackingnumber"); ok && err == nil {
+		fmt.Printf("tracking number %s\n", number)
+	}
+
 	// Output:
 	// Alex Wu, Purchasing Manager at Adventure Works Cycles
 	// ORD-01001-B2K9P7: Submitted / In Progress, total 5178.96
 	//   1. Pro Gasket       12 x 242.12 = 2905.44
 	//   2. Mini Gasket       6 x 318.20 = 1909.20
 	//   3. Custom engraving  4 x  91.08 =  364.32
+	// tracking number 1Z999AA10283172831
 }

@@ -66,15 +66,15 @@ func TestDecodeRealShapes(t *testing.T) {
 	if want := time.Date(2023, 4, 7, 21, 59, 1, 0, time.UTC); !o.ModifiedOn.Equal(want) {
 		t.Errorf("modifiedon = %v", o.ModifiedOn)
 	}
-	if o.CustomerIdContact == nil || *o.CustomerIdContact.FullName != "Susanna Stubberod (sample)" || o.CustomerIdAccount != nil {
-		t.Errorf("polymorphic lookup: contact %+v account %+v", o.CustomerIdContact, o.CustomerIdAccount)
+	if o.CustomerIDContact == nil || *o.CustomerIDContact.FullName != "Susanna Stubberod (sample)" || o.CustomerIDAccount != nil {
+		t.Errorf("polymorphic lookup: contact %+v account %+v", o.CustomerIDContact, o.CustomerIDAccount)
 	}
-	if o.CustomerIdContact.BirthDate.String() != "1980-02-29" {
-		t.Errorf("birthdate = %v", o.CustomerIdContact.BirthDate)
+	if o.CustomerIDContact.BirthDate.String() != "1980-02-29" {
+		t.Errorf("birthdate = %v", o.CustomerIDContact.BirthDate)
 	}
-	if *o.CustomerIdLookupLogicalName != "contact" || *o.CustomerIdNavigationProperty != "customerid_contact" ||
-		*o.CustomerIdFormatted != "Susanna Stubberod (sample)" || o.CustomerIdValue.String() != "70bf4d48-34cb-ed11-b596-0022481d68cd" {
-		t.Errorf("lookup annotations: %q %q %q %v", *o.CustomerIdLookupLogicalName, *o.CustomerIdNavigationProperty, *o.CustomerIdFormatted, o.CustomerIdValue)
+	if *o.CustomerIDLookupLogicalName != "contact" || *o.CustomerIDNavigationProperty != "customerid_contact" ||
+		*o.CustomerIDFormatted != "Susanna Stubberod (sample)" || o.CustomerIDValue.String() != "70bf4d48-34cb-ed11-b596-0022481d68cd" {
+		t.Errorf("lookup annotations: %q %q %q %v", *o.CustomerIDLookupLogicalName, *o.CustomerIDNavigationProperty, *o.CustomerIDFormatted, o.CustomerIDValue)
 	}
 	if len(o.OrderDetails) != 1 || o.OrderDetails[0].Quantity.String() != "2" {
 		t.Errorf("order_details = %+v", o.OrderDetails)
@@ -141,7 +141,7 @@ func TestServiceWire(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ids = append(ids, c.ContactId.String())
+		ids = append(ids, c.ContactID.String())
 	}
 	if len(ids) != 2 {
 		t.Errorf("List yielded %v, want both pages", ids)
@@ -171,3 +171,37 @@ func TestServiceWire(t *testing.T) {
 }
 
 func errorsAs(err error, target any) bool { return errors.As(err, target) }
+
+// TestExtraKeepsUnknownMembers: members the model has no field for (a
+// column added after generation, a nested collection's nextLink) land in
+// Extra, on the row and on expanded rows; known columns and annotations
+// do not.
+func TestExtraKeepsUnknownMembers(t *testing.T) {
+	t.Parallel()
+	in := strings.Replace(orderJSON, `"ordernumber"`, `"contoso_trackingnumber": "1Z999", "order_details@odata.nextLink": "https://org.example/api/data/v9.2/salesorderdetails?$skiptoken=x", "ordernumber"`, 1)
+	in = strings.Replace(in, `"quantity": 2.00000`, `"quantity": 2.00000, "contoso_linenote": "gift"`, 1)
+	var o SalesOrder
+	if err := json.Unmarshal([]byte(in), &o); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for k, v := range o.Extra {
+		got[k] = string(v)
+	}
+	want := map[string]string{
+		"contoso_trackingnumber":       `"1Z999"`,
+		"order_details@odata.nextLink": `"https://org.example/api/data/v9.2/salesorderdetails?$skiptoken=x"`,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Extra (-want +got):\n%s", diff)
+	}
+	if n, ok, err := odataq.Extra[string](o.OrderDetails[0].Extra, "contoso_linenote"); n != "gift" || !ok || err != nil {
+		t.Errorf("line's contoso_linenote = %q, %v, %v", n, ok, err)
+	}
+	if o.CustomerIDContact.Extra != nil {
+		t.Errorf("expanded contact's Extra = %v, want nil (all its members are known)", o.CustomerIDContact.Extra)
+	}
+	if *o.OrderNumber != "ORD-01001-X" || o.ETag == nil {
+		t.Errorf("known members not decoded: %+v", o)
+	}
+}

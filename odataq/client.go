@@ -2,10 +2,8 @@ package odataq
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"iter"
 	"net/http"
 	"net/url"
@@ -18,8 +16,8 @@ type Doer interface {
 	Do(req *http.Request) (*http.Response, error)
 }
 
-// EditFn changes a request before it is sent. It has the underlying type of
-// the generated RequestEditorFn, so generated code converts between them.
+// EditFn changes a request before it is sent (its query string, or its URL
+// to follow a nextLink).
 type EditFn = func(ctx context.Context, req *http.Request) error
 
 // ErrNotFound is returned by the generated First methods when no row matches.
@@ -151,39 +149,16 @@ func Pages[T, E any](ctx context.Context, base string, q Query[T], fetch FetchFn
 }
 
 // Get sends GET base+path?query with the query's Prefer header through doer
-// and decodes the JSON entity. The generated code uses it where the
-// generated operations cannot express the URL (retrieve by alternate key).
+// and decodes the JSON entity. The generated Get, GetByXxx and WhoAmI
+// methods are one call of it.
 func Get[T, E any](ctx context.Context, doer Doer, base, path string, q Query[T]) (*E, error) {
 	if err := q.Err(); err != nil {
 		return nil, err
 	}
 	u := strings.TrimSuffix(base, "/") + "/" + strings.TrimPrefix(path, "/")
-	if raw := q.Encode(); raw != "" {
-		u += "?" + raw
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Accept", "application/json")
-	if p := q.Prefer(); p != "" {
-		req.Header.Set("Prefer", p)
-	}
-	rsp, err := doer.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer rsp.Body.Close()
-	body, err := io.ReadAll(rsp.Body)
-	if err != nil {
-		return nil, err
-	}
-	if rsp.StatusCode != http.StatusOK {
-		return nil, ResponseError(rsp, body)
-	}
 	var e E
-	if err := json.Unmarshal(body, &e); err != nil {
-		return nil, fmt.Errorf("odataq: decoding %s: %w", req.URL.Redacted(), err)
+	if err := get(ctx, doer, u, Editor(q.Encode(), q.Prefer()), &e); err != nil {
+		return nil, err
 	}
 	return &e, nil
 }

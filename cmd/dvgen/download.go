@@ -129,6 +129,7 @@ type (
 		LogicalName          string
 		SchemaName           string
 		EntitySetName        string
+		CollectionSchemaName string `json:",omitempty"` // Go name of the entity set
 		PrimaryIdAttribute   string
 		PrimaryNameAttribute string
 		Attributes           []*defAttribute
@@ -171,7 +172,7 @@ func downloadEntityDefs(ctx context.Context, conn *dataverse.Conn, tables []stri
 		for _, t := range chunk {
 			f = append(f, "LogicalName eq '"+t+"'")
 		}
-		r, err := conn.Get(ctx, "EntityDefinitions?$select=LogicalName,SchemaName,EntitySetName,PrimaryIdAttribute,PrimaryNameAttribute"+
+		r, err := conn.Get(ctx, "EntityDefinitions?$select=LogicalName,SchemaName,EntitySetName,CollectionSchemaName,PrimaryIdAttribute,PrimaryNameAttribute"+
 			"&$filter="+strings.Join(f, " or ")+
 			"&$expand=Attributes($select=LogicalName,SchemaName,AttributeType,AttributeOf)")
 		if err != nil {

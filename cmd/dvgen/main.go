@@ -154,6 +154,14 @@ func (o options) invocation() string {
 	return s + " --tables " + strings.Join(slices.Compact(t), ",") + " --package " + o.pkg
 }
 
+// noDefsWarning is printed when no EntityDefinitions are given: $metadata
+// has only logical names, so the Go names lose their word boundaries.
+const noDefsWarning = `dvgen: warning: no --entity-definitions: Go names fall back to logical-name casing
+  (Emailaddress1, Transactioncurrencies instead of EMailAddress1, TransactionCurrencies) and choice
+  columns stay int32 without option-set constants. With --metadata https://<org>.crm.dynamics.com dvgen
+  downloads them (add --save-entity-definitions FILE to keep a copy for later runs).
+`
+
 type stats struct{ tables, columns, lines, goFiles int }
 
 func (c *command) generate(ctx context.Context, o options) (map[string][]byte, stats, error) {
@@ -187,6 +195,9 @@ func (c *command) generate(ctx context.Context, o options) (map[string][]byte, s
 		if err != nil {
 			return nil, st, fmt.Errorf("%s: %w", o.entityDefs, err)
 		}
+	}
+	if defs == nil {
+		fmt.Fprint(c.stderr, noDefsWarning)
 	}
 	files, err := codegen.Generate(codegen.Config{
 		Model: model, Definitions: defs, Tables: o.tables, Package: o.pkg, Invocation: o.invocation(),

@@ -74,3 +74,28 @@ func TestMissingFlags(t *testing.T) {
 		t.Fatalf("stderr %q, want %q", stderr.String(), want)
 	}
 }
+
+// TestWarnsWithoutEntityDefinitions: without EntityDefinitions dvgen says
+// that names fall back to logical-name casing and how to get the file; with
+// them it says nothing of the kind.
+func TestWarnsWithoutEntityDefinitions(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		defs []string
+		warn bool
+	}{
+		{nil, true},
+		{[]string{"--entity-definitions", "../../testdata/entitydefs/org.json"}, false},
+	} {
+		var stdout, stderr bytes.Buffer
+		args := append([]string{"--metadata", "../../testdata/csdl/org.xml", "--tables", "account",
+			"--out", t.TempDir(), "--package", "x"}, tc.defs...)
+		if code := run(context.Background(), args, &stdout, &stderr); code != 0 {
+			t.Fatalf("%v: exit %d\n%s", tc.defs, code, stderr.String())
+		}
+		got := strings.Contains(stderr.String(), "logical-name casing") && strings.Contains(stderr.String(), "--metadata https://")
+		if got != tc.warn {
+			t.Errorf("%v: warning shown %v, want %v; stderr:\n%s", tc.defs, got, tc.warn, stderr.String())
+		}
+	}
+}
