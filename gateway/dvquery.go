@@ -464,6 +464,7 @@ func findOrder(ctx context.Context, svc *generated.Service, ref orderRef, x *ext
 		return nil, err
 	}
 	o := toOrder(row)
+	noteLines(ctx, row) // for the change feed (deps.go): a deleted line is reported by id only
 	if len(extra) > 0 {
 		if err := x.readOrder(o, raw); err != nil {
 			return nil, upstreamErr(op, err)
