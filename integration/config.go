@@ -68,6 +68,9 @@ type Config struct {
 	// never trips the org's service protection itself; zero = gateway's
 	// defaults.
 	Budget gateway.Budget
+	// ChangeFeed, when its Interval is set, keeps answers for hours and
+	// makes them stale from Dataverse's change feed (see feed.go).
+	ChangeFeed ChangeFeed
 
 	// Err is why this integration cannot start (a missing secret, an
 	// invalid value), with the remedy; the other fields are what could be
@@ -94,7 +97,7 @@ func (c Config) Fingerprint() string {
 		d.CertificatePassword, c.certHash, d.ClientSecretExpiresOn.UTC().Format(time.RFC3339), d.FederatedTokenFile, d.AuthorityHost, c.Mode.String(), c.TrackingColumn, errText(c.Err),
 		strings.Join(c.OrderFields, ","), strings.Join(c.CustomerFields, ","), c.OrderNumberPrefix,
 		fmt.Sprint(c.Budget.Rate, "/", c.Budget.Burst), fmt.Sprint(c.Refunds),
-		fmt.Sprint(d.MaxConcurrent), fmt.Sprint(d.MaxAttempts)} {
+		fmt.Sprint(d.MaxConcurrent), fmt.Sprint(d.MaxAttempts), fmt.Sprint(c.ChangeFeed)} {
 		h.Write([]byte(s))
 		h.Write([]byte{0})
 	}
@@ -107,7 +110,7 @@ func (c Config) SameData(o Config) bool {
 	return c.Name == o.Name && strings.EqualFold(strings.TrimRight(c.Dataverse.URL, "/"), strings.TrimRight(o.Dataverse.URL, "/")) &&
 		c.Mode == o.Mode && c.TrackingColumn == o.TrackingColumn && slices.Equal(c.OrderFields, o.OrderFields) &&
 		slices.Equal(c.CustomerFields, o.CustomerFields) && c.OrderNumberPrefix == o.OrderNumberPrefix &&
-		fmt.Sprint(c.Refunds) == fmt.Sprint(o.Refunds)
+		fmt.Sprint(c.Refunds) == fmt.Sprint(o.Refunds) && c.ChangeFeed == o.ChangeFeed
 }
 
 // Source says where the integrations' configuration comes from: a config
@@ -155,6 +158,8 @@ type fileIntegration struct {
 	// "reason": "contoso_reason"}.
 	Refunds       *fileRefunds `json:"refunds"`
 	MaxConcurrent int          `json:"maxConcurrent"`
+	// ChangeFeed is {"interval": "30s", "ttl": "12h"}: see ChangeFeed.
+	ChangeFeed *fileChangeFeed `json:"changeFeed"`
 }
 
 type fileRefunds struct {
@@ -251,6 +256,10 @@ func (s Source) loadEnv() Config {
 			return c
 		}
 	}
+	if c.ChangeFeed, err = parseChangeFeed(s.Getenv(EnvChangeFeedInterval), s.Getenv(EnvChangeFeedTTL), EnvChangeFeedInterval, EnvChangeFeedTTL); err != nil {
+		c.Err = err
+		return c
+	}
 	if c.Dataverse.ClientSecretExpiresOn, err = parseExpiry(EnvClientSecretExpiresOn, s.Getenv(EnvClientSecretExpiresOn), c.Dataverse); err != nil {
 		c.Err = err
 		return c
@@ -343,6 +352,10 @@ func (s Source) resolve(name string, fi fileIntegration, dir string) (Config, er
 			return c, errors.New(`refunds: "table", "orderLookup", "amount", "status" and "date" are required ("reason" is optional)`)
 		}
 	}
+	var err error
+	if c.ChangeFeed, err = fi.ChangeFeed.resolve(); err != nil {
+		return c, err
+	}
 	c.Dataverse = dataverse.Config{
 		URL:                strings.TrimSpace(fi.URL),
 		TenantID:           strings.TrimSpace(fi.TenantID),
@@ -352,7 +365,6 @@ func (s Source) resolve(name string, fi fileIntegration, dir string) (Config, er
 		AuthorityHost:      strings.TrimSpace(fi.AuthorityHost),
 		MaxConcurrent:      fi.MaxConcurrent,
 	}
-	var err error
 	if c.Dataverse.ClientSecret, err = s.secret(fi.ClientSecret, dir); err != nil {
 		return c, fmt.Errorf("clientSecret: %w", err)
 	}
