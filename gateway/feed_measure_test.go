@@ -42,7 +42,7 @@ func TestFeedInitialCost(t *testing.T) {
 			"_customerid_value": alexID, "_customerid_value@Microsoft.Dynamics.CRM.lookuplogicalname": "contact"})
 		for l := range linesPer {
 			seed.Tables["salesorderdetail"] = append(seed.Tables["salesorderdetail"], map[string]any{
-				"salesorderdetailid": uuid.NewSHA1(ns, fmt.Appendf(nil, "l%d/%d", i, l)).String(),
+				"salesorderdetailid":  uuid.NewSHA1(ns, fmt.Appendf(nil, "l%d/%d", i, l)).String(),
 				"_salesorderid_value": id, "lineitemnumber": l + 1})
 		}
 	}
