@@ -126,7 +126,7 @@ func keyBytes(key string, deps []string) int64 {
 }
 
 // add indexes key under deps (replacing what it had). It reports whether
-// one of the deps was invalidated at or after since (the load's start):
+// one of the deps was invalidated after since (the load's start):
 // the answer may predate that change, and must not be kept long. evicted
 // are the keys that left the index to keep it within its bytes; the caller
 // shortens their entries.
@@ -134,7 +134,9 @@ func (x *depIndex) add(key string, deps []string, normal time.Duration, since ti
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	for _, d := range deps {
-		if t, ok := x.recent[d]; ok && !t.Before(since) {
+		// A load that began at or after the invalidation began after the
+		// change (which preceded the poll that reported it): not raced.
+		if t, ok := x.recent[d]; ok && t.After(since) {
 			raced = true
 		}
 	}
