@@ -28,6 +28,7 @@ type workloadResult struct {
 	staleBeyond           int           // answers older than the poll interval at the time they were served
 	maxStale              time.Duration // the longest such staleness
 	invalidated, indexKiB int64
+	cacheKiB              int64 // the cache's cost (ristretto: added - evicted)
 }
 
 // runWorkload replays the help-desk Zipf workload (package bench) on the
@@ -140,6 +141,8 @@ func runWorkload(t *testing.T, d time.Duration, feed bool, interval time.Duratio
 		}
 	}
 	res.requests = e.sim.WebAPIRequests() - base - nWrites
+	cs := e.cache.Stats()
+	res.cacheKiB = int64(cs.CostAdded-cs.CostEvicted) / 1024
 	if feed {
 		st := e.f.Stats()
 		res.invalidated, res.indexKiB = st.Invalidated, st.IndexBytes/1024
@@ -150,11 +153,12 @@ func runWorkload(t *testing.T, d time.Duration, feed bool, interval time.Duratio
 // wlEnv is the simulator and a gateway on one fake clock, with a writer
 // connection, and a follower when the mode has one.
 type wlEnv struct {
-	sim *dataversetest.Server
-	g   *gateway.Gateway
-	f   *gateway.Follower
-	clk *wlClock
-	w   *dataverse.Conn
+	sim   *dataversetest.Server
+	g     *gateway.Gateway
+	f     *gateway.Follower
+	clk   *wlClock
+	w     *dataverse.Conn
+	cache *gateway.Cache
 }
 
 type wlClock struct{ now time.Time } // used by one goroutine at a time (the workload's)
@@ -170,6 +174,7 @@ func newWorkloadEnv(t *testing.T, feed bool, interval time.Duration) *wlEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(sim.Close)
+	sim.SetTokenLifetime(24 * time.Hour) // the simulated day outlasts the default hour (the Conn renews on real time)
 	conn := func() *dataverse.Conn {
 		c, err := dataverse.New(dataverse.Config{URL: sim.URL(), TenantID: sim.TenantID(), ClientID: sim.ClientID(),
 			ClientSecret: sim.ClientSecret(), AuthorityHost: sim.AuthorityHost(), HTTPClient: sim.Client(), MaxAttempts: 1})
@@ -179,12 +184,17 @@ func newWorkloadEnv(t *testing.T, feed bool, interval time.Duration) *wlEnv {
 		t.Cleanup(c.Close)
 		return c
 	}
-	g, err := gateway.New(gateway.Config{Conn: conn(), Clock: clk.Now, Budget: gateway.Budget{Rate: -1}})
+	cache, err := gateway.NewCache(gateway.CacheConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cache.Close)
+	g, err := gateway.New(gateway.Config{Conn: conn(), Clock: clk.Now, Budget: gateway.Budget{Rate: -1}, Cache: cache})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(g.Close)
-	e := &wlEnv{sim: sim, g: g, clk: clk, w: conn()}
+	e := &wlEnv{sim: sim, g: g, clk: clk, w: conn(), cache: cache}
 	if feed {
 		if e.f, err = g.Follow(gateway.FeedConfig{Interval: interval}); err != nil {
 			t.Fatal(err)
@@ -231,8 +241,8 @@ func TestFeedWorkload8h(t *testing.T) {
 	const d, interval = 8 * time.Hour, 30 * time.Second
 	for _, feed := range []bool{false, true} {
 		r := runWorkload(t, d, feed, interval, 2)
-		t.Logf("%-30s requests %6d (polls %5d)  answers %6d  stale %5d (%.2f%%)  older than %v: %5d (%.2f%%)  max %v  invalidated %d  index %d KiB",
+		t.Logf("%-30s requests %6d (polls %5d)  answers %6d  stale %5d (%.2f%%)  older than %v: %5d (%.2f%%)  max %v  invalidated %d  cache %d KiB  index %d KiB",
 			r.mode, r.requests, r.polls, r.answers, r.stale, 100*float64(r.stale)/float64(r.answers), interval,
-			r.staleBeyond, 100*float64(r.staleBeyond)/float64(r.answers), r.maxStale, r.invalidated, r.indexKiB)
+			r.staleBeyond, 100*float64(r.staleBeyond)/float64(r.answers), r.maxStale, r.invalidated, r.cacheKiB, r.indexKiB)
 	}
 }
