@@ -292,8 +292,9 @@ func (c *core) flight(parent context.Context, s spec, abandon context.Context) (
 	if shared {
 		fresh, stale, unlock := c.fromShared(ctx, s)
 		if fresh != nil {
-			c.follow(s, fresh, fresh.fetched, nil)
+			stored := c.follow(s, fresh, fresh.fetched, nil)
 			c.cache.set(s.key, fresh)
+			stored()
 			return flightResult{e: fresh, outcome: Hit}, nil
 		}
 		if unlock != nil {
@@ -317,8 +318,9 @@ func (c *core) flight(parent context.Context, s spec, abandon context.Context) (
 		if s.local {
 			e.stale = 0
 		}
-		c.follow(s, e, loadStart, sink)
+		stored := c.follow(s, e, loadStart, sink)
 		c.cache.set(s.key, e)
+		stored()
 		if shared {
 			c.writeShared(ctx, s, e)
 		}
@@ -334,8 +336,9 @@ func (c *core) flight(parent context.Context, s spec, abandon context.Context) (
 			nf = s.fresh
 		}
 		e := &entry{notFound: true, fetched: now, fresh: nf, cost: 0}
-		c.follow(s, e, loadStart, sink)
+		stored := c.follow(s, e, loadStart, sink)
 		c.cache.set(s.key, e)
+		stored()
 		if shared {
 			c.writeShared(ctx, s, e)
 		}

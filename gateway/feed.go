@@ -58,7 +58,8 @@ type FeedConfig struct {
 type feedState struct {
 	idx  *depIndex
 	ttl  time.Duration
-	up   atomic.Bool // every table has a deltaLink: answers may live for ttl
+	up   atomic.Bool   // every table has a deltaLink: answers may live for ttl
+	gen  atomic.Uint64 // incremented each time the feed goes down, before the drain
 	keep time.Duration
 	// lengthen is false with a shared level: another replica would read
 	// the long-lived entry from it without this replica's invalidations.
@@ -67,29 +68,40 @@ type feedState struct {
 
 // follow is called by the core for an entry it is about to store: it
 // indexes the entry's deps (those of its value, and those the load noted
-// in sink) and, while the feed is up, lengthens its
-// freshness; an answer loaded before a change the feed already reported
-// (since = the load's start) is stored stale. No-op without a follower.
-func (c *core) follow(s spec, e *entry, since time.Time, sink *depSink) {
+// in sink) and, while the feed is up, lengthens its freshness; an answer
+// loaded before a change the feed already reported (since = the load's
+// start) is stored stale. The core calls the returned func once the entry
+// is stored: if the feed went down in between (its drain may have missed
+// the entry), the entry falls back to its normal freshness.
+func (c *core) follow(s spec, e *entry, since time.Time, sink *depSink) (stored func()) {
+	nothing := func() {}
 	f := c.feed.Load()
 	if f == nil || s.local {
-		return
+		return nothing
 	}
 	deps := depsOf(s.kind, s.key, e.value)
 	if deps == nil {
-		return
+		return nothing
 	}
 	if sink != nil && !e.notFound {
 		deps = append(deps, sink.ids...)
 	}
-	raced, evicted := f.idx.add(s.key, deps, e.fresh, since)
+	normal := e.fresh
+	gen := f.gen.Load()
+	raced, evicted := f.idx.add(s.key, deps, normal, since)
+	c.demote(evicted, false)
 	switch {
 	case raced:
 		e.fresh = 0
 	case f.up.Load() && f.lengthen:
 		e.fresh = max(e.fresh, f.ttl)
+		return func() {
+			if f.gen.Load() != gen {
+				c.demote([]evictedKey{{s.key, normal}}, false)
+			}
+		}
 	}
-	c.demote(evicted, false)
+	return nothing
 }
 
 // demote gives each key's cached entry its normal freshness (stale = make
@@ -391,6 +403,7 @@ func (f *Follower) fail(t feedTable, err error) {
 	if !f.down {
 		f.down = true
 		f.st.up.Store(false)
+		f.st.gen.Add(1)
 		n := f.g.demote(f.st.idx.drain(), false)
 		f.log.Warn("change feed failed: answers fall back to their normal freshness until it resyncs",
 			"integration", f.g.name, "table", t.set, "resync", resync, "answers_shortened", n, "error", err)
@@ -406,6 +419,7 @@ func (f *Follower) stop() {
 	defer f.mu.Unlock()
 	f.down = true
 	f.st.up.Store(false)
+	f.st.gen.Add(1)
 	f.g.demote(f.st.idx.drain(), false)
 	f.metrics.up(f.g.name, false)
 }
