@@ -103,7 +103,7 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, rc *reqCt
 			return
 		}
 		if q.delta != "" || wantsTracking(r.Header) {
-			s.serveDelta(w, t, q, rn, pairs)
+			s.serveDelta(w, r, t, q, rn, pairs)
 			return
 		}
 		rn.navURL = true

@@ -1,6 +1,7 @@
 package dataversetest
 
 import (
+	"cmp"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -69,6 +70,14 @@ type Options struct {
 	// real Dataverse and Entra never have) to switch org states and inject
 	// faults from any language: see admin.go and cmd/dvsim.
 	Admin bool
+	// ChangeTrackingExpiry is how long a change-tracking $deltatoken stays
+	// valid (organization.ExpireChangeTrackingInDays); 0 = 7 days, the
+	// default. Tests shorten it.
+	ChangeTrackingExpiry time.Duration
+	// UntrackedTables are tables (logical names) whose
+	// ChangeTrackingEnabled is false; nil = every table is tracked, as the
+	// tables dvgate reads are in most orgs (see delta.go).
+	UntrackedTables []string
 	// NewCertificate serves a certificate made for this server (ECDSA,
 	// for 127.0.0.1, ::1, localhost and the Addr host) instead of
 	// net/http/httptest's fixed one, whose private key is public: for a
@@ -92,6 +101,8 @@ type Server struct {
 	handler http.Handler
 
 	opts           Options // to rebuild the dataset on the first write
+	trackingExpiry time.Duration
+	untracked      map[string]bool // tables without change tracking; read-only after NewServer
 	pageSize       int
 	aggregateLimit int
 
@@ -147,6 +158,11 @@ func NewServer(opts Options) (*Server, error) {
 	s.throttle = newLimiter(opts.Limits.withDefaults())
 	s.aggregateLimit = opts.Limits.withDefaults().AggregateRecords
 	s.opts = opts
+	s.trackingExpiry = cmp.Or(opts.ChangeTrackingExpiry, defaultTrackingExpiry)
+	s.untracked = map[string]bool{}
+	for _, n := range opts.UntrackedTables {
+		s.untracked[strings.ToLower(n)] = true
+	}
 	s.pageSize = opts.PageSize
 	if s.pageSize <= 0 || s.pageSize > maxPageSize {
 		s.pageSize = maxPageSize

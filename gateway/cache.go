@@ -49,6 +49,7 @@ type Cache struct {
 	recentBytes int64             // guarded by mu
 	maxEntries  int
 	maxBytes    int64
+	budget      int64 // CacheConfig.MaxBytes
 }
 
 // entry is one cached answer. It is immutable once stored.
@@ -98,7 +99,7 @@ func NewCache(cfg CacheConfig) (*Cache, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gateway: creating cache: %w", err)
 	}
-	c := &Cache{rc: rc, maxEntries: cfg.RecentEntries, maxBytes: cfg.MaxBytes / 16}
+	c := &Cache{rc: rc, maxEntries: cfg.RecentEntries, maxBytes: cfg.MaxBytes / 16, budget: cfg.MaxBytes}
 	if cfg.RecentEntries > 0 {
 		c.recent = make(map[string]*entry)
 	}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dvgate/dvgate/dataverse"
@@ -53,6 +54,9 @@ type core struct {
 	// after a 429 (*dataverse.Conn.ThrottledUntil); nil when the upstream
 	// has no such gate.
 	throttledUntil func() time.Time
+	// feed is the change follower's state (feed.go); nil = none: answers
+	// keep their normal freshness.
+	feed atomic.Pointer[feedState]
 
 	// testHookJoined, when set (tests only), is called after a caller has
 	// started or joined the shared call for its key.
@@ -288,7 +292,9 @@ func (c *core) flight(parent context.Context, s spec, abandon context.Context) (
 	if shared {
 		fresh, stale, unlock := c.fromShared(ctx, s)
 		if fresh != nil {
+			stored := c.follow(s, fresh, fresh.fetched, nil)
 			c.cache.set(s.key, fresh)
+			stored()
 			return flightResult{e: fresh, outcome: Hit}, nil
 		}
 		if unlock != nil {
@@ -298,6 +304,8 @@ func (c *core) flight(parent context.Context, s spec, abandon context.Context) (
 			prev, havePrev = stale, true
 		}
 	}
+	loadStart := c.clock() // for the change feed's race check (follow)
+	ctx, sink := c.depSink(ctx)
 	start := time.Now()
 	value, size, err := s.load(ctx)
 	elapsed := time.Since(start)
@@ -310,7 +318,9 @@ func (c *core) flight(parent context.Context, s spec, abandon context.Context) (
 		if s.local {
 			e.stale = 0
 		}
+		stored := c.follow(s, e, loadStart, sink)
 		c.cache.set(s.key, e)
+		stored()
 		if shared {
 			c.writeShared(ctx, s, e)
 		}
@@ -326,7 +336,9 @@ func (c *core) flight(parent context.Context, s spec, abandon context.Context) (
 			nf = s.fresh
 		}
 		e := &entry{notFound: true, fetched: now, fresh: nf, cost: 0}
+		stored := c.follow(s, e, loadStart, sink)
 		c.cache.set(s.key, e)
+		stored()
 		if shared {
 			c.writeShared(ctx, s, e)
 		}

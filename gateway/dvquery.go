@@ -399,6 +399,7 @@ func findOrder(ctx context.Context, svc *generated.Service, ref orderRef, x *ext
 		return nil, err
 	}
 	o := toOrder(row)
+	noteLines(ctx, row) // for the change feed (deps.go): a deleted line is reported by id only
 	if len(extra) > 0 {
 		if err := x.readOrder(o, row); err != nil {
 			return nil, upstreamErr(op, err)

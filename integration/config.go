@@ -84,6 +84,9 @@ type Config struct {
 	// Warnings are what is risky but works (a secret file every user may
 	// read); logged when the integration is connected.
 	Warnings []string
+	// ChangeFeed, when its Interval is set, keeps answers for hours and
+	// makes them stale from Dataverse's change feed (see feed.go).
+	ChangeFeed ChangeFeed
 
 	// Err is why this integration cannot start (a missing secret, an
 	// invalid value), with the remedy; the other fields are what could be
@@ -110,7 +113,7 @@ func (c Config) Fingerprint() string {
 		d.CertificatePassword, c.certHash, d.ClientSecretExpiresOn.UTC().Format(time.RFC3339), d.FederatedTokenFile, d.AuthorityHost, c.Mode.String(), c.TrackingColumn, errText(c.Err),
 		strings.Join(c.OrderFields, ","), strings.Join(c.CustomerFields, ","), c.OrderNumberPrefix,
 		fmt.Sprint(c.Budget.Rate, "/", c.Budget.Burst), fmt.Sprint(c.Refunds), fmt.Sprint(c.SummaryStates, c.SummaryIncludesContacts),
-		fmt.Sprint(d.MaxConcurrent), fmt.Sprint(d.MaxAttempts)} {
+		fmt.Sprint(d.MaxConcurrent), fmt.Sprint(d.MaxAttempts), fmt.Sprint(c.ChangeFeed)} {
 		h.Write([]byte(s))
 		h.Write([]byte{0})
 	}
@@ -123,7 +126,7 @@ func (c Config) SameData(o Config) bool {
 	return c.Name == o.Name && strings.EqualFold(strings.TrimRight(c.Dataverse.URL, "/"), strings.TrimRight(o.Dataverse.URL, "/")) &&
 		c.Mode == o.Mode && c.TrackingColumn == o.TrackingColumn && slices.Equal(c.OrderFields, o.OrderFields) &&
 		slices.Equal(c.CustomerFields, o.CustomerFields) && c.OrderNumberPrefix == o.OrderNumberPrefix &&
-		fmt.Sprint(c.Refunds) == fmt.Sprint(o.Refunds)
+		fmt.Sprint(c.Refunds) == fmt.Sprint(o.Refunds) && c.ChangeFeed == o.ChangeFeed
 }
 
 // Source says where the integrations' configuration comes from: a config
@@ -179,6 +182,8 @@ type fileIntegration struct {
 	// account's contacts' orders.
 	SummaryStates           []int `json:"summaryStates"`
 	SummaryIncludesContacts bool  `json:"summaryIncludesContacts"`
+	// ChangeFeed is {"interval": "30s", "ttl": "12h"}: see ChangeFeed.
+	ChangeFeed *fileChangeFeed `json:"changeFeed"`
 }
 
 type fileRefunds struct {
@@ -274,6 +279,10 @@ func (s Source) loadEnv() Config {
 			c.Err = fmt.Errorf("%s is not a whole number of requests", EnvBudgetBurst)
 			return c
 		}
+	}
+	if c.ChangeFeed, err = parseChangeFeed(s.Getenv(EnvChangeFeedInterval), s.Getenv(EnvChangeFeedTTL), EnvChangeFeedInterval, EnvChangeFeedTTL); err != nil {
+		c.Err = err
+		return c
 	}
 	if c.Dataverse.ClientSecretExpiresOn, err = parseExpiry(EnvClientSecretExpiresOn, s.Getenv(EnvClientSecretExpiresOn), c.Dataverse); err != nil {
 		c.Err = err
@@ -398,6 +407,9 @@ func (s Source) resolve(name string, fi fileIntegration, dir string) (Config, er
 	var err error
 	if c.SummaryStates, err = summaryStates(states); err != nil {
 		return c, fmt.Errorf("summaryStates: %w", err)
+	}
+	if c.ChangeFeed, err = fi.ChangeFeed.resolve(); err != nil {
+		return c, err
 	}
 	c.Dataverse = dataverse.Config{
 		URL:                strings.TrimSpace(fi.URL),

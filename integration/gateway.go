@@ -32,6 +32,8 @@ type GatewayConnector struct {
 	// Fleet is the optional Redis shared by replicas (second cache level,
 	// fleet-wide deduplication and throttle gate); nil = this replica alone.
 	Fleet *fleet.Redis
+	// FeedMetrics are the change feeds' metrics; nil = none.
+	FeedMetrics *gateway.FeedMetrics
 }
 
 // Connect implements Connector. It does not call the network.
@@ -122,6 +124,7 @@ type gatewayBackend struct {
 	life       context.Context // ends at Close: background schema reads stop
 	endLife    context.CancelFunc
 	bg         sync.WaitGroup
+	feed       backendFeed // the change follower, when Config.ChangeFeed is on
 
 	schemaMu     sync.Mutex // serializes schema reads; guards the fields below
 	schemaErr    *Error     // the last read's failure; nil after a success

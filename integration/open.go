@@ -54,6 +54,9 @@ func Open(o Options) (*Registry, error) {
 		if conn.Metrics, err = gateway.NewMetrics(o.Registerer); err != nil {
 			return nil, err
 		}
+		if conn.FeedMetrics, err = gateway.NewFeedMetrics(o.Registerer); err != nil {
+			return nil, err
+		}
 		if rm, err = NewMetrics(o.Registerer); err != nil {
 			return nil, err
 		}

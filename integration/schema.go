@@ -137,6 +137,12 @@ func (b *gatewayBackend) newGateway(m *csdl.Model) (*gateway.Gateway, error) {
 	if errors.As(err, &ce) {
 		return nil, &Error{Code: CodeConfig, Message: columnRemedy(err), Err: err}
 	}
+	if err == nil {
+		if err = b.follow(gw); err != nil {
+			gw.Close()
+			return nil, err
+		}
+	}
 	return gw, err
 }
 

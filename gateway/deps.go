@@ -1,0 +1,283 @@
+package gateway
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dvgate/dvgate/generated"
+)
+
+// The dependency index: which cached answers depend on which Dataverse
+// rows, so that the change feed (feed.go) can make exactly those answers
+// stale when a row changes or is deleted.
+//
+// A dependency ("dep") is a row id (lowercase GUID) or a derived name:
+//
+//	"em:<address>"     a customer answer (or "not found") for that email
+//	"on:<number>"      an order answer (or "not found") for that order number
+//	"oc:<customer id>" a customer's recent orders (a new order of theirs)
+//	"rf:<order id>"    an order's refunds (a new refund of the order)
+//
+// The feed derives the same names from the columns it selects (emails,
+// ordernumber, customerid, the refunds' order lookup), so that a row that
+// newly matches a cached question (a contact created with an address that
+// was "not found") makes its answer stale too.
+
+// depsOf lists the deps of an answer stored under key. Keys end with the
+// normalized input after the last unit separator (see Gateway.key).
+func depsOf(kind, key string, value any) []string {
+	input := key[strings.LastIndexByte(key, '\x1f')+1:]
+	var deps []string
+	add := func(ids ...string) {
+		for _, id := range ids {
+			if id != "" {
+				deps = append(deps, strings.ToLower(id))
+			}
+		}
+	}
+	switch kind {
+	case kindCustomer:
+		add("em:" + input)
+		if c, ok := value.(*Customer); ok && c != nil {
+			add(c.ID)
+			if c.Account != nil {
+				add(c.Account.ID)
+			}
+		}
+	case kindOrder:
+		if n, ok := strings.CutPrefix(input, "number:"); ok {
+			add("on:" + n)
+		} else if id, ok := strings.CutPrefix(input, "id:"); ok {
+			add(id)
+		}
+		if o, ok := value.(*Order); ok && o != nil {
+			add(o.ID)
+			for _, l := range o.Lines {
+				if l.Product != nil {
+					add(l.Product.ID)
+				}
+			}
+			if o.Customer != nil {
+				add(o.Customer.ID) // its emails scope the order (Order.CustomerEmails)
+			}
+			if o.CustomerAccount != nil {
+				add(o.CustomerAccount.ID)
+			}
+		}
+	case kindRecentOrders:
+		add("oc:" + input)
+		if s, ok := value.([]OrderSummary); ok {
+			for _, o := range s {
+				add(o.ID)
+			}
+		}
+	case kindRefunds:
+		add("rf:"+input, input)
+		if rs, ok := value.([]Refund); ok {
+			for _, r := range rs {
+				add(r.ID)
+			}
+		}
+	default:
+		return nil
+	}
+	return deps
+}
+
+// depIndex maps deps to the cache keys of the answers that depend on them.
+// It is bounded in bytes (a share of the cache's budget): when full, the
+// oldest indexed answers leave it and fall back to their normal freshness
+// (an answer the feed can no longer make stale must not live for hours).
+// Safe for concurrent use.
+type depIndex struct {
+	maxBytes int64
+
+	mu     sync.Mutex
+	byDep  map[string]map[string]struct{} // guarded by mu
+	byKey  map[string]indexed             // guarded by mu
+	fifo   []string                       // keys in indexing order; may hold keys no longer indexed; guarded by mu
+	bytes  int64                          // guarded by mu
+	recent map[string]time.Time           // dep -> when it was last invalidated; guarded by mu
+}
+
+// indexed is one indexed answer: its deps, and the freshness it would have
+// without the feed.
+type indexed struct {
+	deps   []string
+	normal time.Duration
+}
+
+// depOverhead approximates the bytes of one map slot and its strings.
+const depOverhead = 96
+
+func newDepIndex(maxBytes int64) *depIndex {
+	return &depIndex{maxBytes: maxBytes, byDep: map[string]map[string]struct{}{},
+		byKey: map[string]indexed{}, recent: map[string]time.Time{}}
+}
+
+func keyBytes(key string, deps []string) int64 {
+	n := int64(len(key)) + depOverhead
+	for _, d := range deps {
+		n += int64(len(d)+len(key)) + 2*depOverhead
+	}
+	return n
+}
+
+// add indexes key under deps (replacing what it had). It reports whether
+// one of the deps was invalidated after since (the load's start):
+// the answer may predate that change, and must not be kept long. evicted
+// are the keys that left the index to keep it within its bytes; the caller
+// shortens their entries.
+func (x *depIndex) add(key string, deps []string, normal time.Duration, since time.Time) (raced bool, evicted []evictedKey) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for _, d := range deps {
+		// A load that began at or after the invalidation began after the
+		// change (which preceded the poll that reported it): not raced.
+		if t, ok := x.recent[d]; ok && t.After(since) {
+			raced = true
+		}
+	}
+	x.removeLocked(key)
+	for _, d := range deps {
+		m := x.byDep[d]
+		if m == nil {
+			m = map[string]struct{}{}
+			x.byDep[d] = m
+		}
+		m[key] = struct{}{}
+	}
+	x.byKey[key] = indexed{deps: deps, normal: normal}
+	x.fifo = append(x.fifo, key)
+	x.bytes += keyBytes(key, deps)
+	for x.bytes > x.maxBytes && len(x.fifo) > 0 {
+		old := x.fifo[0]
+		x.fifo = x.fifo[1:]
+		if old == key {
+			continue // just indexed again: its newer slot is at the end
+		}
+		if it, ok := x.byKey[old]; ok {
+			evicted = append(evicted, evictedKey{old, it.normal})
+			x.removeLocked(old)
+		}
+	}
+	if len(x.fifo) > 2*len(x.byKey)+64 {
+		x.compactLocked()
+	}
+	return raced, evicted
+}
+
+// evictedKey is a key that left the index, with its normal freshness.
+type evictedKey struct {
+	key    string
+	normal time.Duration
+}
+
+// removeLocked drops key from the index (its FIFO slot stays until popped
+// or compacted).
+func (x *depIndex) removeLocked(key string) {
+	it, ok := x.byKey[key]
+	if !ok {
+		return
+	}
+	delete(x.byKey, key)
+	x.bytes -= keyBytes(key, it.deps)
+	for _, d := range it.deps {
+		if m := x.byDep[d]; m != nil {
+			delete(m, key)
+			if len(m) == 0 {
+				delete(x.byDep, d)
+			}
+		}
+	}
+}
+
+// compactLocked rebuilds the FIFO without keys no longer indexed, keeping
+// the last slot of each key.
+func (x *depIndex) compactLocked() {
+	last := map[string]int{}
+	for i, k := range x.fifo {
+		last[k] = i
+	}
+	out := x.fifo[:0:0]
+	for i, k := range x.fifo {
+		if _, ok := x.byKey[k]; ok && last[k] == i {
+			out = append(out, k)
+		}
+	}
+	x.fifo = out
+}
+
+// take removes and returns the keys that depend on deps, and notes when
+// the deps were invalidated (now) for add's race check; notes older than
+// keep are forgotten.
+func (x *depIndex) take(deps []string, now time.Time, keep time.Duration) []string {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for d, t := range x.recent {
+		if now.Sub(t) > keep {
+			delete(x.recent, d)
+		}
+	}
+	var keys []string
+	for _, d := range deps {
+		x.recent[d] = now
+		for k := range x.byDep[d] {
+			keys = append(keys, k)
+		}
+	}
+	for _, k := range keys {
+		x.removeLocked(k)
+	}
+	return keys
+}
+
+// drain empties the index and returns every key it held with its normal
+// freshness (the feed stopped: they fall back to it).
+func (x *depIndex) drain() []evictedKey {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	out := make([]evictedKey, 0, len(x.byKey))
+	for k, it := range x.byKey {
+		out = append(out, evictedKey{k, it.normal})
+	}
+	x.byDep, x.byKey, x.fifo, x.bytes = map[string]map[string]struct{}{}, map[string]indexed{}, nil, 0
+	return out
+}
+
+// size returns the number of indexed answers and the index's bytes.
+func (x *depIndex) size() (answers int, bytes int64) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return len(x.byKey), x.bytes
+}
+
+// depSink collects deps a load notes that its answer does not show (an
+// order's line ids). It is written only by the flight's own goroutine.
+type depSink struct{ ids []string }
+
+type depSinkKey struct{}
+
+// depSink gives a flight's context a sink when a follower is attached.
+func (c *core) depSink(ctx context.Context) (context.Context, *depSink) {
+	if c.feed.Load() == nil {
+		return ctx, nil
+	}
+	s := &depSink{}
+	return context.WithValue(ctx, depSinkKey{}, s), s
+}
+
+// noteLines notes the line ids of an order row being answered.
+func noteLines(ctx context.Context, r *generated.SalesOrder) {
+	s, _ := ctx.Value(depSinkKey{}).(*depSink)
+	if s == nil {
+		return
+	}
+	for _, l := range r.OrderDetails {
+		if id := idString(l.SalesOrderDetailID); id != "" {
+			s.ids = append(s.ids, id)
+		}
+	}
+}

@@ -1,0 +1,514 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/dvgate/dvgate/dataverse"
+)
+
+// The change follower: instead of short TTLs, answers live for hours
+// (FeedConfig.TTL) and are made stale exactly when Dataverse's change feed
+// (Prefer: odata.track-changes, wire facts §4.2) reports a row they depend
+// on (deps.go). A poll every FeedConfig.Interval follows each table's
+// deltaLink; an answer is therefore at most one interval plus one request
+// older than Dataverse. When the feed fails (a token expired, tracking off,
+// Dataverse down) every answer falls back to its normal freshness at once,
+// the failure is logged, and the follower resyncs; answers live long again
+// once every table has a deltaLink.
+
+// Feed defaults.
+const (
+	DefaultFeedInterval = 30 * time.Second
+	DefaultFeedTTL      = 12 * time.Hour
+	feedPageSize        = 5000 // Dataverse's page size for tracked changes (§4.2)
+	feedMaxPages        = 1000 // 5 million rows: a bound, not a limit anyone meets
+)
+
+// FeedConfig configures Gateway.Follow.
+type FeedConfig struct {
+	// Interval between polls; 0 = DefaultFeedInterval.
+	Interval time.Duration
+	// TTL is the freshness of answers while the feed runs; 0 =
+	// DefaultFeedTTL. Answers never live shorter than without the feed.
+	TTL time.Duration
+	// IndexBytes bounds the dependency index; 0 = 1/8 of the cache's
+	// budget. Answers beyond it keep their normal freshness.
+	IndexBytes int64
+	// Metrics; nil = none.
+	Metrics *FeedMetrics
+	// From is the follower of a gateway this one replaces over the same
+	// org and tables (a schema re-read): this one continues from its
+	// deltaLinks instead of reading the tables again. Stop From first (end
+	// its Run): its answers then fall back to their normal freshness.
+	From *Follower
+}
+
+// feedState is what the core needs of a follower when it stores an answer.
+type feedState struct {
+	idx  *depIndex
+	ttl  time.Duration
+	up   atomic.Bool   // every table has a deltaLink: answers may live for ttl
+	gen  atomic.Uint64 // incremented each time the feed goes down, before the drain
+	keep time.Duration
+	// lengthen is false with a shared level: another replica would read
+	// the long-lived entry from it without this replica's invalidations.
+	lengthen bool
+}
+
+// follow is called by the core for an entry it is about to store: it
+// indexes the entry's deps (those of its value, and those the load noted
+// in sink) and, while the feed is up, lengthens its freshness; an answer
+// loaded before a change the feed already reported (since = the load's
+// start) is stored stale. The core calls the returned func once the entry
+// is stored: if the feed went down in between (its drain may have missed
+// the entry), the entry falls back to its normal freshness.
+func (c *core) follow(s spec, e *entry, since time.Time, sink *depSink) (stored func()) {
+	nothing := func() {}
+	f := c.feed.Load()
+	if f == nil || s.local {
+		return nothing
+	}
+	deps := depsOf(s.kind, s.key, e.value)
+	if deps == nil {
+		return nothing
+	}
+	if sink != nil && !e.notFound {
+		deps = append(deps, sink.ids...)
+	}
+	normal := e.fresh
+	gen := f.gen.Load()
+	raced, evicted := f.idx.add(s.key, deps, normal, since)
+	c.demote(evicted, false)
+	switch {
+	case raced:
+		e.fresh = 0
+	case f.up.Load() && f.lengthen:
+		e.fresh = max(e.fresh, f.ttl)
+		return func() {
+			if f.gen.Load() != gen {
+				c.demote([]evictedKey{{s.key, normal}}, false)
+			}
+		}
+	}
+	return nothing
+}
+
+// demote gives each key's cached entry its normal freshness (stale = make
+// it stale now, keeping the stale-if-error window) and returns how many
+// fresh entries it changed. The old entry leaves ristretto at once (Del is
+// ordered after pending Sets); the new one goes to the recent guard, which
+// offers it to ristretto again when asked.
+func (c *core) demote(keys []evictedKey, stale bool) int {
+	now := c.clock()
+	n := 0
+	for _, k := range keys {
+		e, ok := c.cache.get(k.key)
+		if !ok || !e.isFresh(now) {
+			continue
+		}
+		cp := *e
+		if stale {
+			cp.fresh = 0
+			if !e.notFound {
+				cp.stale = e.fresh + e.stale
+			}
+		} else if e.fresh > k.normal {
+			cp.fresh = k.normal
+			if !e.notFound {
+				cp.stale = e.fresh - k.normal + e.stale
+			}
+		} else {
+			continue
+		}
+		c.cache.rc.Del(k.key)
+		c.cache.set(k.key, &cp)
+		n++
+	}
+	return n
+}
+
+// feedTable is one tracked table: its entity set, the columns selected
+// (the key and those the deps are derived from), and the deps of a changed
+// row.
+type feedTable struct {
+	set  string
+	cols []string
+	deps func(row map[string]any) []string
+}
+
+func rowStr(row map[string]any, col string) string {
+	s, _ := row[col].(string)
+	return strings.ToLower(strings.TrimSpace(s))
+}
+
+func depsWith(key string, prefixed map[string]string) func(map[string]any) []string {
+	return func(row map[string]any) []string {
+		out := []string{rowStr(row, key)}
+		for col, prefix := range prefixed {
+			if v := rowStr(row, col); v != "" {
+				out = append(out, prefix+v)
+			}
+		}
+		return out
+	}
+}
+
+// feedTables are the tables an order or customer answer is made of.
+func (g *Gateway) feedTables() []feedTable {
+	emails := map[string]string{"emailaddress1": "em:", "emailaddress2": "em:", "emailaddress3": "em:"}
+	ts := []feedTable{
+		{"contacts", []string{"contactid", "emailaddress1", "emailaddress2", "emailaddress3"}, depsWith("contactid", emails)},
+		{"accounts", []string{"accountid", "emailaddress1", "emailaddress2", "emailaddress3"}, depsWith("accountid", emails)},
+		{"salesorders", []string{"salesorderid", "ordernumber", "_customerid_value"},
+			depsWith("salesorderid", map[string]string{"ordernumber": "on:", "_customerid_value": "oc:"})},
+		{"salesorderdetails", []string{"salesorderdetailid", "_salesorderid_value"},
+			depsWith("salesorderdetailid", map[string]string{"_salesorderid_value": ""})},
+		{"products", []string{"productid"}, depsWith("productid", nil)},
+	}
+	if r := g.refunds; r != nil {
+		ts = append(ts, feedTable{r.set, []string{r.key, r.order.prop}, depsWith(r.key, map[string]string{r.order.prop: "rf:"})})
+	}
+	return ts
+}
+
+// Follower follows the change feed of one gateway's org. Run polls;
+// Poll is one round (tests drive it with a fake clock). Safe for
+// concurrent use, though polls are meant to run one at a time.
+type Follower struct {
+	g        *Gateway
+	st       *feedState
+	interval time.Duration
+	tables   []feedTable
+	metrics  *FeedMetrics
+	log      *slog.Logger
+
+	mu          sync.Mutex        // serializes polls; guards the fields below
+	links       map[string]string // deltaLink per entity set; "" = resync
+	lastSuccess time.Time         // start of the last poll that reached every table
+	down        bool
+	stats       FeedStats
+}
+
+// FeedStats are a follower's cumulative counters.
+type FeedStats struct {
+	Polls, Requests, RowsChanged, Invalidated, Resyncs int64
+	// InitialRows and InitialBytes are what the initial syncs read.
+	InitialRows, InitialBytes int64
+	// IndexedAnswers and IndexBytes are the dependency index's size now.
+	IndexedAnswers int
+	IndexBytes     int64
+	Up             bool
+}
+
+// Follow attaches a change follower to g and returns it; call Run (or
+// Poll) to start following. Until the first poll has a deltaLink for every
+// table, answers keep their normal freshness. Follow at most once per
+// gateway.
+func (g *Gateway) Follow(cfg FeedConfig) (*Follower, error) {
+	if cfg.Interval < 0 || cfg.TTL < 0 || cfg.IndexBytes < 0 {
+		return nil, errors.New("gateway: FeedConfig durations and sizes must not be negative")
+	}
+	if cfg.Interval == 0 {
+		cfg.Interval = DefaultFeedInterval
+	}
+	if cfg.TTL == 0 {
+		cfg.TTL = DefaultFeedTTL
+	}
+	if cfg.IndexBytes == 0 {
+		cfg.IndexBytes = max(g.cache.budget/8, 1<<20)
+	}
+	st := &feedState{idx: newDepIndex(cfg.IndexBytes), ttl: cfg.TTL, keep: g.timeout + cfg.Interval, lengthen: g.shared == nil}
+	if !g.feed.CompareAndSwap(nil, st) {
+		return nil, errors.New("gateway: a change follower is already attached")
+	}
+	f := &Follower{g: g, st: st, interval: cfg.Interval, tables: g.feedTables(), metrics: cfg.Metrics, log: g.log,
+		links: map[string]string{}, down: true}
+	if p := cfg.From; p != nil {
+		p.mu.Lock()
+		for _, t := range f.tables {
+			if l := p.links[t.set]; l != "" {
+				f.links[t.set] = l
+			}
+		}
+		p.mu.Unlock()
+	}
+	if g.shared != nil {
+		g.log.Warn("change feed with a shared cache level: answers keep their normal freshness (invalidations do not reach other replicas)",
+			"integration", g.name)
+	}
+	return f, nil
+}
+
+// Run polls every interval until ctx ends. A failure is logged by Poll;
+// the next tick resyncs. When Run returns, nothing makes the gateway's
+// answers stale any more: they fall back to their normal freshness.
+func (f *Follower) Run(ctx context.Context) {
+	t := time.NewTimer(0)
+	defer t.Stop()
+	defer f.stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		_ = f.Poll(ctx)
+		t.Reset(f.interval)
+	}
+}
+
+// errNotTracked: the answer had no deltaLink.
+var errNotTracked = errors.New("change tracking is not enabled for the table")
+
+// Poll follows every table's deltaLink once (or obtains one: the initial
+// sync reads the table's keys once, paged, since Dataverse refuses $top and
+// $filter with change tracking) and makes stale the answers that depend
+// on the rows reported. On a failure it falls back to normal freshness,
+// forgets the deltaLink when it is no longer usable (an expired token,
+// tracking off), and returns the error.
+func (f *Follower) Poll(ctx context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	start := f.g.clock()
+	f.stats.Polls++
+	for _, t := range f.tables {
+		if err := f.pollTable(ctx, t); err != nil {
+			f.fail(t, err)
+			f.metrics.lag(f.g.name, f.g.clock().Sub(f.lastSuccess), f.lastSuccess.IsZero())
+			return err
+		}
+	}
+	f.lastSuccess = start
+	if f.down {
+		f.down = false
+		f.st.up.Store(true)
+		f.log.Info("change feed following: answers live until a change makes them stale", "integration", f.g.name)
+	}
+	f.metrics.up(f.g.name, true)
+	f.metrics.lag(f.g.name, f.g.clock().Sub(start), false)
+	return nil
+}
+
+// pollTable follows one table's link to its next deltaLink, page by page,
+// making stale what each page reports.
+func (f *Follower) pollTable(ctx context.Context, t feedTable) error {
+	link := f.links[t.set]
+	initial := link == ""
+	if initial {
+		link = f.g.baseURL + t.set + "?$select=" + strings.Join(t.cols, ",")
+	}
+	for range feedMaxPages {
+		page, n, err := f.get(ctx, link)
+		if err != nil {
+			return err
+		}
+		f.stats.Requests++
+		var deps []string
+		for _, raw := range page.Value {
+			var row map[string]any
+			if err := json.Unmarshal(raw, &row); err != nil {
+				return upstreamErr("GET "+t.set, err)
+			}
+			if ctxs, _ := row["@odata.context"].(string); strings.HasSuffix(ctxs, "$deletedEntity") {
+				if id, _ := row["id"].(string); id != "" {
+					deps = append(deps, strings.ToLower(id))
+				}
+				continue
+			}
+			if !initial {
+				deps = append(deps, t.deps(row)...)
+			}
+		}
+		if initial {
+			f.stats.InitialRows += int64(len(page.Value))
+			f.stats.InitialBytes += int64(n)
+		} else {
+			f.stats.RowsChanged += int64(len(page.Value))
+			f.metrics.rows(f.g.name, t.set, len(page.Value))
+		}
+		if len(deps) > 0 {
+			keys := f.st.idx.take(deps, f.g.clock(), f.st.keep)
+			evicted := make([]evictedKey, len(keys))
+			for i, k := range keys {
+				evicted[i] = evictedKey{key: k}
+			}
+			inv := f.g.demote(evicted, true)
+			f.stats.Invalidated += int64(inv)
+			f.metrics.invalidated(f.g.name, inv)
+		}
+		switch {
+		case page.NextLink != "":
+			link = page.NextLink
+		case page.DeltaLink != "":
+			f.links[t.set] = page.DeltaLink
+			return nil
+		default:
+			return &dataverse.Error{Kind: dataverse.KindConfig, Op: "GET " + t.set, Err: errNotTracked,
+				Message: fmt.Sprintf("Dataverse answered %s without an @odata.deltaLink: change tracking is not enabled for the table", t.set),
+				Remedy:  "Turn on Track changes for the table (Power Apps: Tables > the table > Properties > Advanced options), or remove changeFeed from the integration."}
+		}
+	}
+	return upstreamErr("GET "+t.set, fmt.Errorf("the change feed did not end after %d pages", feedMaxPages))
+}
+
+// feedPage is one page of a change-tracking answer.
+type feedPage struct {
+	NextLink  string            `json:"@odata.nextLink"`
+	DeltaLink string            `json:"@odata.deltaLink"`
+	Value     []json.RawMessage `json:"value"`
+}
+
+func (f *Follower) get(ctx context.Context, link string) (*feedPage, int, error) {
+	ctx, cancel := context.WithTimeout(ctx, f.g.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, link, nil)
+	if err != nil {
+		return nil, 0, fmt.Errorf("gateway: change feed link: %w", err)
+	}
+	req.Header.Set("Prefer", fmt.Sprintf("odata.track-changes,odata.maxpagesize=%d", feedPageSize))
+	resp, err := f.g.up.Do(req)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer resp.Body.Close()
+	var p feedPage
+	dec := json.NewDecoder(resp.Body)
+	if err := dec.Decode(&p); err != nil {
+		return nil, 0, upstreamErr("GET change feed", err)
+	}
+	return &p, int(dec.InputOffset()), nil
+}
+
+// fail falls back to normal freshness, logs, and forgets t's deltaLink
+// when following it cannot succeed again (an expired or refused token,
+// tracking off): the next poll resyncs the table.
+func (f *Follower) fail(t feedTable, err error) {
+	resync := !transient(err)
+	if resync {
+		delete(f.links, t.set)
+		f.stats.Resyncs++
+		f.metrics.resync(f.g.name)
+	}
+	if !f.down {
+		f.down = true
+		f.st.up.Store(false)
+		f.st.gen.Add(1)
+		n := f.g.demote(f.st.idx.drain(), false)
+		f.log.Warn("change feed failed: answers fall back to their normal freshness until it resyncs",
+			"integration", f.g.name, "table", t.set, "resync", resync, "answers_shortened", n, "error", err)
+	} else {
+		f.log.Debug("change feed still failing", "integration", f.g.name, "table", t.set, "error", err)
+	}
+	f.metrics.up(f.g.name, false)
+}
+
+// stop falls back to normal freshness for good (Run ended).
+func (f *Follower) stop() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.down = true
+	f.st.up.Store(false)
+	f.st.gen.Add(1)
+	f.g.demote(f.st.idx.drain(), false)
+	f.metrics.up(f.g.name, false)
+}
+
+// Stats returns the follower's counters.
+func (f *Follower) Stats() FeedStats {
+	f.mu.Lock()
+	s := f.stats
+	s.Up = !f.down
+	f.mu.Unlock()
+	s.IndexedAnswers, s.IndexBytes = f.st.idx.size()
+	return s
+}
+
+// FeedMetrics are the change feed's Prometheus collectors. A nil
+// *FeedMetrics records nothing. One FeedMetrics may serve several
+// followers (labelled by integration).
+type FeedMetrics struct {
+	lagSeconds  *prometheus.GaugeVec
+	upGauge     *prometheus.GaugeVec
+	rowsTotal   *prometheus.CounterVec
+	invalidTot  *prometheus.CounterVec
+	resyncTotal *prometheus.CounterVec
+}
+
+// NewFeedMetrics creates the collectors and registers them with reg.
+func NewFeedMetrics(reg prometheus.Registerer) (*FeedMetrics, error) {
+	m := &FeedMetrics{
+		lagSeconds: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "dvgate_feed_lag_seconds",
+			Help: "How far behind Dataverse the change feed was at its last poll: the poll's duration when it succeeded, the time since the last successful poll began when it failed.",
+		}, []string{"integration"}),
+		upGauge: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "dvgate_feed_up",
+			Help: "1 while the change feed follows every table (answers live long), 0 while answers fall back to their normal freshness.",
+		}, []string{"integration"}),
+		rowsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dvgate_feed_rows_changed_total",
+			Help: "Rows the change feed reported changed or deleted, by entity set.",
+		}, []string{"integration", "table"}),
+		invalidTot: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dvgate_feed_answers_invalidated_total",
+			Help: "Cached answers made stale because the change feed reported a row they depend on.",
+		}, []string{"integration"}),
+		resyncTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dvgate_feed_resyncs_total",
+			Help: "Times a table's deltaLink was dropped (expired token, tracking off, refused) and the table read again.",
+		}, []string{"integration"}),
+	}
+	for _, c := range []prometheus.Collector{m.lagSeconds, m.upGauge, m.rowsTotal, m.invalidTot, m.resyncTotal} {
+		if err := reg.Register(c); err != nil {
+			return nil, errors.Join(errors.New("gateway: registering feed metrics"), err)
+		}
+	}
+	return m, nil
+}
+
+func (m *FeedMetrics) lag(integration string, d time.Duration, never bool) {
+	if m == nil || never {
+		return
+	}
+	m.lagSeconds.WithLabelValues(integration).Set(d.Seconds())
+}
+
+func (m *FeedMetrics) up(integration string, up bool) {
+	if m == nil {
+		return
+	}
+	v := 0.0
+	if up {
+		v = 1
+	}
+	m.upGauge.WithLabelValues(integration).Set(v)
+}
+
+func (m *FeedMetrics) rows(integration, table string, n int) {
+	if m != nil && n > 0 {
+		m.rowsTotal.WithLabelValues(integration, table).Add(float64(n))
+	}
+}
+
+func (m *FeedMetrics) invalidated(integration string, n int) {
+	if m != nil && n > 0 {
+		m.invalidTot.WithLabelValues(integration).Add(float64(n))
+	}
+}
+
+func (m *FeedMetrics) resync(integration string) {
+	if m != nil {
+		m.resyncTotal.WithLabelValues(integration).Inc()
+	}
+}

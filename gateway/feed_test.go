@@ -1,0 +1,315 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/dvgate/dvgate/dataverse"
+	"github.com/dvgate/dvgate/dataversetest"
+)
+
+// feedEnv is a gateway following the simulator's change feed, both on one
+// fake clock, and a second connection that writes through the Web API as
+// another application would.
+type feedEnv struct {
+	sim *dataversetest.Server
+	g   *Gateway
+	f   *Follower
+	clk *fakeClock
+	w   *dataverse.Conn
+}
+
+func newFeedEnv(t *testing.T, opts dataversetest.Options) *feedEnv {
+	t.Helper()
+	clk := newFakeClock()
+	opts.Clock = clk.Now
+	sim, err := dataversetest.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sim.Close)
+	conn := func() *dataverse.Conn {
+		c, err := dataverse.New(dataverse.Config{
+			URL: sim.URL(), TenantID: sim.TenantID(), ClientID: sim.ClientID(), ClientSecret: sim.ClientSecret(),
+			AuthorityHost: sim.AuthorityHost(), HTTPClient: sim.Client(), MaxAttempts: 1, Logger: discardLogger,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(c.Close)
+		return c
+	}
+	g, err := New(Config{Conn: conn(), Clock: clk.Now, Logger: discardLogger, Budget: Budget{Rate: -1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(g.Close)
+	f, err := g.Follow(FeedConfig{Interval: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &feedEnv{sim: sim, g: g, f: f, clk: clk, w: conn()}
+}
+
+// write sends a PATCH or DELETE through the Web API.
+func (e *feedEnv) write(t *testing.T, method, path, body string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(context.Background(), method, e.w.BaseURL()+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := e.w.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	resp.Body.Close()
+}
+
+func (e *feedEnv) poll(t *testing.T) {
+	t.Helper()
+	if err := e.f.Poll(context.Background()); err != nil {
+		t.Fatalf("Poll: %v", err)
+	}
+}
+
+// outcomes looks up each question and returns its outcome.
+func (e *feedEnv) outcomes(t *testing.T, orders []string, emails []string) []string {
+	t.Helper()
+	var out []string
+	for _, ref := range orders {
+		_, m, err := e.g.Order(context.Background(), ref)
+		if err != nil {
+			t.Fatalf("order %s: %v", ref, err)
+		}
+		out = append(out, ref+" "+m.Outcome.String())
+	}
+	for _, em := range emails {
+		_, m, err := e.g.Customer(context.Background(), em)
+		if err != nil && err != ErrNotFound {
+			t.Fatalf("customer %s: %v", em, err)
+		}
+		out = append(out, em+" "+m.Outcome.String())
+	}
+	return out
+}
+
+// An answer lives past its normal TTL while the feed runs, and a change to
+// any row it is made of (the order, a line, a line's product, the
+// customer) makes exactly the answers built from that row stale.
+func TestFeedInvalidatesExactly(t *testing.T) {
+	t.Parallel()
+	e := newFeedEnv(t, dataversetest.Options{})
+	e.poll(t) // the initial sync: answers may now live long
+	ctx := context.Background()
+	o1, _, err := e.g.Order(ctx, demoOrder)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recent, _, err := e.g.RecentOrders(ctx, "contact", alexID, 50)
+	if err != nil || len(recent) < 2 {
+		t.Fatalf("recent orders: %v %d", err, len(recent))
+	}
+	other := recent[0].Number
+	if other == demoOrder {
+		other = recent[1].Number
+	}
+	o2, _, err := e.g.Order(ctx, other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	orders := []string{demoOrder, other}
+	emails := []string{"alex.wu@example.com", "orders@fabrikam.example", "nobody@example.com"}
+	e.outcomes(t, nil, emails)
+	e.clk.Advance(2 * time.Hour) // far past the 1m/5m TTLs
+	want := []string{demoOrder + " hit", other + " hit", "alex.wu@example.com hit", "orders@fabrikam.example hit", "nobody@example.com hit"}
+	if diff := cmp.Diff(want, e.outcomes(t, orders, emails)); diff != "" {
+		t.Fatalf("before any change (-want +got):\n%s", diff)
+	}
+
+	steps := []struct {
+		name  string
+		write func()
+		want  []string
+	}{
+		{"order status", func() { e.write(t, "PATCH", "salesorders("+o1.ID+")", `{"name":"Renamed by the test"}`) },
+			[]string{demoOrder + " miss", other + " hit", "alex.wu@example.com hit", "orders@fabrikam.example hit", "nobody@example.com hit"}},
+		{"a product of the other order", func() {
+			e.write(t, "PATCH", "products("+firstProduct(t, o2)+")", `{"name":"Renamed product"}`)
+		}, nil}, // checked below: every order with that product
+		{"the contact", func() { e.write(t, "PATCH", "contacts("+alexID+")", `{"telephone1":"+1 555 0100"}`) },
+			[]string{demoOrder + " miss", other + " miss", "alex.wu@example.com miss", "orders@fabrikam.example hit", "nobody@example.com hit"}},
+		{"a new contact with an address that was not found", func() {
+			e.write(t, "PATCH", "contacts(0a0a0a0a-0000-4000-8000-000000000001)", `{"lastname":"New","emailaddress1":"Nobody@Example.com"}`)
+		}, []string{demoOrder + " hit", other + " hit", "alex.wu@example.com hit", "orders@fabrikam.example hit", "nobody@example.com miss"}},
+	}
+	for _, s := range steps {
+		s.write()
+		e.clk.Advance(30 * time.Second)
+		e.poll(t)
+		got := e.outcomes(t, orders, emails)
+		if s.want == nil {
+			if !strings.HasSuffix(got[1], "miss") {
+				t.Errorf("%s: %v", s.name, got)
+			}
+			continue
+		}
+		if diff := cmp.Diff(s.want, got); diff != "" {
+			t.Errorf("after changing %s (-want +got):\n%s", s.name, diff)
+		}
+	}
+	if o, _, _ := e.g.Order(ctx, demoOrder); o.Name != "Renamed by the test" {
+		t.Errorf("order name %q", o.Name)
+	}
+	st := e.f.Stats()
+	if st.RowsChanged < 4 || st.Invalidated < 5 || !st.Up || st.Resyncs != 0 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+func firstProduct(t *testing.T, o *Order) string {
+	t.Helper()
+	for _, l := range o.Lines {
+		if l.Product != nil {
+			return l.Product.ID
+		}
+	}
+	t.Fatalf("order %s has no catalogue product", o.Number)
+	return ""
+}
+
+// A deleted line is reported by id only: the order answer it was part of
+// is stale.
+func TestFeedDeletedLine(t *testing.T) {
+	t.Parallel()
+	e := newFeedEnv(t, dataversetest.Options{})
+	e.poll(t)
+	o, _, err := e.g.Order(context.Background(), demoOrder)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := e.w.Get(context.Background(), "salesorderdetails?$select=salesorderdetailid&$filter=_salesorderid_value eq "+o.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines struct {
+		Value []struct {
+			ID string `json:"salesorderdetailid"`
+		} `json:"value"`
+	}
+	if err := json.Unmarshal(r.Body, &lines); err != nil || len(lines.Value) == 0 || len(lines.Value) != len(o.Lines) {
+		t.Fatalf("lines: %v %s", err, r.Body)
+	}
+	e.write(t, "DELETE", "salesorderdetails("+lines.Value[0].ID+")", "")
+	e.poll(t)
+	o2, m, err := e.g.Order(context.Background(), demoOrder)
+	if err != nil || m.Outcome != Miss || len(o2.Lines) != len(o.Lines)-1 {
+		t.Errorf("after deleting a line: %v %v, %d lines (had %d)", err, m.Outcome, len(o2.Lines), len(o.Lines))
+	}
+}
+
+// An expired token: answers fall back to their normal freshness at once,
+// the table resyncs at the next poll, and answers live long again.
+func TestFeedExpiredTokenFallsBack(t *testing.T) {
+	t.Parallel()
+	e := newFeedEnv(t, dataversetest.Options{ChangeTrackingExpiry: 5 * time.Minute})
+	e.poll(t)
+	ctx := context.Background()
+	if _, _, err := e.g.Order(ctx, demoOrder); err != nil {
+		t.Fatal(err)
+	}
+	e.clk.Advance(10 * time.Minute) // the deltaLinks expire; the answer is past its normal 1m
+	if _, m, _ := e.g.Order(ctx, demoOrder); m.Outcome != Hit {
+		t.Fatalf("before the poll: %v", m.Outcome)
+	}
+	err := e.f.Poll(ctx)
+	if dataverse.KindOf(err) != dataverse.KindBadRequest || !strings.Contains(err.Error(), "expired") {
+		t.Fatalf("poll with expired tokens: %v", err)
+	}
+	if st := e.f.Stats(); st.Up || st.Resyncs != 1 {
+		t.Errorf("after the failure: %+v", st)
+	}
+	if _, m, _ := e.g.Order(ctx, demoOrder); m.Outcome != Miss {
+		t.Errorf("after the failure the answer has its normal 1m freshness: %v", m.Outcome)
+	}
+	e.clk.Advance(2 * time.Minute)
+	if _, m, _ := e.g.Order(ctx, demoOrder); m.Outcome != Miss {
+		t.Errorf("while the feed is down, normal TTL: %v", m.Outcome)
+	}
+	// The next polls resync table by table (each fails on its own expired token once).
+	for i := 0; i < 10 && e.f.Poll(ctx) != nil; i++ {
+	}
+	if st := e.f.Stats(); !st.Up {
+		t.Fatalf("no resync: %+v", st)
+	}
+	e.clk.Advance(2 * time.Minute)
+	if _, m, _ := e.g.Order(ctx, demoOrder); m.Outcome != Miss {
+		t.Fatalf("%v", m.Outcome)
+	}
+	e.clk.Advance(time.Hour)
+	if _, m, _ := e.g.Order(ctx, demoOrder); m.Outcome != Hit {
+		t.Errorf("after the resync answers live long again: %v", m.Outcome)
+	}
+}
+
+// A table without change tracking: the feed reports a config error with
+// its remedy, and answers keep their normal freshness.
+func TestFeedUntrackedTable(t *testing.T) {
+	t.Parallel()
+	e := newFeedEnv(t, dataversetest.Options{UntrackedTables: []string{"salesorder"}})
+	err := e.f.Poll(context.Background())
+	var de *dataverse.Error
+	if !errorsAs(err, &de) || de.Kind != dataverse.KindConfig || !strings.Contains(de.Remedy, "Track changes") {
+		t.Fatalf("%v", err)
+	}
+	if _, _, err := e.g.Order(context.Background(), demoOrder); err != nil {
+		t.Fatal(err)
+	}
+	e.clk.Advance(2 * time.Minute)
+	if _, m, _ := e.g.Order(context.Background(), demoOrder); m.Outcome != Miss {
+		t.Errorf("normal TTL without the feed: %v", m.Outcome)
+	}
+}
+
+// The index: exact keys per dep, its byte bound (the oldest answers
+// leave it), and the race check (a load that began before an
+// invalidation of one of its rows).
+func TestDepIndex(t *testing.T) {
+	t.Parallel()
+	t0 := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	x := newDepIndex(keyBytes("k1", []string{"a", "b"}) + keyBytes("k2", []string{"b"}))
+	if raced, ev := x.add("k1", []string{"a", "b"}, time.Minute, t0); raced || len(ev) != 0 {
+		t.Fatal(raced, ev)
+	}
+	if raced, ev := x.add("k2", []string{"b"}, time.Minute, t0); raced || len(ev) != 0 {
+		t.Fatal(raced, ev)
+	}
+	_, ev := x.add("k3", []string{"c"}, 5*time.Minute, t0)
+	if diff := cmp.Diff([]evictedKey{{"k1", time.Minute}}, ev, cmp.AllowUnexported(evictedKey{})); diff != "" {
+		t.Errorf("evicted (-want +got):\n%s", diff)
+	}
+	if got := x.take([]string{"a"}, t0, time.Minute); len(got) != 0 {
+		t.Errorf("a after k1 left: %v", got)
+	}
+	if got := x.take([]string{"b"}, t0.Add(time.Second), time.Minute); !cmp.Equal(got, []string{"k2"}) {
+		t.Errorf("b: %v", got)
+	}
+	if raced, _ := x.add("k4", []string{"b"}, time.Minute, t0); !raced {
+		t.Error("a load that began before b was invalidated is not raced")
+	}
+	if raced, _ := x.add("k5", []string{"b"}, time.Minute, t0.Add(time.Second)); raced {
+		t.Error("a load that began when b was invalidated is raced")
+	}
+	if n, b := x.size(); n != 2 || b > x.maxBytes {
+		t.Errorf("size %d, %d bytes (max %d)", n, b, x.maxBytes)
+	}
+}
+
+func errorsAs(err error, target **dataverse.Error) bool { return errors.As(err, target) }
