@@ -108,7 +108,7 @@ func BenchmarkColdLookup(b *testing.B) {
 				return err
 			}
 			defer cache.Close()
-			g, err := gateway.New(gateway.Config{Conn: conn, Cache: cache})
+			g, err := gateway.New(gateway.Config{Conn: conn, Cache: cache, Budget: gateway.Budget{Rate: -1}})
 			if err != nil {
 				return err
 			}
