@@ -13,10 +13,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dvgate/dvgate/dataverse"
 	"github.com/dvgate/dvgate/dataversetest"
 	"github.com/dvgate/dvgate/gateway"
 	"github.com/dvgate/dvgate/integration"
+	"github.com/dvgate/dvgate/internal/buildinfo"
 	"github.com/dvgate/dvgate/sidecar"
 )
 
@@ -207,7 +207,7 @@ func (e exitError) Error() string { return e.msg }
 func (m *Main) Run(ctx context.Context) error {
 	switch m.cmd {
 	case "version":
-		fmt.Fprintln(m.Stdout, "dvgate", dataverse.Version())
+		fmt.Fprintln(m.Stdout, buildinfo.Read())
 		return nil
 	case "serve":
 		return m.serve(ctx)
