@@ -264,7 +264,7 @@ func (b *gatewayBackend) Customer(ctx context.Context, email, mode string) (*gat
 		c, m, err = gw.CustomerIn(ctx, email, gm)
 	}
 	if err != nil {
-		return nil, gateway.Meta{}, ErrorOf(err, notFoundCustomer)
+		return nil, gateway.Meta{}, lookupError(err, notFoundCustomer, m)
 	}
 	return c, m, nil
 }
@@ -276,7 +276,7 @@ func (b *gatewayBackend) Order(ctx context.Context, ref string) (*gateway.Order,
 	}
 	o, m, err := gw.Order(ctx, ref)
 	if err != nil {
-		return nil, gateway.Meta{}, ErrorOf(err, notFoundOrder)
+		return nil, gateway.Meta{}, lookupError(err, notFoundOrder, m)
 	}
 	return o, m, nil
 }
@@ -288,7 +288,7 @@ func (b *gatewayBackend) RecentOrders(ctx context.Context, t, id string, limit i
 	}
 	list, m, err := gw.RecentOrders(ctx, t, id, limit)
 	if err != nil {
-		return nil, gateway.Meta{}, ErrorOf(err, notFoundRecent)
+		return nil, gateway.Meta{}, lookupError(err, notFoundRecent, m)
 	}
 	return list, m, nil
 }

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"io"
+	"net/http"
 	"regexp"
 	"runtime"
 	"strconv"
@@ -59,6 +61,73 @@ func TestBuildInfoAndCacheMetrics(t *testing.T) {
 		v := metricValue(metrics, name, `cache="shared"`)
 		if _, err := strconv.ParseFloat(v, 64); err != nil {
 			t.Errorf("%s{cache=shared} = %q", name, v)
+		}
+	}
+}
+
+// TestHTTPSemantics: a wrong method on a known path is 405 with Allow; a
+// cached "not found" says so; an unencoded '+' in an email gets a hint;
+// malformed percent-encoding is answered as such; an error names the
+// parameter the caller sent.
+func TestHTTPSemantics(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.start()
+	raw := func(method, path string) result {
+		t.Helper()
+		req, err := http.NewRequest(method, e.base+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := e.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return result{resp.StatusCode, resp.Header, b}
+	}
+	for _, tc := range []struct{ method, path, allow string }{
+		{"POST", "/v1/customers?email=" + alex, "GET, HEAD"},
+		{"GET", "/v1/test", "POST"},
+		{"DELETE", "/v1/integrations/default/orders/" + orderNum, "GET, HEAD"},
+		{"POST", "/openapi.json", "GET, HEAD"},
+	} {
+		r := raw(tc.method, tc.path)
+		code, msg, _ := errorOf(t, r)
+		if r.status != 405 || r.header.Get("Allow") != tc.allow || code != "invalid_input" || !strings.Contains(msg, tc.allow) {
+			t.Errorf("%s %s: %d Allow %q %s %q, want 405 Allow %q", tc.method, tc.path, r.status, r.header.Get("Allow"), code, msg, tc.allow)
+		}
+	}
+	if r := raw("GET", "/v1/nothing"); r.status != 404 || r.header.Get("Allow") != "" {
+		t.Errorf("GET /v1/nothing: %d Allow %q, want 404", r.status, r.header.Get("Allow"))
+	}
+
+	// "Not found" twice: from Dataverse, then from the cache.
+	for i, want := range []string{"miss", "hit"} {
+		r := must(t, e.do("GET", "/v1/customers?email=nobody@example.com"), 404)
+		if got := r.header.Get("X-Cache"); got != want || r.header.Get("Age") == "" {
+			t.Errorf("not found #%d: X-Cache %q Age %q, want %q and an Age", i+1, got, r.header.Get("Age"), want)
+		}
+	}
+	for i, want := range []string{"miss", "hit"} {
+		r := must(t, e.do("GET", "/v1/orders/ORD-99999-ZZZZZZ"), 404)
+		if got := r.header.Get("X-Cache"); got != want {
+			t.Errorf("order not found #%d: X-Cache %q, want %q", i+1, got, want)
+		}
+	}
+
+	for _, tc := range []struct{ path, want, notWant string }{
+		{"/v1/customers?email=sam+orders@example.com", "%2B", ""},
+		{"/v1/orders/" + orderNum + "?email=sam+orders@example.com", "%2B", ""},
+		{"/v1/customers?email=alex%zz@example.com", `not valid percent-encoding: "%zz"`, "required"},
+		{"/v1/customers?email=alex@example.com%", `"%"`, "required"},
+		{"/v1/refunds?order=%00", "The order is not valid", "ref"},
+	} {
+		r := raw("GET", tc.path)
+		code, msg, _ := errorOf(t, r)
+		if r.status != 400 || code != "invalid_input" || !strings.Contains(msg, tc.want) || (tc.notWant != "" && strings.Contains(msg, tc.notWant)) {
+			t.Errorf("GET %s: %d %s %q, want 400 with %q", tc.path, r.status, code, msg, tc.want)
 		}
 	}
 }

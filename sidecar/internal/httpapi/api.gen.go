@@ -1186,7 +1186,15 @@ type CustomerFoundJSONResponse struct {
 	Headers CustomerFoundResponseHeaders
 }
 
-type NotFoundJSONResponse ErrorResponse
+type NotFoundResponseHeaders struct {
+	Age    *int
+	XCache *string
+}
+type NotFoundJSONResponse struct {
+	Body ErrorResponse
+
+	Headers NotFoundResponseHeaders
+}
 
 type OrderFoundResponseHeaders struct {
 	Age    int
@@ -1338,10 +1346,16 @@ type GetCustomer404JSONResponse struct{ NotFoundJSONResponse }
 func (response GetCustomer404JSONResponse) VisitGetCustomerResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.Age != nil {
+		w.Header().Set("Age", fmt.Sprint(*response.Headers.Age))
+	}
+	if response.Headers.XCache != nil {
+		w.Header().Set("X-Cache", fmt.Sprint(*response.Headers.XCache))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -1451,10 +1465,16 @@ type GetRecentOrders404JSONResponse struct{ NotFoundJSONResponse }
 func (response GetRecentOrders404JSONResponse) VisitGetRecentOrdersResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.Age != nil {
+		w.Header().Set("Age", fmt.Sprint(*response.Headers.Age))
+	}
+	if response.Headers.XCache != nil {
+		w.Header().Set("X-Cache", fmt.Sprint(*response.Headers.XCache))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -1563,10 +1583,16 @@ type GetCustomerIn404JSONResponse struct{ NotFoundJSONResponse }
 func (response GetCustomerIn404JSONResponse) VisitGetCustomerInResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.Age != nil {
+		w.Header().Set("Age", fmt.Sprint(*response.Headers.Age))
+	}
+	if response.Headers.XCache != nil {
+		w.Header().Set("X-Cache", fmt.Sprint(*response.Headers.XCache))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -1677,10 +1703,16 @@ type GetRecentOrdersIn404JSONResponse struct{ NotFoundJSONResponse }
 func (response GetRecentOrdersIn404JSONResponse) VisitGetRecentOrdersInResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.Age != nil {
+		w.Header().Set("Age", fmt.Sprint(*response.Headers.Age))
+	}
+	if response.Headers.XCache != nil {
+		w.Header().Set("X-Cache", fmt.Sprint(*response.Headers.XCache))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -1790,10 +1822,16 @@ type GetOrderIn404JSONResponse struct{ NotFoundJSONResponse }
 func (response GetOrderIn404JSONResponse) VisitGetOrderInResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.Age != nil {
+		w.Header().Set("Age", fmt.Sprint(*response.Headers.Age))
+	}
+	if response.Headers.XCache != nil {
+		w.Header().Set("X-Cache", fmt.Sprint(*response.Headers.XCache))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -1900,10 +1938,16 @@ type GetRefundsIn404JSONResponse struct{ NotFoundJSONResponse }
 func (response GetRefundsIn404JSONResponse) VisitGetRefundsInResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.Age != nil {
+		w.Header().Set("Age", fmt.Sprint(*response.Headers.Age))
+	}
+	if response.Headers.XCache != nil {
+		w.Header().Set("X-Cache", fmt.Sprint(*response.Headers.XCache))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -1995,10 +2039,16 @@ type TestConnectionIn404JSONResponse struct{ NotFoundJSONResponse }
 func (response TestConnectionIn404JSONResponse) VisitTestConnectionInResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.Age != nil {
+		w.Header().Set("Age", fmt.Sprint(*response.Headers.Age))
+	}
+	if response.Headers.XCache != nil {
+		w.Header().Set("X-Cache", fmt.Sprint(*response.Headers.XCache))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -2107,10 +2157,16 @@ type GetOrder404JSONResponse struct{ NotFoundJSONResponse }
 func (response GetOrder404JSONResponse) VisitGetOrderResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.Age != nil {
+		w.Header().Set("Age", fmt.Sprint(*response.Headers.Age))
+	}
+	if response.Headers.XCache != nil {
+		w.Header().Set("X-Cache", fmt.Sprint(*response.Headers.XCache))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -2216,10 +2272,16 @@ type GetRefunds404JSONResponse struct{ NotFoundJSONResponse }
 func (response GetRefunds404JSONResponse) VisitGetRefundsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.Age != nil {
+		w.Header().Set("Age", fmt.Sprint(*response.Headers.Age))
+	}
+	if response.Headers.XCache != nil {
+		w.Header().Set("X-Cache", fmt.Sprint(*response.Headers.XCache))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -2310,10 +2372,16 @@ type TestConnection404JSONResponse struct{ NotFoundJSONResponse }
 func (response TestConnection404JSONResponse) VisitTestConnectionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.Age != nil {
+		w.Header().Set("Age", fmt.Sprint(*response.Headers.Age))
+	}
+	if response.Headers.XCache != nil {
+		w.Header().Set("X-Cache", fmt.Sprint(*response.Headers.XCache))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -2860,76 +2928,77 @@ func (sh *strictHandler) TestConnection(w http.ResponseWriter, r *http.Request) 
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7Fx7cxs5cv8qXZOtMlkZkZRs7+5RlbrSWt491e3aKknOJjEdC5xpcrCaAbgARjLt43dPNYB5kAQfsmQn",
-	"V/FfFmfwaHT/+o3xpyiRxUwKFEZHw09RhixFZf88mSL9k6JOFJ8ZLkU0jC4xkSLVoLlIEEyGwIS+QwV3",
-	"TMMETZJhChMlCzhlht2i0tiL4kjhnyVXmEZDo0qMI51kWDBavuCCF2URDQdxZOYzjIYRFwanqKLFIo4u",
-	"0Kj5ycSg2kyLkXDHuIExTqRCUDSFiyntu/c+//GCJVngvL9nqJbOmbAC7QG3HwsF7fU2yriJ4qjgWhM1",
-	"huUYvasJ0EZxMY0WRMCMKVag8bx/UWojC1QvC8bzdaquMgSkVyAnlrjEjwemb+jo8HuGAqb8FkUMTIBU",
-	"Kckok7o1lmsQ0oDJmGkeduxyUhiWGLjjJgOTce12i/1Y9/aJhhlTKAywJJGlMDFI5Vjlfq9O73oeang2",
-	"eAb4gSUmnwPTwIAYxMXU05lK1MReTmf9s0Q1j+JIsIJ4Zldaliz78CuKqcmi4dOjATFb1L/XWR3XvD07",
-	"pdl2jxkzWbMFT7eKdiJVwUw0jMrSjty8w5V9E9zDTtq2y3cKJ9Ew+pd+o59991b3l9anDWuYbOPYFh28",
-	"JwfPSHEUc2BcxeYrUhA5AUY4mfBpqTAF3syoBbvC9Naa22idMWNQ0fz/fnty8F/s4OPg4C/vmj/f9w7e",
-	"fRrE3z9dfBeUza+84GYTq3L7sr1dihNW5iYaHhJf2AdnQ547Jrkfh0GD8ptMA+bk9S0qxVPUVk9aZ36i",
-	"GxXMpbwpZ1DIFKHjCYCxNBn8W6V7mlQRRaVpurtJXWiRaF9cWZqJ+Nekhhc0cO0AVkFFWYzJVry+OD0Y",
-	"HA4Ghwc/Hf39L+c/dCsLoFmO2iozT+GXN2enG6ROxOyJzMPBMjIPQ9K9wEkpUkvkDtqlWqZrhW+W9kck",
-	"bUFL6ZkUGq2B/4mlvzCDd2xOv0iqKCws2WyW88Riov+Hdgq2n/ReKiXVhd/Ebbl8flaaLIYZKmttJXkF",
-	"r6PHVmgFas2mSH6BfiosMJ3DRCryICwtuOhFi5hIv8A/S9Tm65HOxS3Lefqei1lpopaJ/VmWIn00OqpV",
-	"t5Fy1XK3hJ71iCm0gx/VpyEUbhzU8ca20T4qsVS8kuZxD7uT6UKa9xPaEjpCgi6TrLFRUjlfbX1+KW6E",
-	"vBNte9aNKjPyuER7y7RdPD7aoeiDGw05Fy6e+FqiskTqL3Bwve3kzrzpsiiY4qhjEHiH2sCEK22gM5Na",
-	"83E+ByEFdr8mO5xRfmR++EW3McQPgQ7L79icgtCZmXetDbtCbc6Z1vh4BNGSF6gpWAjQcsmnwsZBx/B7",
-	"Jk+KMx8LY+ro4QXK8isaVOM3XMTRG0GOQSr+Eb+icfmtjvjhTkkxhZPzMzDyBgV0Eop8iCgnrDeC3TKe",
-	"s3GOX5FBmZLG5JjGMC713Jm5mo5jl2UCo8wUbJJ6YLNU0C4pXdGv1ohdmtPKeBeWLk+yTQszyRPLhJmS",
-	"M1SGu2giZ2O08f9K2BFHtywvsfWmHaI2sc1bPy72KzUpqhz/gcmSx13f3Qeh9s88fz2Jhm936m60eBey",
-	"3GsJpch9BFLnpDYFzZgGKdDCA6vkZ+3wE455qndB4Wc3ahFT4hdaxoWEgRezTIrwG+Mzv3tlcW15+PzQ",
-	"Jph2/+qc20RT43lNRElLePvQtEZPvcC2/at8typ+eJFFcQ2R9dpHHJ1iwgsWqHKcQOpeVTG7LRW4ieTd",
-	"bukRTHLJDKkbfmDFjExEdHj09Fnv+fdR3M4WD/76ljLFf+2MRj33V/evgRQxjqxpCLDQJ3Q7rcoLm0XF",
-	"UVoVwF4EU8G6Pkam5aUwigHSdKCNYsDetAeDDz8OBs8GR0cDGnRycnp5dfnDYDA4OnzeC5HuI/hA6iMQ",
-	"NJLdTCg5m5PlvSNF4tqbXyZS98RISGVwdVVbJl9526OutoQhl4tWRIaQ1DAwUIljBu7IOliCe/BsMICl",
-	"vODY1pXqqPUYng+OYC3poYO6rMfVusJZT5XxgEBMdZfWegq1T4BOIz2N6pYnCDMlDSY29vUuo5PeTpnB",
-	"JxooOFYuZ4JxmU7RWKNmbKw67VqaWt4ldrFry2nQ/s/AO236MbDBthIst9D3CrecJsVNBE8qWNrEu+FE",
-	"FEeODyTr6mRRHBHtURy16KEBPl6Io2rfoC4vu9U1HcJKtXYq0Rp43NQQZqz93uITN6jdEw2ukmcwBev+",
-	"YrjLUACv3Qt0GCTW5T7RYNeL4T9R91/JGJgv0zzRMFO8YGoOZKe7Qc0xVeyyauDqNRTmjAgxTv5W+8l8",
-	"Si3fp5jzW1Tz4NK1gw9kqTIvC/FEu9MNa9vpsIcfTAwpM6ihM4qOBkffHxweHQyORlHXPT8gmesYeKrj",
-	"yhJrC9VCCpxDx1ZwYxhFh0e954NRtGKTu8fAKstNO95lMkf/wK3jeKtp3FjKHJk4bvO14omSd8DTYxBl",
-	"njsR2Uie2EGPHG+NKjEc1GzEjAte0pQTz1h+vgSfnRFDFEw9V0p6TQXUCUNXBXupptCpnKqjJnZ5q/tB",
-	"NmQOuZzyhPwfKzAGOkVKj/0CTzQ4io6BjbW1jMQcyu+AKWztvuQeXQRNwEqYUtwFBV5bojfnl1ENqqNF",
-	"XI+9Qz7NbIznXzqpWz1dY+/fkOUmW9dJbZgpnSWonbW8CdZp23L000KCbJWiL5CllOnrgO9WmKIwnOUv",
-	"P8y4Qn0mTtlch5wMYTSlbLEUhuewNvO1gI7AKTP8FkGSO0X7Iu32oKbAdjBscyXFGYoUJJmVlv7WLjKO",
-	"AjsE21AiVDKu53oq9NC1g+joE8qMyHK9ksY6kbo/k+Sc0KIxUWgIRcbqmV1iDh33+tK+rWnq9uBkCWQG",
-	"bNGHDlV3RGqzEbJUG8NohSydt954W+BfaRnkx5zstO9g2QXChrfya29Imkvdmy20rsDPx9+OzBAIq1p/",
-	"5YbH0rraqlbfxL866DR/I3MaSKuKKqvaZouq6JmQVCqFIpmvs+vs8jU8Ozr8AXwI1mjfm8vTEN9qz7is",
-	"q98dxnVovZ1nnvgWUe1FQ0ysi/abM5f7ZZcrvuHR0kFbTrQdJIOF3qtu9ysX2KSFEVOKzbeqhPOSy8xf",
-	"bbaEQ3QbZGJ66mOGn+YbQb/Mn8Bi1izszBhdScIPXzXul+W44DbC6sOZgHMlpwptLzy4W6kvaoXfb1Mj",
-	"jUsdt/e1SMFotGLJDRfTVzV7d3nwasYL674phqLAyXvzxplXlfAqevGt9lYEsxInVumGE3Q7tiGD1oob",
-	"pNoU7exSQVc7cCetiwheSJVwV9he8TMMpLhRxkoL1li6UbOtCjzcxi3Ja6virHvamZJpmdyjTnXuJ6zX",
-	"qqy4XF3qTnGDB1zYNkMgJo2jP0smDDfzexyzFNycK1/r23OOJeRMhBzpqkOrQFFxZPl4zVIt2ts0xZXc",
-	"Nkp7cwooKzO/02iuke2mbtzz0nY+5sHoj7TQxVX7xSobTH8hUz7h91tqDxv/eJb3f8Gq3svquIU3ilDv",
-	"wM093W6FiDXPGwJWOL84b2zGMj33rRXrmzLwPMg8z7ObMkjRljSn5br251QwgwrEKhuj9JUzuHHxMjHh",
-	"g0weztYHF9oblm+g0TctP8dv1XFH6tX58+KwDTxpcqMNWh+Ob9y7pjjk61q24nQymyl56+oFeyC1DvJr",
-	"/bYH3czILfqt3IAwzVZBbUXIDoqhkJrSvoTyUd/fZsY9fT5wl6H2wb4XbwDtWpYq2Xgf1NMBifSXQYeB",
-	"5LwaZEt60OFGw6g65iiCcS6Tm5VKn3vbtaHkKBJS4ChyUWFVM8oYpbwra7fCRVvSzrk2PsAU0G5+D+F0",
-	"LljBEw1Pv38OlyxHvbykX1FO7M0JeSe6u7FQia7mWggArfb4muzHpbZm543g5iwMdnkTLhBINWWCf7Q8",
-	"3zC11KiCr1a9wE20tl49O14lcv2MhBpMSsXN/JLw5c+GTG1KNTSqW4vr03//5eTq5fuT87P3V6///vJV",
-	"DBVhdUmaZIpCgxTAQEhxkEs5G7PkBliaUk5VX3e2HHK71jRmxsxcl5uLiVyn5gVLMi6mPnvRwAX8xhMl",
-	"tZyY5ia3j3gzzGcHKeob8PEjpUVVajASnapTS4Nd3aML43l1hZi5y4H+ks54vnIhLwY2EtViVouskjsX",
-	"Hduyse0FC9drAYPa9EZiJF5SlgIzZjLAD1wbDeaOJziEUtBG1/3bw36v17uuOy8tbbUpWToS1/625XXs",
-	"WzL1zLY3639q/Vo0i7JqmfbKHSkQ2r2+KSBLsq6l+VfP7uoOPTcZXPsbNkPIuPlHwbX+h703fm1Juj6Z",
-	"4jV09Oo1/JHYeQ+/2wPHo+oiIrj6r6Yt/Y2+g7P0eiTcHXCW5yQBn9dOUaCyyay9PgR1RdKB2FoRJppb",
-	"HCPRWKUYsC2cBGcGrvuZLRJ/9Ofq27jh43WFfD0S1yf+Xorl5BB+sqCGUTkYPE3cJvQnXltevrLVVgL1",
-	"GFMgMz2E636BRvFEX0PnXMkCTYaldim888W29zYS1305Q8FmvPeHluKazCjXkMqkLFAYEpbtgRlb1HBt",
-	"PdA8xYQpOnIUR8Rip0uH1i655aJh9LQ36D11rejMWoTq4PT3FK05JGNYmzBfPf8YrVwZPRoMHu36iy/Q",
-	"B+69nFC631uyZpQnUwqsqwQr+pXfoq1zW6TMlEzoh0WChr9dXZ13j30vyNW/rdlqfRBCq3uBt7iwenuL",
-	"pXNr/mKrXQ5CLdUiU+IuDBHm5dgwLjC1aHJXrEZCl0mCmBIC6fG2pq13gwbILWNKJleWxgl+WTwXju4v",
-	"KJ1WHB661WaL3Ys4ej54+nW2fFXV2N094bFM56ApqLjLeJItGVJ3jWC+C0BNp0RO1iXrAXJ72K8cgd6o",
-	"LL+gedFUpdpf0Wwo7jRD+u6ziUW8c6C7GP8uLPLQ3Hpcf/mi8iKOnu0zq3XH2k453D1l6RqfnfRs96T6",
-	"UrGF09FehFX31hsE7iSsvkhg5+xBV3Uf0qKoRs3PnALU9udOVawRA+Yam3Bj5cujJkZaA1b/E4VIi/4n",
-	"ni76TZFhE9YubDjiihX3xttyIhrvPf7sdJ/R7suWz0Np+8byN4w+BKPtzwOe6KVEtYph2/eyG0RuiTDv",
-	"ZQVt2fZ+uGx/z7UH0L6ZzX8uSLbA0c5Twh53Hxg+wGZ+eXR+M7L/LxDdBtWDUO3w2/+kcLLYhmK71ZeH",
-	"b/3p5T2g6w3y54PyGyYfBZPuC6yHgLFVBd9sTe2QL4/E9re0n4etpQ+/vqHrwRbP1fwfgi/jv9qdSR1A",
-	"1xVq86IurT4UYZ8FmdaHed+k3yQVS4LZjYB7+bR7S/mbi/onhdHJautF7v7fHFxPZvVb6gpo+/ure6Ps",
-	"m/v5P4ScyvfISfO/CbW+gQq0kI+XGs/eZNmvk2gYKhQJdhsg3ccxRd8cy2NWq67cV2nGSNGDSz4Vtv1r",
-	"v89hea59MyWG8XzG3Dfbrj2YZLaTs1rnj5ue99t3tupvG4RO50uV+270sN8/PPqhN+gNeofDHwc/DqLF",
-	"u8X/BAAA//8=",
+	"7Hz7cxs3kv+/0jXfVJms74ikZDvJUnW1pVhOVrWJrZLky96ZPgucaXIQzQAMgJFMe/m/XzWAeZAEH7Jk",
+	"322df7I4g0ej+9NP9PhTlMhiJgUKo6PhpyhDlqKyf55Mkf5JUSeKzwyXIhpGl5hIkWrQXCQIJkNgQt+h",
+	"gjumYYImyTCFiZIFnDLDblFp7EVxpPDPkitMo6FRJcaRTjIsGC1fcMGLsoiGgzgy8xlGw4gLg1NU0WIR",
+	"ExGvpPlZliLdRUy9oScJUxhFQhqY0OxRBB021igM3GUo4B8HL1iSIXDdJQL3JugCjZqfTAyqzfQYCXeM",
+	"GxjjRCoERVO4mN5rn39Y8tb3+D1DtcT4hBVoOb6dzyhor7dRxk0URwXXmqgxLMfoXU2ANoqLaWv/zbx3",
+	"dDDIpbwpZ0/0Cq9rqmquT6QCJqAUN0LeCbBnVYxWA6lgxky2IogAxQFKF3E0Y4oVaDxsX5TayALVy4Lx",
+	"fJ3uqwwB6RXIiWVj4scD0zckJPid4DHltyhiIliqlOCdSd0ayzXQaU3GTPOwY5eTwrDEwB03GZiMa7db",
+	"7Me6t080zJgirrAkkaUwMfHACtX9Xp3e9dLW8GzwDPADS0w+B6aBATGGi6mnM5WoiY2czvpniWoexZFg",
+	"BfHMrrSMQfbhVxRTk0XDp0cDYrKof4dAUfH27JRm2z1IcM0WPN0KwolUBTPRMCpLO3LzDlf2TXAPO2nb",
+	"Lt8pnETD6P/1G9PWd291f2l92rCGyTaObTFf9+TgWQP7dWy+IqWRE2CEkwmflmTDWopSC3aF6a01t9E6",
+	"Y8agovn/9fbk4D/ZwcfBwV/eNX++7x28+zSIv3+6+C4om195wc0mVuX2ZXu7FCeszE00PCS+sA/O2j13",
+	"THI/DoOm7zeZBgzf61tUiqeorZ60zvxENyrorBEUMkXoeAJgLE0G/1bpniZVRFFpmjP/oRPRItG+uLI0",
+	"E/GvSQ0vaODaAayCirIYk614fXF6MDgcDA4Pfjr6+1/Of+hWFkCzHLVVZp7CL2/OTjdInYjZE5mHg2Vk",
+	"Hoake4GTUqSWyB20S7VM1wrfLO2PSNqCltIzKTRaA/8TS39hBu/YnH6RVFFYWLLZLOeJxUT/D+0UbD/p",
+	"vVRKqgu/idty+fysNFkMM1TW2jqX5XT02AqtQK3ZlKIJ+1Nhgem8cnksLbjoRYuYSL/AP0vU5uuRzsUt",
+	"y3n6notZaaKWia0d+6PQUa26jZSrlrsl9KwHm6Ed/Kg+DaHA5KCOjLaN9vGTpaIdxXwdpgtp3ttQCDpC",
+	"gi6TrLFRUjlfbX1+IBzq9uCkDqtGYjmu4hoSZoPsnN+gRZcNDChUSUGzuQYtXfRQRbj04mSKvZH4HJbX",
+	"vLsv65uJtVl8XCF4S7sdbj56I35woyHnwsVHXwt6lkj9BQ6ut53cmWtdFgVTHHUMAu9QG5hwpQ10ZlJr",
+	"Ps7nIKTA7tdkh3Myj8wPv+g2hvgh0GH5HekIFjMz71qbfIXanDOt8fEIoiUvUFPwE6Dlkk+FjeuO4fdM",
+	"nhRndb7q6OEFyvIrOgjjN1zE0RtBjk4q/hG/orH8rc5g4E5JMYWT8zMw8gYFdBKK5IgoJ6w3gt0ynrNx",
+	"jl+RQZmSxuSYxjAu9dyZ7ZqOY5ffA5sYVGDLAwe2PgDalQNW9Ks1YpfmtGoNC0uXJ9mmuZnkiWXCTMkZ",
+	"KsNddJSzMdp8ZiWMiqNblpfYetMOuZtY7a0fF/uVmpRbjv/AZCmCWN/dB9X2zzx/PYmGb3fqbrR4F7Lc",
+	"awmyyH1EVefYNqXOmAYp0MIDq2Ru7fATjnmqd0HhZzdqEVMiG1rGhbiBF7NMivAb4zPZe2WlbXn4fNcm",
+	"zHb/6pzbRFPjeU1ESUt4+9C0Rk+9wLb9q/y9KuJ4kUVxDZH1Wk4cnWLCCxao2pxA6l5VOYgtfbiJ5N1u",
+	"6RFMcskMqRt+YMWMTER0ePT0We/591Hczn4P/vqWMt//3xmNeu6v7l8DKW8cWdMQYKFPUHdalRc2K4yj",
+	"tCpNvgimtk3lUip4KYxigDQdaKMYsDftweDDj4PBs8HR0YAGnZycXl5d/jAYDI4On/dCpPuMJJDKCQSN",
+	"ZDcTSjbnZHnvSJG49uaXAkb7xEhIZXB1VVsmX/Pco6K5hCGXW1dEhpDUMDBQe2QG7mwplwjuwbPBAJby",
+	"nGNbJ6uj8GN4PjiCtSSODuqyOFe7C2dxVQYHAjHVXVrrKdQ+ATqN9DSqW54gzJQ0mNhY3ruMTno7ZQaf",
+	"aKBgX7kcEMZlOkVXGTU2Vp12LU0t7xK72LXlNGj/Z+CdNv0Y2ORBCZZb6HuFW0774iYjIRUsbSGh4UQU",
+	"R44PJOvqZFEcEe1RHLXooQE+Xoijat+gLi+71TUdwkq1dirRGnjc1BBmrP3e4hM3qN0TDa4yaTAF6/5i",
+	"d0nAa/cCHQaJdblPNNj1YvgP1P1XMm4XwWeKF0zNgex0N6g5popdVg1cvYbCnBEhxsnfaj+ZT6nl+xRz",
+	"fotqHly6dvCBrFvmZSGeaHe6YW07Hfbwg4khZQY1dEbR0eDo+4PDo4PB0SjquucHJHMdA091XFlibaFa",
+	"SIFz6NiKdAyj6PCo93wwilZscvcYWGW5ace7TOboH7h1HG81jRtLmSMTx22+VjxR8g54egyizHMnIhvJ",
+	"EzvokeOtUSWGg5qNmHHBS5py4hnLz5fgszNiiIKp50qJsqnoOmHo6gJCqil0KqfqqIld3up+kA2ZQy6n",
+	"PCH/xwqMgU6R0mO/wBMNjqJjaF9yUX4HTGFr9yX36CJoAlbClOIuKPDaEr05v4xqUB0t4nrsHfJpZmM8",
+	"/9JJ3erpGnv/hiw32bpOasNM6SxB7azlTbDu3JajnxYSZKu0foEspUxfB3y3whSF4Sx/+WHGFeozccrm",
+	"OuRkCKMpZYulMDyHtZmvBXQETpnhtwiS3CnaF2m3BzUF9kbGXhalOEORgiSz0tLf2kXGUWCH4MWbCJXA",
+	"67meCj1011t09AllRmS5XkljnUh935TknNCiMVFoCEXG6pldYg4d9/rSvq1p6vbgZAlkBmwRiw5V3/DU",
+	"ZiNkqTaG0QpZOm+98bbAv9IyyI852Wl/I2cXCBveyq+9IWku3UZtoXUFfj7+dmSGQFjdXVRueCytq63u",
+	"Hpr4Vwed5m9kTgNpVVFlVdtsURU9E5JKpVAk83V2nV2+hmdHhz+AD8Ea7XtzeRriW+0Zl3X1u8O4Dq23",
+	"88wT3yKqvWiIifUlxObM5X7Z5YpveLR00JYT7Y2YwULvVbf7lQts0sKIKcXmW1XCecll5q9eHoVDdBtk",
+	"YnrqY4af5htBv8yfwGLWLOzMGF1Jwg9fNe6X5bjgNsLqw5mAcyWnCm0XQnC3Ul/UCr/fpkYalzpuv6cj",
+	"BaPRiiU3XExf1ezd5cGrGS+s+6YYigIn780bZ15V9qvoxbcOtCKYlTixSjecoNuxDRm0Vtwg1aZoZ5cK",
+	"utqBO2ldRPBCqoS7wvaKn2EgxY0yVlqwxtKNmm1V4OE2bkleWxVn3dPOlEzL5B51qnM/Yb1WZcXl6lJ3",
+	"ihs84MJeMwRi0jj6s2TCcDO/xzFLwc258rW+PedYQs5EyJGuOrQKFBVHlo/XLNWivU1TXMlto7Q3p4Cy",
+	"MvM7jeYa2W7qxj0v7c3HPBj9kRa6uGq/WGWD6S9kyif8fkvtYeMfz/L+D1jVe1kdt/BGEeoduLmn260Q",
+	"seZ5Q8AK5xfnjc1Ypue+tWJ9UwaeB5nneXZTBinakua0XNf+nApmUIFYZWOUvnIGNy5eJiZ8kMnD2frg",
+	"QnvD8g00+kvLz/FbddyRenX+vDhsA0+a3GiD1ofjG/euKQ75upatOJ3MZkreunrBHkitg/xav+1BNzNy",
+	"i34rNyBMs1VQWxGyg2IopKa0L7E9pu5+mxn39PnANXftg30v3gDatSxVsrET19MBifQNr8NAcl4NsiU9",
+	"6HCjYVQdcxTBOJfJzUqlz73t2lByFAkpcBS5qLCqGWWMUt6VtVvhoi1p51wbH2AKaF9+D+F0LljBEw1P",
+	"v38OlyxHvbykX1FObOeEvBPd3VioRFdzLQSA1vX4muzHpbZm543g5iwMdnkTLhBINWWCf7Q83zC11KiC",
+	"r1a9wE20tl49O14lcv2MhBpMSsXN/JLw5c+GTG1KNTSqW4vr03//5eTq5fuT87P3V6///vJVDBVhdUma",
+	"ZIpCgxTAQEhxkEs5G7PkBliaUk5V91FbDrldaxozY2bulpuLiVyn5gVLMi6mPnvRwAX8xhMltZyYVo+9",
+	"i3gzzGcHKeob8PEjpUVVajASneqmlga7ukcXxvOqJZq5ZkffpDOerzQYxsBGolrMapFVcueiXcOTvQsW",
+	"7q4FDGrTG4mReElZim0pB/zAtdFg7niCQygFbXTdvz3s93q96/rmpd2MTg4gHYlr3z16HfsrmXpm25v1",
+	"P7V+LZpFWbVMe+WOFO2vFEiHkSVZ19L8q2d39TkFNxlc+w6bIWTc/LPgWv/TduxfW5KuT6Z4DR29+kXG",
+	"SOz8JKPbA8ejqrESXP1X05a+Q/HgLL0eCdfTzvKcJODz2ikKVDaZte1DUFckHYitFWGi6eIYicYqxYBt",
+	"4SQ4M3Ddz2yR+KM/V9/GDR+vK+Trkbg+8X0plpND+MmCGkblYPA0cZvQn3htefnKVlsJ1GNMgcz0EK77",
+	"BRrFE30NnXMlCzQZltql8M4X27u3kbjuyxkKNuO9P7QU12RGuYZUJmWBwnRdG53hxhY13LUeaJ5iwhQd",
+	"OYojYrHTpUNrl9xy0TB62hv0nrqr6MxahOrg9PcUrTkkY1ibMF89/xittMAeDQaP1v7iC/SBvpcTSvd7",
+	"S9aM8mRKgXWVYEW/8lu0dW6LlJmSCf2wSNDwt6ur8+6xvwty9W9rtlrfBtHqXuAtLqx2b7F0bs1fbLXL",
+	"QailWmRKXMMQYV6ODeMCU4sm12I1ErpMEsSUEEiPt13aejdogNwypmRyZWmc4JfFc+Ho/oLSacXhoa42",
+	"W+xexNHzwdOvs+Wrqsbu+p7HMp27rtO7jCfZkiF1bQTzXQBqbkrkZF2yHiC3h/3KEeiNyvILmhdNVar9",
+	"VdCG4k4zpO8+A1nEOwe6Rv93YZGH5tbj+suN14s4erbPrFbPuJ1yuHvKUhufnfRs96R2o+/zwdFehFV9",
+	"+A0CdxJWNxLYOXvQVfVDWhTVqPmZU4Da/nyrijViwFxjE26sfEnVxEhrwOp/ohBp0f/E00W/KTJswtqF",
+	"DUdcseLeeFtOROO9x5+d7jPafanzeShtdyx/w+hDMNr+3OGJXkpUqxi23ZfdIHJLhHkvK2jLtvfDZfv7",
+	"tD2A9s1s/mtBsgWOdp4S9rj7wPABNvPLo/Obkf0/geg2qB6Eaoff/ieFk8U2FNutvjx8609J7wFdb5A/",
+	"H5TfMPkomHRfYD0EjK0q+GZraod8eSS2vw3+PGwtffj1DV0Ptniu5v8QfBn/FfJM6gC6rlCbF3Vp9aEI",
+	"+yzItD7M+yb9JqlYEsxuBNzLp91byt9c1L8ojE5Wr17k7v+dwt3JrH5LXQFtf391b5R9cz//i5BT+R45",
+	"af53pNY3UIEr5OOli2dvsuzXSTQMFYoEuw2Q7uOYom+O5TGrVVfuqzRjpOjBJZ8Ke/1rv89hea79ZUoM",
+	"4/mMuW+23fVgktmbnNU6f9zceb99Z6v+9oLQ6Xypcn8bPez3D49+6A16g97h8MfBj4No8W7x3wEAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
