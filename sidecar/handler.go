@@ -60,6 +60,7 @@ type handler struct {
 	spec      []byte
 	tokenSum  [sha256.Size]byte
 	draining  atomic.Bool
+	inFlight  atomic.Int64 // requests being served, for the shutdown log line
 	// Request ids: idPrefix (random per Server) and a counter.
 	idPrefix string
 	idSeq    atomic.Uint64
@@ -186,6 +187,8 @@ func (s *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.cfg.Metrics.inflight(1)
 	defer s.cfg.Metrics.inflight(-1)
+	s.inFlight.Add(1)
+	defer s.inFlight.Add(-1)
 	r = r.WithContext(rq)
 	if r.Body != nil && r.Body != http.NoBody {
 		r.Body = http.MaxBytesReader(&rq.sw, r.Body, s.cfg.MaxBodyBytes)

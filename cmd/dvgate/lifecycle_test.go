@@ -144,6 +144,11 @@ func TestShutdown(t *testing.T) {
 	if err := <-closed; err != nil {
 		t.Errorf("Close: %v", err)
 	}
+	// One line says what was drained.
+	log := e.stderr.String()
+	if n := strings.Count(log, `"msg":"stopped"`); n != 1 || !strings.Contains(log, `"inFlightRequests":1,"unfinishedRequests":0,"integrationsClosed":1`) {
+		t.Errorf("%d shutdown lines, want one with the drained request:\n%s", n, log)
+	}
 }
 
 // TestCommands covers the one-shot commands with the real wiring.

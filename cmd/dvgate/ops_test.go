@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -128,6 +130,77 @@ func TestHTTPSemantics(t *testing.T) {
 		code, msg, _ := errorOf(t, r)
 		if r.status != 400 || code != "invalid_input" || !strings.Contains(msg, tc.want) || (tc.notWant != "" && strings.Contains(msg, tc.notWant)) {
 			t.Errorf("GET %s: %d %s %q, want 400 with %q", tc.path, r.status, code, msg, tc.want)
+		}
+	}
+}
+
+// TestCLI: help and --version answer on stdout; lookup's four kinds with
+// --mode and --integration print JSON; its exit status tells found (0),
+// not found (3), error (1) and usage (2) apart.
+func TestCLI(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, integ{name: "default"}, integ{name: "bad", secretEnv: "BAD"})
+	e.vars["BAD"] = "wrong"
+	var mu sync.Mutex // the runs share e.stdout
+	run := func(args ...string) (string, int) {
+		t.Helper()
+		mu.Lock()
+		defer mu.Unlock()
+		e.stdout.mu.Lock()
+		e.stdout.b.Reset()
+		e.stdout.mu.Unlock()
+		m := e.main(args...)
+		err := m.Run(context.Background())
+		if cerr := m.Close(); cerr != nil {
+			t.Error(cerr)
+		}
+		code := 0
+		var ee exitError
+		switch {
+		case errors.As(err, &ee):
+			code = ee.status()
+		case err != nil:
+			code = exitFailed
+		}
+		return e.stdout.String(), code
+	}
+	tests := []struct {
+		args []string
+		code int
+		want []string
+	}{
+		{[]string{"help"}, 0, []string{"Usage:", "dvgate help [COMMAND]", "Exit status: 0 done", "3 a lookup found nothing", "-integration"}},
+		{[]string{"--help"}, 0, []string{"Usage:", "Examples:"}},
+		{[]string{"help", "lookup"}, 0, []string{"dvgate lookup recent EMAIL", "Exit status: 0 found, 3 not found", "-mode", "-limit"}},
+		{[]string{"lookup", "--help"}, 0, []string{"dvgate lookup refunds"}},
+		{[]string{"--version"}, 0, []string{"dvgate ", runtime.Version()}},
+		{[]string{"lookup", "customer", alex}, 0, []string{`"name": "Alex Wu"`}},
+		{[]string{"lookup", "customer", alex, "--mode", "accounts"}, exitNotFound, []string{`"code": "not_found"`}},
+		{[]string{"lookup", "customer", alex, "--mode", "contacts", "--integration", "default"}, 0, []string{`"type": "contact"`}},
+		{[]string{"lookup", "order", orderNum}, 0, []string{`"status": "Submitted / In Progress"`}},
+		{[]string{"lookup", "order", "ORD-99999-XXXXXX"}, exitNotFound, []string{`"code": "not_found"`}},
+		{[]string{"lookup", "recent", alex, "--limit", "2"}, 0, []string{`"customer": {`, `"orders": [`}},
+		{[]string{"lookup", "recent", "nobody@example.com"}, exitNotFound, []string{`"code": "not_found"`}},
+		{[]string{"lookup", "refunds", orderNum}, 0, []string{`"refunds": []`, `"source": "none"`}},
+		{[]string{"lookup", "refunds", "ORD-\x00"}, exitFailed, []string{`"code": "invalid_input"`, "The order is not valid"}},
+		{[]string{"lookup", "order", orderNum, "--integration", "bad"}, exitFailed, []string{`"code": "auth"`}},
+	}
+	for _, tc := range tests {
+		out, code := run(tc.args...)
+		if code != tc.code {
+			t.Errorf("dvgate %s: exit %d, want %d; stdout:\n%s", strings.Join(tc.args, " "), code, tc.code, out)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("dvgate %s: stdout lacks %q:\n%s", strings.Join(tc.args, " "), w, out)
+			}
+		}
+	}
+	for _, args := range [][]string{{"help", "frobnicate"}, {"lookup", "summary", "x"}, {"lookup", "order", "x", "--mode", "contacts"},
+		{"lookup", "recent", alex, "--limit", "0"}, {"lookup", "customer", alex, "--mode", "leads"}} {
+		m := &Main{Stdout: e.stdout, Stderr: e.stderr, Getenv: func(string) string { return "" }}
+		if err := m.ParseFlags(args); err == nil {
+			t.Errorf("ParseFlags(%q) accepted (want a usage error, exit %d)", args, exitUsage)
 		}
 	}
 }
