@@ -86,11 +86,11 @@ func TestInspector(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	e := newEnv(t)
-	e.vars[envAPIToken] = "s3cret-token"
+	e.vars[envAPIToken] = "s3cret-token-of-at-least-32-bytes"
 	e.start()
 	targets := map[string][]string{
 		"stdio": {exe, "mcp", "--demo", "--log-level", "warn", "--"},
-		"http":  {e.base + "/mcp", "--header", "Authorization: Bearer s3cret-token"},
+		"http":  {e.base + "/mcp", "--header", "Authorization: Bearer s3cret-token-of-at-least-32-bytes"},
 	}
 	calls := []struct {
 		name string
@@ -103,7 +103,7 @@ func TestInspector(t *testing.T) {
 		{"get_order", []string{"--method", "tools/call", "--tool-name", "get_order", "--tool-arg", "order=ORD-01001-B2K9P7", "--tool-arg", "email=alex.wu@example.com"}, 0, `\"unitPrice\":\"318.20\"`},
 		{"get_order of someone else", []string{"--method", "tools/call", "--tool-name", "get_order", "--tool-arg", "order=ORD-01001-B2K9P7", "--tool-arg", "email=maria.tanaka@example.com"}, 0, `\"found\":false`},
 		{"list_recent_orders", []string{"--method", "tools/call", "--tool-name", "list_recent_orders", "--tool-args-json", `{"customer":{"type":"contact","id":"b46d4f35-6f57-5fbb-b866-32977a8faa40"},"limit":2}`}, 0, `\"orders\":[`},
-		{"list_refunds", []string{"--method", "tools/call", "--tool-name", "list_refunds", "--tool-arg", "order=ORD-01001-B2K9P7"}, 0, `\"refunds\":[]`},
+		{"list_refunds", []string{"--method", "tools/call", "--tool-name", "list_refunds", "--tool-arg", "order=ORD-01001-B2K9P7"}, 0, `\"refunds\":[`},
 		{"check_connection", []string{"--method", "tools/call", "--tool-name", "check_connection"}, 0, `\"ok\":true`},
 		{"missing argument", []string{"--method", "tools/call", "--tool-name", "get_order"}, 5, `"isError": true`},
 		{"bad email", []string{"--method", "tools/call", "--tool-name", "find_customer", "--tool-arg", "email=nobody"}, 5, `invalid_input: The email is not valid`},

@@ -263,7 +263,10 @@ func TestDemo(t *testing.T) {
 		var url string
 		for _, line := range strings.Split(printed, "\n") {
 			if strings.Contains(line, want) {
-				url = strings.Trim(strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(line), "curl -s")), "'")
+				// curl -s 'URL'  # comment
+				if f := strings.Split(line, "'"); len(f) >= 3 && url == "" {
+					url = f[1]
+				}
 			}
 		}
 		if url == "" {

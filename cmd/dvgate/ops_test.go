@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os"
 	"regexp"
 	"runtime"
 	"strconv"
@@ -202,5 +203,35 @@ func TestCLI(t *testing.T) {
 		if err := m.ParseFlags(args); err == nil {
 			t.Errorf("ParseFlags(%q) accepted (want a usage error, exit %d)", args, exitUsage)
 		}
+	}
+}
+
+// TestMakeHelp: every make target has a "## description", so make help
+// lists it, and the README names it.
+func TestMakeHelp(t *testing.T) {
+	t.Parallel()
+	mk, err := os.ReadFile("../../Makefile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := regexp.MustCompile(`(?m)^([a-z][a-z-]*):`)
+	described := regexp.MustCompile(`(?m)^([a-z][a-z-]*):.*## \S`)
+	n := 0
+	for _, m := range target.FindAllStringSubmatch(string(mk), -1) {
+		n++
+		name := m[1]
+		if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + `:.*## \S`).Match(mk) {
+			t.Errorf("make target %s has no ## description: make help does not list it", name)
+		}
+		if !strings.Contains(string(readme), "`"+name+"`") && !strings.Contains(string(readme), "make "+name) {
+			t.Errorf("make target %s is not named in the README", name)
+		}
+	}
+	if n < 10 || len(described.FindAllString(string(mk), -1)) != n {
+		t.Errorf("found %d targets in the Makefile, %d described", n, len(described.FindAllString(string(mk), -1)))
 	}
 }
