@@ -2,16 +2,19 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // metricValue returns the value of the first sample of /metrics matching
@@ -233,5 +236,52 @@ func TestMakeHelp(t *testing.T) {
 	}
 	if n < 10 || len(described.FindAllString(string(mk), -1)) != n {
 		t.Errorf("found %d targets in the Makefile, %d described", n, len(described.FindAllString(string(mk), -1)))
+	}
+}
+
+// TestKnobsApplied: a TTL from the config file reaches the gateway: with
+// customerTTL 10m a customer answer is still fresh after 6 minutes (the
+// default, 5m, would ask Dataverse again), and with orderTTL 10s an order
+// is not fresh after 30s.
+func TestKnobsApplied(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	path := filepath.Join(e.dir, "config.json")
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]map[string]map[string]any
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	doc["integrations"]["default"]["customerTTL"] = "10m"
+	doc["integrations"]["default"]["orderTTL"] = "10s"
+	b, _ := json.Marshal(doc)
+	e.writeFile("config.json", string(b))
+
+	var mu sync.Mutex
+	now := time.Now()
+	m := e.main("serve", "--listen", "127.0.0.1:0")
+	m.Clock = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	if err := m.Run(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	e.m, e.client, e.base = m, &http.Client{Transport: &http.Transport{}}, "http://"+m.Addr()
+	defer func() {
+		if err := m.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
+	must(t, e.do("GET", "/v1/customers?email="+alex), 200)
+	must(t, e.do("GET", "/v1/orders/"+orderNum), 200)
+	mu.Lock()
+	now = now.Add(6 * time.Minute)
+	mu.Unlock()
+	if got := must(t, e.do("GET", "/v1/customers?email="+alex), 200).header.Get("X-Cache"); got != "hit" {
+		t.Errorf("customer after 6m with customerTTL 10m: X-Cache %q, want hit", got)
+	}
+	if got := must(t, e.do("GET", "/v1/orders/"+orderNum), 200).header.Get("X-Cache"); got != "miss" {
+		t.Errorf("order after 6m with orderTTL 10s: X-Cache %q, want miss", got)
 	}
 }
