@@ -18,7 +18,7 @@ build: ## Build every package and the commands into bin/
 	$(GO) build -o bin/ ./cmd/...
 
 .PHONY: test
-test: lint inspector ## Vet, staticcheck, and run all tests with the race detector (what CI runs)
+test: lint inspector ## Vet, staticcheck, and run all tests with the race detector (what CI runs; ~12 min from empty caches on 2 cores)
 	$(GO) test -race -count=1 $(PKGS)
 
 # The MCP Inspector's CLI (a real MCP client for cmd/dvgate's tests) needs
@@ -73,7 +73,7 @@ load: ## Load generator (LOADARGS="-url http://127.0.0.1:8080 -scenario hit -c 5
 	$(GO) run ./cmd/dvgate-load $(LOADARGS)
 
 .PHONY: demo
-demo: ## Run the gateway on the in-process Dataverse simulator with demo data (LISTEN=addr)
+demo: ## Run the gateway on the in-process Dataverse simulator with demo data (LISTEN=addr; the first run compiles for 2-4 min)
 	$(GO) run ./cmd/dvgate --demo --listen $(LISTEN)
 
 SOAK     ?= 60s

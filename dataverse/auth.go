@@ -227,7 +227,7 @@ func (t *tokenSource) token(ctx context.Context) (string, *Error) {
 		res, err := t.client.AcquireTokenByCredential(fctx, t.scopes)
 		if err != nil {
 			e := t.signInError(err)
-			t.log.Warn("dataverse sign-in failed", "kind", e.Kind.String(), "code", e.Code, "status", e.Status, "correlation_id", e.CorrelationID)
+			t.log.Warn("dataverse sign-in failed", "kind", e.Kind.String(), "code", e.Code, "status", e.Status, "correlationId", e.CorrelationID)
 			if e.Kind == KindAuth || e.Kind == KindConfig {
 				t.mu.Lock()
 				t.failed, t.failedAt = e, t.clock.Now()
@@ -240,7 +240,7 @@ func (t *tokenSource) token(ctx context.Context) (string, *Error) {
 		t.mu.Unlock()
 		if res.Metadata.TokenSource == confidential.TokenSourceIdentityProvider {
 			t.acquired.Add(1)
-			t.log.Info("dataverse signed in", "expires_on", res.ExpiresOn)
+			t.log.Info("dataverse signed in", "expiresOn", res.ExpiresOn)
 		}
 		return res.AccessToken, nil
 	})
@@ -290,11 +290,11 @@ func (t *tokenSource) refresh(ctx context.Context, rejected string) (string, *Er
 		t.mu.Unlock()
 		if err != nil {
 			e := t.signInError(err)
-			t.log.Warn("dataverse sign-in failed", "kind", e.Kind.String(), "code", e.Code, "status", e.Status, "correlation_id", e.CorrelationID)
+			t.log.Warn("dataverse sign-in failed", "kind", e.Kind.String(), "code", e.Code, "status", e.Status, "correlationId", e.CorrelationID)
 			return "", e
 		}
 		t.acquired.Add(1)
-		t.log.Info("dataverse signed in again after a rejected token", "expires_on", res.ExpiresOn)
+		t.log.Info("dataverse signed in again after a rejected token", "expiresOn", res.ExpiresOn)
 		return res.AccessToken, nil
 	})
 	return awaitToken(ctx, ch)

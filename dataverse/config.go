@@ -308,18 +308,18 @@ func (c Config) GoString() string { return c.String() }
 func (c Config) LogValue() slog.Value {
 	attrs := []slog.Attr{
 		slog.String("url", showConfigURL(c.URL)),
-		slog.String("tenant_id", showValue(c.TenantID, isGUID)),
-		slog.String("client_id", showValue(c.ClientID, isGUID)),
+		slog.String("tenantId", showValue(c.TenantID, isGUID)),
+		slog.String("clientId", showValue(c.ClientID, isGUID)),
 		slog.String("credential", c.credentialKind()),
 	}
 	if c.CertificatePath != "" {
-		attrs = append(attrs, slog.String("certificate_path", c.CertificatePath))
+		attrs = append(attrs, slog.String("certificatePath", c.CertificatePath))
 	}
 	if c.FederatedTokenFile != "" {
-		attrs = append(attrs, slog.String("federated_token_file", c.FederatedTokenFile))
+		attrs = append(attrs, slog.String("federatedTokenFile", c.FederatedTokenFile))
 	}
 	if c.AuthorityHost != "" {
-		attrs = append(attrs, slog.String("authority_host", showConfigURL(c.AuthorityHost)))
+		attrs = append(attrs, slog.String("authorityHost", showConfigURL(c.AuthorityHost)))
 	}
 	return slog.GroupValue(attrs...)
 }

@@ -497,7 +497,7 @@ func (c *Conn) attempt(ctx context.Context, req *http.Request, op string, stream
 		if e.Kind == KindThrottled {
 			c.throttled.Add(1)
 			c.closeGate(e.RetryAfter, e.Code)
-			c.log.Warn("dataverse throttled", "op", op, "code", e.Code, "retry_after", e.RetryAfter)
+			c.log.Warn("dataverse throttled", "op", op, "code", e.Code, "retryAfter", e.RetryAfter)
 		}
 		return nil, nil, tok, e
 	}

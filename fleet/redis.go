@@ -336,7 +336,7 @@ func (r *Redis) fail(parent context.Context, op string, err error) error {
 	until := r.clock().Add(r.backoff).UnixNano()
 	if prev := r.skipTill.Swap(until); prev < r.clock().UnixNano() {
 		r.log.Warn("Redis failed; working without the shared level for a while (lookups go to Dataverse)",
-			"op", op, "outcome", outcome, "skip_for", r.backoff, "error", redact(err.Error(), r.rawURL))
+			"op", op, "outcome", outcome, "skipFor", r.backoff, "error", redact(err.Error(), r.rawURL))
 	}
 	return fmt.Errorf("fleet: redis %s: %w", op, err)
 }
@@ -575,7 +575,7 @@ func (r *Redis) Block(ctx context.Context, org string, d time.Duration) {
 	}
 	r.succeeded()
 	r.metrics.op("throttle_set", "ok")
-	r.log.Info("Dataverse throttled this application user; holding every replica back", "retry_after", d)
+	r.log.Info("Dataverse throttled this application user; holding every replica back", "retryAfter", d)
 }
 
 // state returns the org's local state; r.mu held.

@@ -50,7 +50,59 @@ const (
 	// account's contacts' orders to its summary.
 	EnvSummaryStates           = "DVGATE_SUMMARY_STATES"
 	EnvSummaryIncludesContacts = "DVGATE_SUMMARY_INCLUDES_CONTACTS"
+
+	// The cache and timeout knobs (Tuning), as Go durations (90s, 5m, 1h).
+	EnvCustomerTTL     = "DVGATE_CUSTOMER_TTL"
+	EnvOrderTTL        = "DVGATE_ORDER_TTL"
+	EnvNotFoundTTL     = "DVGATE_NOT_FOUND_TTL"
+	EnvStaleTTL        = "DVGATE_STALE_TTL"
+	EnvUpstreamTimeout = "DVGATE_UPSTREAM_TIMEOUT"
+	// EnvCacheBytes is the budget of the cache shared by all integrations
+	// (Source.LoadCacheBytes): bytes, or with a KiB, MiB or GiB suffix.
+	EnvCacheBytes = "DVGATE_CACHE_BYTES"
 )
+
+// Knob is one of the gateway's operating settings, as the environment and
+// the config file name it. Knobs lists them all: the README's table of
+// knobs is checked against it (TestKnobsREADME), and every entry is checked
+// to be read from both places (TestKnobsRead).
+type Knob struct {
+	Env string // environment variable
+	// File is the key in the config file: in each integration's object,
+	// or at the top level where Global says so.
+	File    string
+	Global  bool   // File is a top-level key (one value for the process)
+	Default string // as the README states it
+}
+
+// Knobs are the gateway's operating settings. The defaults are gateway's
+// (gateway.Config, gateway.DefaultMaxBytes, gateway.DefaultBudgetRate and
+// gateway.DefaultBudgetBurst).
+var Knobs = []Knob{
+	{Env: EnvCustomerTTL, File: "customerTTL", Default: "5m"},
+	{Env: EnvOrderTTL, File: "orderTTL", Default: "1m"},
+	{Env: EnvNotFoundTTL, File: "notFoundTTL", Default: "as found answers"},
+	{Env: EnvStaleTTL, File: "staleTTL", Default: "1h"},
+	{Env: EnvUpstreamTimeout, File: "upstreamTimeout", Default: "30s"},
+	{Env: EnvBudgetRate, File: "budget.rate", Default: "10"},
+	{Env: EnvBudgetBurst, File: "budget.burst", Default: "40"},
+	{Env: EnvCacheBytes, File: "cacheBytes", Global: true, Default: "64MiB"},
+	{File: "cacheBytes", Default: "0 (the shared cache)"},
+}
+
+// Tuning is an integration's cache and timeout settings; zero values take
+// gateway's defaults (see Knobs).
+type Tuning struct {
+	// Freshness of customers and of orders (recent orders and refunds
+	// too), of "not found" answers, and how long past freshness an answer
+	// may be served when Dataverse fails.
+	CustomerTTL, OrderTTL, NotFoundTTL, StaleTTL time.Duration
+	// UpstreamTimeout bounds each shared Dataverse call.
+	UpstreamTimeout time.Duration
+	// CacheBytes, when positive, gives the integration a cache of its own
+	// with this budget; 0 = the cache shared by all integrations.
+	CacheBytes int64
+}
 
 // Config is one integration (one Dataverse org), resolved: secrets
 // referenced by the config file have been read. Its String never prints
@@ -87,6 +139,8 @@ type Config struct {
 	// ChangeFeed, when its Interval is set, keeps answers for hours and
 	// makes them stale from Dataverse's change feed (see feed.go).
 	ChangeFeed ChangeFeed
+	// Tuning holds the cache and timeout knobs.
+	Tuning Tuning
 
 	// Err is why this integration cannot start (a missing secret, an
 	// invalid value), with the remedy; the other fields are what could be
@@ -113,7 +167,7 @@ func (c Config) Fingerprint() string {
 		d.CertificatePassword, c.certHash, d.ClientSecretExpiresOn.UTC().Format(time.RFC3339), d.FederatedTokenFile, d.AuthorityHost, c.Mode.String(), c.TrackingColumn, errText(c.Err),
 		strings.Join(c.OrderFields, ","), strings.Join(c.CustomerFields, ","), c.OrderNumberPrefix,
 		fmt.Sprint(c.Budget.Rate, "/", c.Budget.Burst), fmt.Sprint(c.Refunds), fmt.Sprint(c.SummaryStates, c.SummaryIncludesContacts),
-		fmt.Sprint(d.MaxConcurrent), fmt.Sprint(d.MaxAttempts), fmt.Sprint(c.ChangeFeed)} {
+		fmt.Sprint(c.Tuning), fmt.Sprint(d.MaxConcurrent), fmt.Sprint(d.MaxAttempts), fmt.Sprint(c.ChangeFeed)} {
 		h.Write([]byte(s))
 		h.Write([]byte{0})
 	}
@@ -148,6 +202,9 @@ type Source struct {
 //	   "customerLookup": "both", "trackingColumn": "new_trackingnumber"}}}
 type configFile struct {
 	Integrations map[string]fileIntegration `json:"integrations"`
+	// CacheBytes is the budget of the cache shared by the integrations
+	// (LoadCacheBytes).
+	CacheBytes json.RawMessage `json:"cacheBytes,omitempty"`
 	// Redis is the optional shared level of several replicas (LoadFleet).
 	Redis *fileRedis `json:"redis,omitempty"`
 }
@@ -184,6 +241,61 @@ type fileIntegration struct {
 	SummaryIncludesContacts bool  `json:"summaryIncludesContacts"`
 	// ChangeFeed is {"interval": "30s", "ttl": "12h"}: see ChangeFeed.
 	ChangeFeed *fileChangeFeed `json:"changeFeed"`
+	// The knobs of Tuning: durations as strings ("5m"), cacheBytes as a
+	// number or a string with a unit ("16MiB").
+	CustomerTTL     string          `json:"customerTTL"`
+	OrderTTL        string          `json:"orderTTL"`
+	NotFoundTTL     string          `json:"notFoundTTL"`
+	StaleTTL        string          `json:"staleTTL"`
+	UpstreamTimeout string          `json:"upstreamTimeout"`
+	CacheBytes      json.RawMessage `json:"cacheBytes"`
+}
+
+// jsonBytes reads a config file size: a number of bytes, or a string with
+// a unit ("64MiB"); absent = 0.
+func jsonBytes(raw json.RawMessage) (int64, error) {
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		s = string(raw)
+	}
+	return parseBytes(s)
+}
+
+// parseDuration reads a knob's duration: not negative, "" = 0 (the default).
+func parseDuration(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("%q is not a duration such as 90s, 5m or 1h", s)
+	}
+	return d, nil
+}
+
+// parseBytes reads a cache budget: bytes, or with a KiB, MiB or GiB (or
+// KB, MB, GB, read as powers of 1024 too) suffix; "" = 0 (the default).
+func parseBytes(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return 0, nil
+	}
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		m      int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1 << 10}, {"MB", 1 << 20}, {"GB", 1 << 30}, {"B", 1}} {
+		if rest, ok := strings.CutSuffix(s, u.suffix); ok {
+			s, mult = strings.TrimSpace(rest), u.m
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 || n > (1<<50)/mult {
+		return 0, fmt.Errorf("%q is not a size in bytes such as 67108864 or 64MiB", s)
+	}
+	return n * mult, nil
 }
 
 type fileRefunds struct {
@@ -284,6 +396,16 @@ func (s Source) loadEnv() Config {
 		c.Err = err
 		return c
 	}
+	for _, k := range []struct {
+		env string
+		d   *time.Duration
+	}{{EnvCustomerTTL, &c.Tuning.CustomerTTL}, {EnvOrderTTL, &c.Tuning.OrderTTL}, {EnvNotFoundTTL, &c.Tuning.NotFoundTTL},
+		{EnvStaleTTL, &c.Tuning.StaleTTL}, {EnvUpstreamTimeout, &c.Tuning.UpstreamTimeout}} {
+		if *k.d, err = parseDuration(s.Getenv(k.env)); err != nil {
+			c.Err = fmt.Errorf("%s: %w", k.env, err)
+			return c
+		}
+	}
 	if c.Dataverse.ClientSecretExpiresOn, err = parseExpiry(EnvClientSecretExpiresOn, s.Getenv(EnvClientSecretExpiresOn), c.Dataverse); err != nil {
 		c.Err = err
 		return c
@@ -302,6 +424,35 @@ func (s Source) loadEnv() Config {
 		c.Err = err
 	}
 	return c
+}
+
+// LoadCacheBytes reads the budget of the cache shared by all integrations
+// (an integration with its own cacheBytes has a cache of its own): the
+// config file's top-level "cacheBytes" when there is a config file, else
+// DVGATE_CACHE_BYTES; 0 = not set. It is read once at start-up.
+func (s Source) LoadCacheBytes() (int64, error) {
+	if s.Path == "" {
+		n, err := parseBytes(s.Getenv(EnvCacheBytes))
+		if err != nil {
+			return 0, fmt.Errorf("%s: %w", EnvCacheBytes, err)
+		}
+		return n, nil
+	}
+	raw, err := s.ReadFile(s.Path)
+	if err != nil {
+		return 0, fmt.Errorf("reading config file: %w", err)
+	}
+	var f struct {
+		CacheBytes json.RawMessage `json:"cacheBytes"`
+	}
+	if err := json.NewDecoder(bytes.NewReader(raw)).Decode(&f); err != nil {
+		return 0, fmt.Errorf("config file %s: %w", s.Path, err)
+	}
+	n, err := jsonBytes(f.CacheBytes)
+	if err != nil {
+		return 0, fmt.Errorf("config file %s: cacheBytes: %w", s.Path, err)
+	}
+	return n, nil
 }
 
 // parseExpiry reads a client secret's stated expiry: a date (UTC midnight,
@@ -390,6 +541,23 @@ func (s Source) resolve(name string, fi fileIntegration, dir string) (Config, er
 		CustomerFields: clean(fi.CustomerFields), OrderNumberPrefix: strings.TrimSpace(fi.OrderNumberPrefix)}
 	if fi.Budget != nil {
 		c.Budget = gateway.Budget{Rate: fi.Budget.Rate, Burst: fi.Budget.Burst}
+	}
+	for _, k := range []struct {
+		field, v string
+		d        *time.Duration
+	}{{"customerTTL", fi.CustomerTTL, &c.Tuning.CustomerTTL}, {"orderTTL", fi.OrderTTL, &c.Tuning.OrderTTL},
+		{"notFoundTTL", fi.NotFoundTTL, &c.Tuning.NotFoundTTL}, {"staleTTL", fi.StaleTTL, &c.Tuning.StaleTTL},
+		{"upstreamTimeout", fi.UpstreamTimeout, &c.Tuning.UpstreamTimeout}} {
+		var err error
+		if *k.d, err = parseDuration(k.v); err != nil {
+			return c, fmt.Errorf("%s: %w", k.field, err)
+		}
+	}
+	if len(fi.CacheBytes) > 0 {
+		var err error
+		if c.Tuning.CacheBytes, err = jsonBytes(fi.CacheBytes); err != nil {
+			return c, fmt.Errorf("cacheBytes: %w", err)
+		}
 	}
 	if r := fi.Refunds; r != nil {
 		c.Refunds = &gateway.RefundsConfig{Table: strings.TrimSpace(r.Table), OrderLookup: strings.TrimSpace(r.OrderLookup),

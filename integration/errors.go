@@ -44,7 +44,12 @@ type Error struct {
 	DataverseCode  string        // Dataverse "0x80040220" or Entra "AADSTS7000215"; "" if none
 	RetryAfter     time.Duration // for throttled, busy and unavailable
 	UpstreamStatus int           // HTTP status Dataverse or Entra answered, for the log; 0 if none
-	Err            error         // cause, for the log only
+	// Meta is how a "not found" answer was served: from the cache (Hit,
+	// with its Age) or from Dataverse just now (Miss), so that front ends
+	// can say so (X-Cache, Age) as they do for found answers. nil for
+	// every other error.
+	Meta *gateway.Meta
+	Err  error // cause, for the log only
 }
 
 func (e *Error) Error() string {
@@ -111,6 +116,28 @@ var defaultMessages = map[Code]string{
 	CodeUnavailable:  "Dataverse is unavailable; try again shortly.",
 	CodeTimeout:      "Dataverse did not answer in time; try again.",
 	CodeInternal:     "The gateway failed unexpectedly; the log has the details under this request id.",
+}
+
+// RenameParam makes an input error name the parameter the caller sent (to)
+// rather than the gateway's name for it (from): a front end's "order"
+// parameter is the gateway's order "ref". Other errors are returned as
+// they are.
+func RenameParam(err error, from, to string) error {
+	var ie *gateway.InputError
+	if errors.As(err, &ie) && ie.Field == from {
+		return ErrorOf(&gateway.InputError{Field: to, Message: ie.Message}, "")
+	}
+	return err
+}
+
+// lookupError is ErrorOf for a lookup's error, carrying the lookup's Meta
+// when the answer is "not found" (a cached one says so).
+func lookupError(err error, notFound string, m gateway.Meta) *Error {
+	e := ErrorOf(err, notFound)
+	if errors.Is(err, gateway.ErrNotFound) {
+		e.Meta = &m
+	}
+	return e
 }
 
 // remedyOf is what an admin reads about an integration that cannot start:

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,15 +27,26 @@ type GatewayConnector struct {
 	Logger     *slog.Logger
 	Clock      func() time.Time
 	Metrics    *gateway.Metrics // shared by all integrations; nil = none
-	// CacheBytes is each integration's cache budget; 0 = gateway's default.
+	// CacheBytes is the budget of the cache shared by the integrations
+	// that have no budget of their own (Tuning.CacheBytes); 0 = gateway's
+	// default.
 	CacheBytes int64
-	// UpstreamTimeout bounds one shared Dataverse call; 0 = gateway's default.
+	// UpstreamTimeout bounds one shared Dataverse call unless the
+	// integration says otherwise (Tuning.UpstreamTimeout); 0 = gateway's
+	// default.
 	UpstreamTimeout time.Duration
 	// Fleet is the optional Redis shared by replicas (second cache level,
 	// fleet-wide deduplication and throttle gate); nil = this replica alone.
 	Fleet *fleet.Redis
 	// FeedMetrics are the change feeds' metrics; nil = none.
 	FeedMetrics *gateway.FeedMetrics
+
+	// mu guards the caches' reference counts and the caches below: the
+	// one shared by all integrations (made by the first backend that uses
+	// it, closed with the last) and the live ones, for the metrics.
+	mu     sync.Mutex
+	shared *sharedCache
+	live   map[*sharedCache]struct{}
 }
 
 // Connect implements Connector. It does not call the network.
@@ -51,18 +64,10 @@ func (gc *GatewayConnector) Connect(cfg Config, prev Backend) (Backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	var cache *sharedCache
-	if p, ok := prev.(*gatewayBackend); ok && p.cfg.SameData(cfg) {
-		cache = p.cache
-		cache.refs.Add(1)
-	} else {
-		c, err := gateway.NewCache(gateway.CacheConfig{MaxBytes: gc.CacheBytes})
-		if err != nil {
-			conn.Close()
-			return nil, err
-		}
-		cache = &sharedCache{c: c}
-		cache.refs.Store(1)
+	cache, err := gc.cacheFor(cfg, prev)
+	if err != nil {
+		conn.Close()
+		return nil, err
 	}
 	b := &gatewayBackend{cfg: cfg, conn: conn, cache: cache, gc: gc, log: log.With("integration", cfg.Name), now: gc.now}
 	b.life, b.endLife = context.WithCancel(context.Background())
@@ -92,17 +97,93 @@ func (gc *GatewayConnector) now() time.Time {
 	return gc.Clock()
 }
 
-// sharedCache is a gateway cache used by one integration's successive
-// backends; the last one to close it frees it.
+// sharedCache is a gateway cache used by several backends: the one shared
+// by all integrations, or one integration's own (Tuning.CacheBytes) used by
+// its successive backends. The last one to release it frees it.
 type sharedCache struct {
-	c    *gateway.Cache
-	refs atomic.Int32
+	c      *gateway.Cache
+	label  string // "shared", or the integration's name
+	shared bool   // the one shared by the integrations
+	budget int64
+	gc     *GatewayConnector
+	refs   int // guarded by gc.mu
+}
+
+// cacheFor returns the cache of a new backend for cfg, with a reference
+// taken: the shared one, or cfg's own, kept from prev when prev reads the
+// same data with the same budget (a rotation keeps the cache). Sharing one
+// cache is safe because every key starts with the integration's name and
+// org URL, and holds the configured columns.
+func (gc *GatewayConnector) cacheFor(cfg Config, prev Backend) (*sharedCache, error) {
+	gc.mu.Lock()
+	defer gc.mu.Unlock()
+	own := cfg.Tuning.CacheBytes
+	if own == 0 && gc.shared != nil {
+		gc.shared.refs++
+		return gc.shared, nil
+	}
+	if p, ok := prev.(*gatewayBackend); ok && own > 0 && p.cfg.SameData(cfg) && p.cache.label == cfg.Name && p.cache.budget == own {
+		p.cache.refs++
+		return p.cache, nil
+	}
+	budget, label := own, cfg.Name
+	if own == 0 {
+		budget, label = gc.CacheBytes, "shared"
+	}
+	if budget == 0 {
+		budget = gateway.DefaultMaxBytes
+	}
+	c, err := gateway.NewCache(gateway.CacheConfig{MaxBytes: budget})
+	if err != nil {
+		return nil, err
+	}
+	sc := &sharedCache{c: c, label: label, shared: own == 0, budget: budget, gc: gc, refs: 1}
+	if own == 0 {
+		gc.shared = sc
+	}
+	if gc.live == nil {
+		gc.live = map[*sharedCache]struct{}{}
+	}
+	gc.live[sc] = struct{}{}
+	return sc, nil
 }
 
 func (s *sharedCache) release() {
-	if s.refs.Add(-1) == 0 {
+	gc := s.gc
+	gc.mu.Lock()
+	s.refs--
+	last := s.refs == 0
+	if last {
+		if gc.shared == s {
+			gc.shared = nil
+		}
+		delete(gc.live, s)
+	}
+	gc.mu.Unlock()
+	if last {
 		s.c.Close()
 	}
+}
+
+// CacheStats is one cache's state, for the metrics: the cache shared by
+// the integrations (Label "shared") or an integration's own (its name).
+type CacheStats struct {
+	Label       string
+	Shared      bool // the cache shared by the integrations
+	BudgetBytes int64
+	gateway.CacheStats
+}
+
+// CacheStats returns the state of the live caches, sorted by label.
+func (gc *GatewayConnector) CacheStats() []CacheStats {
+	gc.mu.Lock()
+	out := make([]CacheStats, 0, len(gc.live))
+	for sc := range gc.live {
+		out = append(out, CacheStats{Label: sc.label, Shared: sc.shared, BudgetBytes: sc.budget, CacheStats: sc.c.Stats()})
+	}
+	gc.mu.Unlock()
+	slices.SortFunc(out, func(a, b CacheStats) int { return strings.Compare(a.Label, b.Label) })
+	return out
 }
 
 // gatewayBackend is an integration's live connection. Its gateway is built
@@ -189,7 +270,7 @@ func (b *gatewayBackend) Customer(ctx context.Context, email, mode string) (*gat
 		c, m, err = gw.CustomerIn(ctx, email, gm)
 	}
 	if err != nil {
-		return nil, gateway.Meta{}, ErrorOf(err, notFoundCustomer)
+		return nil, gateway.Meta{}, lookupError(err, notFoundCustomer, m)
 	}
 	return c, m, nil
 }
@@ -201,7 +282,7 @@ func (b *gatewayBackend) Order(ctx context.Context, ref string) (*gateway.Order,
 	}
 	o, m, err := gw.Order(ctx, ref)
 	if err != nil {
-		return nil, gateway.Meta{}, ErrorOf(err, notFoundOrder)
+		return nil, gateway.Meta{}, lookupError(err, notFoundOrder, m)
 	}
 	return o, m, nil
 }
@@ -213,7 +294,7 @@ func (b *gatewayBackend) RecentOrders(ctx context.Context, t, id string, limit i
 	}
 	list, m, err := gw.RecentOrders(ctx, t, id, limit)
 	if err != nil {
-		return nil, gateway.Meta{}, ErrorOf(err, notFoundRecent)
+		return nil, gateway.Meta{}, lookupError(err, notFoundRecent, m)
 	}
 	return list, m, nil
 }

@@ -98,3 +98,52 @@ func b2f(b bool) float64 {
 	}
 	return 0
 }
+
+// cacheCollector reports the connector's caches at every scrape: the one
+// shared by the integrations (cache="shared") and each integration's own
+// (cache="own", with its name). A cache being replaced (an integration's
+// own, during a rotation) is summed with its successor.
+type cacheCollector struct{ gc *GatewayConnector }
+
+var (
+	cacheLabels      = []string{"cache", "integration"}
+	cacheBytesDesc   = prometheus.NewDesc("dvgate_cache_bytes", "Approximate bytes of cached answers, by cache: the one shared by the integrations (cache=\"shared\") or an integration's own (cacheBytes in its configuration).", cacheLabels, nil)
+	cacheBudgetDesc  = prometheus.NewDesc("dvgate_cache_budget_bytes", "The cache's budget in bytes (DVGATE_CACHE_BYTES, cacheBytes).", cacheLabels, nil)
+	cacheEntriesDesc = prometheus.NewDesc("dvgate_cache_entries", "Answers in the cache.", cacheLabels, nil)
+	cacheEvictDesc   = prometheus.NewDesc("dvgate_cache_evictions_total", "Answers evicted to stay within the budget.", cacheLabels, nil)
+)
+
+func (c cacheCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{cacheBytesDesc, cacheBudgetDesc, cacheEntriesDesc, cacheEvictDesc} {
+		ch <- d
+	}
+}
+
+func (c cacheCollector) Collect(ch chan<- prometheus.Metric) {
+	type sums struct{ bytes, budget, entries, evicted float64 }
+	byLabel := map[[2]string]*sums{}
+	var order [][2]string
+	for _, st := range c.gc.CacheStats() {
+		k := [2]string{"own", st.Label}
+		if st.Shared {
+			k = [2]string{"shared", ""}
+		}
+		s := byLabel[k]
+		if s == nil {
+			s = &sums{}
+			byLabel[k] = s
+			order = append(order, k)
+		}
+		s.bytes += float64(int64(st.CostAdded - st.CostEvicted))
+		s.budget += float64(st.BudgetBytes)
+		s.entries += float64(int64(st.KeysAdded - st.KeysEvicted))
+		s.evicted += float64(st.KeysEvicted)
+	}
+	for _, k := range order {
+		s := byLabel[k]
+		ch <- prometheus.MustNewConstMetric(cacheBytesDesc, prometheus.GaugeValue, s.bytes, k[0], k[1])
+		ch <- prometheus.MustNewConstMetric(cacheBudgetDesc, prometheus.GaugeValue, s.budget, k[0], k[1])
+		ch <- prometheus.MustNewConstMetric(cacheEntriesDesc, prometheus.GaugeValue, s.entries, k[0], k[1])
+		ch <- prometheus.MustNewConstMetric(cacheEvictDesc, prometheus.CounterValue, s.evicted, k[0], k[1])
+	}
+}

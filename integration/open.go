@@ -25,7 +25,9 @@ type Options struct {
 	// Registerer receives the gateway's, the registry's and the fleet's
 	// metrics; nil = no metrics (one-shot commands).
 	Registerer prometheus.Registerer
-	// CacheBytes is each integration's cache budget; 0 = gateway's default.
+	// CacheBytes is the budget of the cache shared by the integrations
+	// when the configuration does not set one (Source.LoadCacheBytes); 0 =
+	// gateway's default.
 	CacheBytes int64
 	// UpstreamTimeout bounds one shared Dataverse call; 0 = gateway's default.
 	UpstreamTimeout time.Duration
@@ -62,6 +64,16 @@ func Open(o Options) (*Registry, error) {
 		}
 		if fm, err = fleet.NewMetrics(o.Registerer); err != nil {
 			return nil, err
+		}
+	}
+	if n, err := o.Source.LoadCacheBytes(); err != nil {
+		return nil, err
+	} else if n > 0 {
+		conn.CacheBytes = n
+	}
+	if o.Registerer != nil {
+		if err := o.Registerer.Register(cacheCollector{conn}); err != nil {
+			return nil, errors.Join(errors.New("integration: registering metrics"), err)
 		}
 	}
 	fc, err := o.Source.LoadFleet()

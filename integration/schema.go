@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -129,7 +130,9 @@ func (b *gatewayBackend) newGateway(m *csdl.Model) (*gateway.Gateway, error) {
 	gw, err := gateway.New(gateway.Config{
 		Name: cfg.Name, Conn: b.conn, Mode: cfg.Mode, Model: m, TrackingColumn: cfg.TrackingColumn,
 		OrderFields: cfg.OrderFields, CustomerFields: cfg.CustomerFields, OrderNumberPrefix: cfg.OrderNumberPrefix, Budget: cfg.Budget, Refunds: cfg.Refunds,
-		Cache: b.cache.c, UpstreamTimeout: gc.UpstreamTimeout, Clock: gc.Clock, Logger: gc.logger(), Metrics: gc.Metrics,
+		Cache: b.cache.c, Clock: gc.Clock,
+		CustomerTTL: cfg.Tuning.CustomerTTL, OrderTTL: cfg.Tuning.OrderTTL, NotFoundTTL: cfg.Tuning.NotFoundTTL,
+		StaleTTL: cfg.Tuning.StaleTTL, UpstreamTimeout: cmp.Or(cfg.Tuning.UpstreamTimeout, gc.UpstreamTimeout), Logger: gc.logger(), Metrics: gc.Metrics,
 		Shared: fleetShared(gc.Fleet), Throttle: fleetThrottle(gc.Fleet),
 		Summary: gateway.SummaryConfig{States: cfg.SummaryStates, IncludeContacts: cfg.SummaryIncludesContacts},
 	})

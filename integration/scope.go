@@ -33,7 +33,8 @@ func OrderFor(ctx context.Context, b Backend, ref, email string) (*gateway.Order
 	if err != nil {
 		return nil, meta, err
 	}
-	notFound := &Error{Code: CodeNotFound, Message: notFoundOrder}
+	// Said exactly as a missing order is, X-Cache and Age included.
+	notFound := &Error{Code: CodeNotFound, Message: notFoundOrder, Meta: &meta}
 	if o.Customer == nil {
 		return nil, gateway.Meta{}, notFound
 	}

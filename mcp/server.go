@@ -204,6 +204,7 @@ func (t *tools) getOrder(ctx context.Context, _ *sdk.CallToolRequest, in GetOrde
 	ctx, cancel := t.call(ctx)
 	defer cancel()
 	o, meta, err := integration.OrderFor(ctx, b, in.Order, in.Email)
+	err = integration.RenameParam(err, "ref", "order") // the tool's argument
 	if msg, ok := notFound(err); ok {
 		return nil, GetOrderOut{Message: msg, Integration: name, AsOf: t.asOf(meta)}, nil
 	}
@@ -283,6 +284,7 @@ func (t *tools) listRefunds(ctx context.Context, _ *sdk.CallToolRequest, in List
 	defer cancel()
 	list, err := b.Refunds(ctx, in.Order)
 	if err != nil {
+		err = integration.RenameParam(err, "ref", "order") // the tool's argument
 		return nil, ListRefundsOut{}, t.fail(ctx, "list_refunds", name, err)
 	}
 	out := ListRefundsOut{Order: in.Order, Refunds: make([]Refund, 0, len(list)), Source: "none", Integration: name, AsOf: t.asOf(gateway.Meta{}),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/dvgate/dvgate/gateway"
@@ -51,7 +52,7 @@ func (a *handlers) customer(ctx context.Context, name, email string, mode *httpa
 	defer release()
 	c, meta, err := b.Customer(ctx, email, m)
 	if err != nil {
-		return nil, err
+		return nil, plusHint(err, email)
 	}
 	body, err := a.h.customers.get(c, encodeCustomer)
 	if err != nil {
@@ -75,7 +76,7 @@ func (a *handlers) order(ctx context.Context, name, ref string, email *string) (
 	}
 	o, meta, err := integration.OrderFor(ctx, b, ref, e)
 	if err != nil {
-		return nil, err
+		return nil, plusHint(err, e)
 	}
 	body, err := a.h.orders.get(o, encodeOrder)
 	if err != nil {
@@ -159,7 +160,7 @@ func (a *handlers) refunds(ctx context.Context, name, ref string) (httpapi.Refun
 	defer release()
 	list, err := b.Refunds(ctx, ref)
 	if err != nil {
-		return httpapi.RefundsFoundJSONResponse{}, err
+		return httpapi.RefundsFoundJSONResponse{}, integration.RenameParam(err, "ref", "order")
 	}
 	out := httpapi.RefundsFoundJSONResponse{Refunds: make([]httpapi.Refund, 0, len(list)), Source: "none"}
 	if cfg, ok := a.h.cfg.Registry.Config(name); ok && cfg.Refunds != nil {
@@ -174,6 +175,19 @@ func (a *handlers) refunds(ctx context.Context, name, ref string) (httpapi.Refun
 		out.Refunds = append(out.Refunds, rf)
 	}
 	return out, nil
+}
+
+// plusHint adds to an invalid email with a space the likely cause: an
+// unencoded '+' (sam+orders@example.com), which a query string decodes to
+// a space.
+func plusHint(err error, email string) error {
+	var ie *gateway.InputError
+	if !errors.As(err, &ie) || ie.Field != "email" || !strings.Contains(email, " ") {
+		return err
+	}
+	e := *integration.ErrorOf(err, "")
+	e.Message += " The address has a space where a '+' may have been: in a query string '+' means a space, so send it as %2B (email=sam%2Borders@example.com)."
+	return &e
 }
 
 func (a *handlers) test(ctx context.Context, name string) (httpapi.TestPassedJSONResponse, error) {

@@ -94,5 +94,10 @@ func writeError(w http.ResponseWriter, e *apiError) {
 	if e.Status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="dvgate"`)
 	}
+	if m := e.Meta; m != nil {
+		// A "not found" from the cache says so, as found answers do.
+		w.Header().Set("X-Cache", m.Outcome.String())
+		w.Header().Set("Age", strconv.Itoa(ageSeconds(*m)))
+	}
 	writeJSON(w, e.Status, e.body())
 }

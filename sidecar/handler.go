@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -59,6 +60,7 @@ type handler struct {
 	spec      []byte
 	tokenSum  [sha256.Size]byte
 	draining  atomic.Bool
+	inFlight  atomic.Int64 // requests being served, for the shutdown log line
 	// Request ids: idPrefix (random per Server) and a counter.
 	idPrefix string
 	idSeq    atomic.Uint64
@@ -135,10 +137,22 @@ func newHandler(cfg handlerConfig) (*handler, error) {
 		})
 		ops = append(ops, "mcp")
 	}
+	patterns := append(routes.patterns, "GET /openapi.json")
+	if cfg.Gatherer != nil {
+		patterns = append(patterns, "GET /metrics")
+	}
+	known := methodsOf(patterns)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if allow := known(r.URL.Path); allow != "" {
+			// The path exists: the method is what is wrong (RFC 9110 15.5.6).
+			w.Header().Set("Allow", allow)
+			s.fail(w, r, &apiError{domainError{Code: integration.CodeInvalidInput,
+				Message: fmt.Sprintf("%s is not allowed on %s: use %s.", r.Method, r.URL.Path, allow)}, http.StatusMethodNotAllowed})
+			return
+		}
 		s.fail(w, r, errNotFound(fmt.Sprintf("No such endpoint: %s %s; see /openapi.json.", r.Method, r.URL.Path)))
 	})
-	s.handler = s.authenticate(mux)
+	s.handler = s.authenticate(s.checkQuery(mux))
 	s.ops = map[string]*opMetrics{}
 	for _, op := range ops {
 		s.ops[op] = s.cfg.Metrics.op(op)
@@ -173,6 +187,8 @@ func (s *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.cfg.Metrics.inflight(1)
 	defer s.cfg.Metrics.inflight(-1)
+	s.inFlight.Add(1)
+	defer s.inFlight.Add(-1)
 	r = r.WithContext(rq)
 	if r.Body != nil && r.Body != http.NoBody {
 		r.Body = http.MaxBytesReader(&rq.sw, r.Body, s.cfg.MaxBodyBytes)
@@ -262,11 +278,13 @@ func info(ctx context.Context) *reqInfo {
 // once per route instead of per request (as a strict middleware would).
 type opRouter struct {
 	*http.ServeMux
-	ops map[string]string // route pattern ("GET /v1/orders/{ref}") -> operation id
-	err error
+	ops      map[string]string // route pattern ("GET /v1/orders/{ref}") -> operation id
+	patterns []string          // as registered
+	err      error
 }
 
 func (o *opRouter) HandleFunc(pattern string, h func(http.ResponseWriter, *http.Request)) {
+	o.patterns = append(o.patterns, pattern)
 	op, ok := o.ops[pattern]
 	if !ok {
 		o.err = errors.Join(o.err, fmt.Errorf("sidecar: generated route %q has no operation in the OpenAPI document", pattern))
@@ -275,6 +293,59 @@ func (o *opRouter) HandleFunc(pattern string, h func(http.ResponseWriter, *http.
 		info(r.Context()).op = op
 		h(w, r)
 	})
+}
+
+// methodsOf returns a function that says which methods the routes
+// (patterns "METHOD /path/{param}") allow on a path, as an Allow header
+// value ("GET, HEAD"), or "" when no route has the path.
+func methodsOf(patterns []string) func(path string) string {
+	probe := http.NewServeMux()
+	for _, p := range patterns {
+		probe.HandleFunc(p, func(http.ResponseWriter, *http.Request) {})
+	}
+	methods := []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
+	return func(path string) string {
+		var allow []string
+		for _, m := range methods {
+			if _, p := probe.Handler(&http.Request{Method: m, Host: "h", URL: &url.URL{Path: path}}); p != "" {
+				allow = append(allow, m)
+			}
+		}
+		return strings.Join(allow, ", ")
+	}
+}
+
+// checkQuery answers a query string that is not valid percent-encoding
+// (a '%' not followed by two hex digits) as such: url.Query drops such a
+// parameter, which the operation would then report as missing.
+func (s *handler) checkQuery(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if bad := badEscape(r.URL.RawQuery); bad != "" {
+			s.fail(w, r, errInvalid("The query string is not valid percent-encoding: %q is not %%XX with two hex digits; send a %% itself as %%25.", bad))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// badEscape returns the first malformed escape of a raw query ("%zz",
+// "%4", "%"), or "".
+func badEscape(q string) string {
+	for i := strings.IndexByte(q, '%'); i >= 0; {
+		if i+2 >= len(q) || !ishex(q[i+1]) || !ishex(q[i+2]) {
+			return q[i:min(i+3, len(q))]
+		}
+		j := strings.IndexByte(q[i+3:], '%')
+		if j < 0 {
+			break
+		}
+		i += 3 + j
+	}
+	return ""
+}
+
+func ishex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
 
 // routeOperations maps each operation's route pattern, as the generated
@@ -382,7 +453,11 @@ func operationIDs(doc *openapi3.T) []string {
 
 // fail writes an error document and records it for the log.
 func (s *handler) fail(w http.ResponseWriter, r *http.Request, e *apiError) {
-	info(r.Context()).err = e
+	ri := info(r.Context())
+	ri.err = e
+	if e.Meta != nil {
+		ri.cache = e.Meta.Outcome.String()
+	}
 	writeError(w, e)
 }
 

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/dvgate/dvgate/internal/buildinfo"
 )
 
 // metrics are the HTTP API's own Prometheus collectors (the integrations
@@ -36,7 +38,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "HTTP requests being answered.",
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.inFlight} {
+	bi := buildinfo.Read()
+	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "dvgate_build_info",
+		Help: "Always 1; the labels say which build runs: version (release, module or \"dev\"), VCS revision (\"\" when not stamped) and Go version.",
+	}, []string{"version", "revision", "goversion"})
+	build.WithLabelValues(bi.Version, bi.Revision, bi.GoVersion).Set(1)
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.inFlight, build} {
 		if err := reg.Register(c); err != nil {
 			return nil, errors.Join(errors.New("sidecar: registering metrics"), err)
 		}

@@ -197,11 +197,25 @@ func (s *Server) Integrations() *integration.Registry { return s.reg }
 // returns the same.
 func (s *Server) Close(ctx context.Context) error {
 	s.closeOnce.Do(func() {
+		start := time.Now()
 		s.handler.drain()
 		s.stop()
+		// Shutdown closes the listener first: no request starts after this.
+		pending := s.handler.inFlight.Load()
 		s.closeErr = s.httpSrv.Shutdown(ctx)
+		left := s.handler.inFlight.Load()
 		s.bg.Wait()
+		n := len(s.reg.Readiness())
 		s.reg.Close()
+		// One line that says what the shutdown waited for and whether it
+		// was cut short.
+		attrs := []any{"inFlightRequests", pending, "unfinishedRequests", left, "integrationsClosed", n,
+			"drainMs", time.Since(start).Milliseconds()}
+		if s.closeErr != nil {
+			s.log.Warn("stopped before every request finished", append(attrs, "error", s.closeErr.Error())...)
+		} else {
+			s.log.Info("stopped", attrs...)
+		}
 	})
 	return s.closeErr
 }

@@ -145,6 +145,11 @@ func TestShutdown(t *testing.T) {
 	if err := <-closed; err != nil {
 		t.Errorf("Close: %v", err)
 	}
+	// One line says what was drained.
+	log := e.stderr.String()
+	if n := strings.Count(log, `"msg":"stopped"`); n != 1 || !strings.Contains(log, `"inFlightRequests":1,"unfinishedRequests":0,"integrationsClosed":1`) {
+		t.Errorf("%d shutdown lines, want one with the drained request:\n%s", n, log)
+	}
 }
 
 // TestCommands covers the one-shot commands with the real wiring.
@@ -259,7 +264,10 @@ func TestDemo(t *testing.T) {
 		var url string
 		for _, line := range strings.Split(printed, "\n") {
 			if strings.Contains(line, want) {
-				url = strings.Trim(strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(line), "curl -s")), "'")
+				// curl -s 'URL'  # comment
+				if f := strings.Split(line, "'"); len(f) >= 3 && url == "" {
+					url = f[1]
+				}
 			}
 		}
 		if url == "" {

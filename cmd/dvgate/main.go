@@ -49,15 +49,16 @@ func main() {
 			os.Exit(0)
 		}
 		fmt.Fprintln(os.Stderr, "dvgate:", err)
-		os.Exit(2)
+		os.Exit(exitUsage)
 	}
 	if err := m.Run(ctx); err != nil {
 		var ee exitError
 		if !errors.As(err, &ee) {
 			m.Fatal(err)
+			ee = exitError{code: exitFailed}
 		}
 		m.Close()
-		os.Exit(1)
+		os.Exit(ee.status())
 	}
 	if m.Serving() {
 		<-ctx.Done()
@@ -65,6 +66,6 @@ func main() {
 	}
 	if err := m.Close(); err != nil {
 		m.Fatal(err)
-		os.Exit(1)
+		os.Exit(exitFailed)
 	}
 }

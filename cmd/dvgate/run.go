@@ -11,13 +11,14 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
-	"github.com/dvgate/dvgate/dataverse"
 	"github.com/dvgate/dvgate/dataversetest"
 	"github.com/dvgate/dvgate/gateway"
 	"github.com/dvgate/dvgate/integration"
+	"github.com/dvgate/dvgate/internal/buildinfo"
 	"github.com/dvgate/dvgate/sidecar"
 )
 
@@ -59,6 +60,8 @@ type Main struct {
 	configPath   string
 	demo         bool
 	integration  string
+	mode         string // lookup customer and recent
+	limit        int    // lookup recent
 	logLevel     string
 	logFormat    string
 	pollInterval time.Duration
@@ -75,54 +78,114 @@ func NewMain() *Main {
 	return &Main{Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv, ReadFile: os.ReadFile}
 }
 
-const usage = `Usage:
+const usage = `dvgate is a caching lookup gateway in front of Microsoft Dataverse: it answers a help
+desk's "who is this email?" and "what is the state of this order?" from cache or with one
+Dataverse request.
+
+Usage:
   dvgate [serve] [--listen ADDR] [--config FILE] [--demo]   run the HTTP sidecar (MCP tools at /mcp)
   dvgate mcp [--config FILE] [--demo]                       the MCP tools on stdin/stdout
   dvgate test [--integration NAME] [--config FILE]          sign in and call WhoAmI
-  dvgate lookup customer EMAIL [--integration NAME]         one customer lookup, as JSON
-  dvgate lookup order REF [--integration NAME]              one order lookup, as JSON
-  dvgate version
+  dvgate lookup customer|order|recent|refunds ARG [flags]   one lookup, as JSON on stdout
+  dvgate version                                            the build: version, revision, Go version
+  dvgate help [COMMAND]                                     this text, or a command's
 
 Without --config, one integration named "default" is configured from DATAVERSE_URL,
 AZURE_TENANT_ID, AZURE_CLIENT_ID and one of AZURE_CLIENT_SECRET (+ AZURE_CLIENT_SECRET_EXPIRES_ON),
 AZURE_CLIENT_CERTIFICATE_PATH (+ AZURE_CLIENT_CERTIFICATE_PASSWORD) or
 AZURE_FEDERATED_TOKEN_FILE; DVGATE_CUSTOMER_LOOKUP=both|contacts|accounts and
-DVGATE_TRACKING_COLUMN are optional. A non-loopback --listen requires DVGATE_API_TOKEN.
+DVGATE_TRACKING_COLUMN are optional, and the cache knobs (DVGATE_CUSTOMER_TTL, DVGATE_CACHE_BYTES,
+...) are listed in the README. A non-loopback --listen requires DVGATE_API_TOKEN.
 Several replicas share a second cache level and Dataverse's throttling through Redis
 or Valkey when DVGATE_REDIS_URL (redis://host:6379/0) is set (DVGATE_REDIS_PREFIX: key prefix).
 
+Examples:
+  dvgate --demo                                   the gateway on the built-in simulator
+  dvgate lookup customer alex.wu@example.com --demo
+  dvgate test --config /etc/dvgate/dvgate.json --integration eu
+
+Exit status: 0 done (a lookup found it), 3 a lookup found nothing, 1 error
+(configuration, sign-in, Dataverse), 2 usage error.
+
 Flags:
 `
+
+// commandHelp is dvgate help COMMAND's text, before the flags.
+var commandHelp = map[string]string{
+	"serve": `dvgate serve [--listen ADDR] [--config FILE] [--demo]
+
+Runs the HTTP sidecar: the lookups under /v1/..., /healthz, /readyz, /metrics,
+/openapi.json and the MCP tools at /mcp. It reloads the configuration on SIGHUP
+or when the config or a secret file changes, and on SIGINT or SIGTERM stops
+taking requests, finishes the ones in flight and logs one "stopped" line.
+"serve" is the default command: "dvgate --demo" serves the demo.
+`,
+	"mcp": `dvgate mcp [--config FILE] [--demo]
+
+Serves the MCP tools (find_customer, get_order, list_recent_orders, list_refunds,
+check_connection) on stdin/stdout, configured as serve is.
+`,
+	"test": `dvgate test [--integration NAME] [--config FILE] [--demo]
+
+Signs in and calls WhoAmI (the help desk's Test button): prints OK with the
+organization, or FAILED with what to fix, and when the credential expires.
+Exit status 0 when it works, 1 when it does not.
+`,
+	"lookup": `dvgate lookup customer EMAIL [--mode both|contacts|accounts]
+dvgate lookup order NUMBER|GUID
+dvgate lookup recent EMAIL [--mode ...] [--limit N]   the customer's most recent orders
+dvgate lookup refunds NUMBER|GUID                     the order's refunds (the org's own table)
+  (each with [--integration NAME] [--config FILE] [--demo])
+
+Prints the answer as JSON on stdout, or {"error": {"code", "message"}}.
+Exit status: 0 found, 3 not found (a normal answer, not a failure of dvgate),
+1 error (configuration, sign-in, Dataverse), 2 usage error.
+
+Example:
+  dvgate lookup order ORD-01001-B2K9P7 --demo
+`,
+	"version": `dvgate version   (or dvgate --version)
+
+Prints the build: the release or module version, the VCS revision when the
+binary was built from a repository, and the Go version; /metrics has the same
+as dvgate_build_info.
+`,
+	"help": `dvgate help [COMMAND]
+
+Prints the usage of dvgate, or of one command (serve, mcp, test, lookup, version).
+`,
+}
+
+// lookupKinds are the arguments of dvgate lookup.
+var lookupKinds = []string{"customer", "order", "recent", "refunds"}
 
 // ParseFlags reads the command line (without the program name).
 func (m *Main) ParseFlags(args []string) error {
 	m.defaults()
 	m.cmd = "serve"
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+	explicit := len(args) > 0 && !strings.HasPrefix(args[0], "-")
+	if explicit {
 		m.cmd, args = args[0], args[1:]
 	}
 	switch m.cmd {
-	case "serve", "test", "lookup", "version", "mcp":
+	case "serve", "test", "lookup", "version", "mcp", "help":
 	default:
-		return fmt.Errorf("unknown command %q; try dvgate --help", m.cmd)
+		return fmt.Errorf("unknown command %q; try dvgate help", m.cmd)
 	}
-	fs := flag.NewFlagSet("dvgate", flag.ContinueOnError)
-	fs.SetOutput(m.Stderr)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), usage)
-		fs.PrintDefaults()
+	for _, a := range args {
+		switch a {
+		case "-h", "-help", "--help":
+			// Asked for: the usage is the output (stdout, exit 0).
+			if explicit && m.cmd != "help" {
+				m.args = []string{m.cmd}
+			}
+			m.cmd = "help"
+			return nil
+		case "-version", "--version":
+			m.cmd = "version"
+		}
 	}
-	listen := m.Getenv(envListen)
-	if listen == "" {
-		listen = "127.0.0.1:8080"
-	}
-	fs.StringVar(&m.listen, "listen", listen, "address to listen on (env "+envListen+")")
-	fs.StringVar(&m.configPath, "config", "", "JSON file of named integrations (default: the environment)")
-	fs.BoolVar(&m.demo, "demo", false, "run against the in-process Dataverse simulator with demo data (with --config: every integration of the file signs in to it)")
-	fs.StringVar(&m.integration, "integration", integration.Default, "integration for test and lookup")
-	fs.StringVar(&m.logLevel, "log-level", "info", "debug, info, warn or error")
-	fs.StringVar(&m.logFormat, "log-format", "json", "json, or text for a person at a terminal; every line on stderr, a fatal error included, uses it")
-	fs.DurationVar(&m.pollInterval, "poll", 5*time.Second, "how often to check the config and secret files for changes")
+	fs := m.flagSet()
 	// Flags may follow positional arguments (dvgate lookup order REF --demo).
 	var pos []string
 	for {
@@ -154,14 +217,68 @@ func (m *Main) ParseFlags(args []string) error {
 	}
 	switch m.cmd {
 	case "lookup":
-		if len(pos) != 2 || (pos[0] != "customer" && pos[0] != "order") {
-			return errors.New("usage: dvgate lookup customer EMAIL | dvgate lookup order REF")
+		if len(pos) != 2 || !slices.Contains(lookupKinds, pos[0]) {
+			return errors.New("usage: dvgate lookup customer|recent EMAIL | dvgate lookup order|refunds REF (see dvgate help lookup)")
+		}
+		if m.mode != "" && pos[0] != "customer" && pos[0] != "recent" {
+			return errors.New("--mode is for lookup customer and lookup recent")
+		}
+		if _, err := gateway.ParseMode(m.mode); err != nil {
+			return fmt.Errorf("--mode %q is not both, contacts or accounts", m.mode)
+		}
+		if m.limit < 1 || m.limit > gateway.MaxRecentOrders {
+			return fmt.Errorf("--limit %d is not between 1 and %d", m.limit, gateway.MaxRecentOrders)
+		}
+	case "help":
+		if len(pos) > 1 || len(pos) == 1 && commandHelp[pos[0]] == "" {
+			return fmt.Errorf("dvgate help %s: no such command; try dvgate help", strings.Join(pos, " "))
 		}
 	default:
 		if len(pos) != 0 {
 			return fmt.Errorf("unexpected arguments %q", pos)
 		}
 	}
+	return nil
+}
+
+// flagSet defines dvgate's flags on m.
+func (m *Main) flagSet() *flag.FlagSet {
+	fs := flag.NewFlagSet("dvgate", flag.ContinueOnError)
+	fs.SetOutput(m.Stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usage)
+		fs.PrintDefaults()
+	}
+	listen := m.Getenv(envListen)
+	if listen == "" {
+		listen = "127.0.0.1:8080"
+	}
+	fs.StringVar(&m.listen, "listen", listen, "address to listen on (env "+envListen+")")
+	fs.StringVar(&m.configPath, "config", "", "JSON file of named integrations (default: the environment)")
+	fs.BoolVar(&m.demo, "demo", false, "run against the in-process Dataverse simulator with demo data (with --config: every integration of the file signs in to it)")
+	fs.StringVar(&m.integration, "integration", integration.Default, "integration for test and lookup")
+	fs.StringVar(&m.mode, "mode", "", "lookup customer and recent: both, contacts or accounts (default: the integration's)")
+	fs.IntVar(&m.limit, "limit", 10, "lookup recent: how many orders, 1-50")
+	fs.StringVar(&m.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&m.logFormat, "log-format", "json", "json, or text for a person at a terminal; every line on stderr, a fatal error included, uses it")
+	fs.DurationVar(&m.pollInterval, "poll", 5*time.Second, "how often to check the config and secret files for changes")
+	fs.BoolVar(new(bool), "version", false, "print the build and exit (as dvgate version)")
+	return fs
+}
+
+// help prints dvgate's usage, or a command's, on stdout.
+func (m *Main) help() error {
+	fs := m.flagSet()
+	fs.SetOutput(m.Stdout)
+	if len(m.args) == 1 && m.args[0] != "" {
+		fmt.Fprint(m.Stdout, commandHelp[m.args[0]])
+		if m.args[0] != "version" && m.args[0] != "help" {
+			fmt.Fprintln(m.Stdout, "\nFlags:")
+			fs.PrintDefaults()
+		}
+		return nil
+	}
+	fs.Usage()
 	return nil
 }
 
@@ -201,9 +318,28 @@ func (m *Main) Fatal(err error) {
 	m.log.Error("dvgate stopped", "error", err.Error())
 }
 
-// exitError makes the process exit with status 1 after the command already
-// printed why.
-type exitError struct{ msg string }
+// Exit statuses (documented in the usage): a lookup that finds nothing is
+// a normal answer, told apart from a failure.
+const (
+	exitFailed   = 1 // error: configuration, sign-in, Dataverse
+	exitUsage    = 2 // the command line does not parse
+	exitNotFound = 3 // a lookup found nothing
+)
+
+// exitError makes the process exit with status code (1 when 0) after the
+// command already printed why.
+type exitError struct {
+	msg  string
+	code int
+}
+
+// status is the process's exit status for e.
+func (e exitError) status() int {
+	if e.code == 0 {
+		return exitFailed
+	}
+	return e.code
+}
 
 func (e exitError) Error() string { return e.msg }
 
@@ -213,8 +349,10 @@ func (e exitError) Error() string { return e.msg }
 func (m *Main) Run(ctx context.Context) error {
 	switch m.cmd {
 	case "version":
-		fmt.Fprintln(m.Stdout, "dvgate", dataverse.Version())
+		fmt.Fprintln(m.Stdout, buildinfo.Read())
 		return nil
+	case "help":
+		return m.help()
 	case "serve":
 		return m.serve(ctx)
 	case "test":
@@ -445,19 +583,7 @@ func (m *Main) lookup(ctx context.Context) error {
 		return err
 	}
 	defer release()
-	var out any
-	switch m.args[0] {
-	case "customer":
-		var c *gateway.Customer
-		if c, _, err = b.Customer(ctx, m.args[1], ""); err == nil {
-			out = map[string]any{"customer": c}
-		}
-	default:
-		var o *gateway.Order
-		if o, _, err = b.Order(ctx, m.args[1]); err == nil {
-			out = map[string]any{"order": o}
-		}
-	}
+	out, err := m.lookupOne(ctx, b)
 	if err != nil {
 		e := integration.ErrorOf(err, "")
 		out = map[string]any{"error": map[string]any{"code": e.Code, "message": e.Message}}
@@ -468,7 +594,51 @@ func (m *Main) lookup(ctx context.Context) error {
 		return werr
 	}
 	if err != nil {
-		return exitError{msg: integration.ErrorOf(err, "").Message}
+		e := integration.ErrorOf(err, "")
+		if e.Code == integration.CodeNotFound {
+			return exitError{msg: e.Message, code: exitNotFound}
+		}
+		return exitError{msg: e.Message}
 	}
 	return nil
+}
+
+// lookupOne runs dvgate lookup's lookup and returns the answer to print
+// (gateway's JSON types, as the Go API returns them).
+func (m *Main) lookupOne(ctx context.Context, b integration.Backend) (any, error) {
+	arg := m.args[1]
+	switch m.args[0] {
+	case "customer":
+		c, _, err := b.Customer(ctx, arg, m.mode)
+		if err != nil {
+			return nil, err
+		}
+		return map[string]any{"customer": c}, nil
+	case "order":
+		o, _, err := b.Order(ctx, arg)
+		if err != nil {
+			return nil, err
+		}
+		return map[string]any{"order": o}, nil
+	case "recent":
+		c, _, err := b.Customer(ctx, arg, m.mode)
+		if err != nil {
+			return nil, err
+		}
+		list, _, err := b.RecentOrders(ctx, c.Type, c.ID, m.limit)
+		if err != nil {
+			return nil, err
+		}
+		return map[string]any{"customer": c, "orders": list}, nil
+	default: // refunds
+		list, err := b.Refunds(ctx, arg)
+		if err != nil {
+			return nil, integration.RenameParam(err, "ref", "order")
+		}
+		source := "none"
+		if cfg, ok := m.reg.Config(m.integration); ok && cfg.Refunds != nil {
+			source = cfg.Refunds.Table
+		}
+		return map[string]any{"refunds": list, "source": source}, nil
+	}
 }

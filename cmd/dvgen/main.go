@@ -63,7 +63,7 @@ type options struct {
 // run is the whole command, so that tests exercise the real wiring.
 func (c *command) run(ctx context.Context, args []string) int {
 	stdout, stderr := c.stdout, c.stderr
-	o, err := parseFlags(args, stderr)
+	o, err := parseFlags(args, stdout, stderr)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -99,11 +99,47 @@ func (c *command) run(ctx context.Context, args []string) int {
 	return 0
 }
 
-func parseFlags(args []string, stderr io.Writer) (options, error) {
+// dvgenHelp is what dvgen --help prints before the flags.
+const dvgenHelp = `dvgen generates a typed Go client for a Dataverse org from its CSDL $metadata
+(a file, or the org itself), for the tables you name: models, a client, typed
+columns and query helpers. With the org's EntityDefinitions it also gets the
+SchemaName casing and option-set constants right.
+
+Usage:
+  dvgen --metadata FILE|URL --tables NAMES --out DIR --package NAME [flags]
+
+Examples:
+  # from files downloaded from the org
+  dvgen --metadata metadata.xml --entity-definitions entitydefs.json \
+    --tables account,contact,salesorder,salesorderdetail,product --out ./internal/crm --package crm
+
+  # straight from the org (signs in with DATAVERSE_URL's AZURE_TENANT_ID, AZURE_CLIENT_ID
+  # and AZURE_CLIENT_SECRET, AZURE_CLIENT_CERTIFICATE_PATH or AZURE_FEDERATED_TOKEN_FILE)
+  dvgen --metadata https://contoso.crm4.dynamics.com --tables account,contact \
+    --out ./internal/crm --package crm
+
+  # in CI: exit 1 with a diff when the committed client is stale
+  dvgen --metadata metadata.xml --tables account,contact --out ./internal/crm --package crm --check
+
+Exit status: 0 done (or up to date), 1 failed or stale (--check), 2 usage error.
+
+Flags:
+`
+
+func parseFlags(args []string, stdout, stderr io.Writer) (options, error) {
 	var o options
 	var tables string
 	fs := flag.NewFlagSet("dvgen", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	for _, a := range args {
+		if a == "-h" || a == "-help" || a == "--help" {
+			fs.SetOutput(stdout) // asked for: it is the output, not an error
+		}
+	}
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), dvgenHelp)
+		fs.PrintDefaults()
+	}
 	fs.StringVar(&o.metadata, "metadata", "", "CSDL `$metadata` file, or the org URL (https://org.crm4.dynamics.com)")
 	fs.StringVar(&o.entityDefs, "entity-definitions", "", "EntityDefinitions JSON `file` (optional: SchemaName casing, option-set constants); with an org URL, downloaded unless given")
 	fs.StringVar(&o.saveDefs, "save-entity-definitions", "", "with an org URL: also write the downloaded EntityDefinitions to this `file`")

@@ -99,3 +99,23 @@ func TestWarnsWithoutEntityDefinitions(t *testing.T) {
 		}
 	}
 }
+
+// TestHelp: dvgen --help says what dvgen does, with examples and the exit
+// status, on stdout, and exits 0.
+func TestHelp(t *testing.T) {
+	t.Parallel()
+	for _, arg := range []string{"--help", "-h"} {
+		var stdout, stderr bytes.Buffer
+		if code := run(context.Background(), []string{arg}, &stdout, &stderr); code != 0 {
+			t.Errorf("dvgen %s: exit %d, want 0", arg, code)
+		}
+		for _, want := range []string{"generates a typed Go client", "Examples:", "--check", "Exit status:", "-tables"} {
+			if !strings.Contains(stdout.String(), want) {
+				t.Errorf("dvgen %s: stdout lacks %q:\n%s", arg, want, stdout.String())
+			}
+		}
+		if stderr.Len() != 0 {
+			t.Errorf("dvgen %s: stderr %q", arg, stderr.String())
+		}
+	}
+}

@@ -1348,7 +1348,15 @@ type CustomerFoundJSONResponse struct {
 	Headers CustomerFoundResponseHeaders
 }
 
-type NotFoundJSONResponse ErrorResponse
+type NotFoundResponseHeaders struct {
+	Age    *int
+	XCache *string
+}
+type NotFoundJSONResponse struct {
+	Body ErrorResponse
+
+	Headers NotFoundResponseHeaders
+}
 
 type OrderFoundResponseHeaders struct {
 	Age    int
@@ -1519,10 +1527,16 @@ type GetCustomer404JSONResponse struct{ NotFoundJSONResponse }
 func (response GetCustomer404JSONResponse) VisitGetCustomerResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.Age != nil {
+		w.Header().Set("Age", fmt.Sprint(*response.Headers.Age))
+	}
+	if response.Headers.XCache != nil {
+		w.Header().Set("X-Cache", fmt.Sprint(*response.Headers.XCache))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -1632,10 +1646,16 @@ type GetRecentOrders404JSONResponse struct{ NotFoundJSONResponse }
 func (response GetRecentOrders404JSONResponse) VisitGetRecentOrdersResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.Age != nil {
+		w.Header().Set("Age", fmt.Sprint(*response.Headers.Age))
+	}
+	if response.Headers.XCache != nil {
+		w.Header().Set("X-Cache", fmt.Sprint(*response.Headers.XCache))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -1759,10 +1779,16 @@ type GetCustomerSummary404JSONResponse struct{ NotFoundJSONResponse }
 func (response GetCustomerSummary404JSONResponse) VisitGetCustomerSummaryResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.Age != nil {
+		w.Header().Set("Age", fmt.Sprint(*response.Headers.Age))
+	}
+	if response.Headers.XCache != nil {
+		w.Header().Set("X-Cache", fmt.Sprint(*response.Headers.XCache))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -1871,10 +1897,16 @@ type GetCustomerIn404JSONResponse struct{ NotFoundJSONResponse }
 func (response GetCustomerIn404JSONResponse) VisitGetCustomerInResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.Age != nil {
+		w.Header().Set("Age", fmt.Sprint(*response.Headers.Age))
+	}
+	if response.Headers.XCache != nil {
+		w.Header().Set("X-Cache", fmt.Sprint(*response.Headers.XCache))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -1985,10 +2017,16 @@ type GetRecentOrdersIn404JSONResponse struct{ NotFoundJSONResponse }
 func (response GetRecentOrdersIn404JSONResponse) VisitGetRecentOrdersInResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.Age != nil {
+		w.Header().Set("Age", fmt.Sprint(*response.Headers.Age))
+	}
+	if response.Headers.XCache != nil {
+		w.Header().Set("X-Cache", fmt.Sprint(*response.Headers.XCache))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -2113,10 +2151,16 @@ type GetCustomerSummaryIn404JSONResponse struct{ NotFoundJSONResponse }
 func (response GetCustomerSummaryIn404JSONResponse) VisitGetCustomerSummaryInResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.Age != nil {
+		w.Header().Set("Age", fmt.Sprint(*response.Headers.Age))
+	}
+	if response.Headers.XCache != nil {
+		w.Header().Set("X-Cache", fmt.Sprint(*response.Headers.XCache))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -2226,10 +2270,16 @@ type GetOrderIn404JSONResponse struct{ NotFoundJSONResponse }
 func (response GetOrderIn404JSONResponse) VisitGetOrderInResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.Age != nil {
+		w.Header().Set("Age", fmt.Sprint(*response.Headers.Age))
+	}
+	if response.Headers.XCache != nil {
+		w.Header().Set("X-Cache", fmt.Sprint(*response.Headers.XCache))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -2336,10 +2386,16 @@ type GetRefundsIn404JSONResponse struct{ NotFoundJSONResponse }
 func (response GetRefundsIn404JSONResponse) VisitGetRefundsInResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.Age != nil {
+		w.Header().Set("Age", fmt.Sprint(*response.Headers.Age))
+	}
+	if response.Headers.XCache != nil {
+		w.Header().Set("X-Cache", fmt.Sprint(*response.Headers.XCache))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -2431,10 +2487,16 @@ type TestConnectionIn404JSONResponse struct{ NotFoundJSONResponse }
 func (response TestConnectionIn404JSONResponse) VisitTestConnectionInResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.Age != nil {
+		w.Header().Set("Age", fmt.Sprint(*response.Headers.Age))
+	}
+	if response.Headers.XCache != nil {
+		w.Header().Set("X-Cache", fmt.Sprint(*response.Headers.XCache))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -2543,10 +2605,16 @@ type GetOrder404JSONResponse struct{ NotFoundJSONResponse }
 func (response GetOrder404JSONResponse) VisitGetOrderResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.Age != nil {
+		w.Header().Set("Age", fmt.Sprint(*response.Headers.Age))
+	}
+	if response.Headers.XCache != nil {
+		w.Header().Set("X-Cache", fmt.Sprint(*response.Headers.XCache))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -2652,10 +2720,16 @@ type GetRefunds404JSONResponse struct{ NotFoundJSONResponse }
 func (response GetRefunds404JSONResponse) VisitGetRefundsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.Age != nil {
+		w.Header().Set("Age", fmt.Sprint(*response.Headers.Age))
+	}
+	if response.Headers.XCache != nil {
+		w.Header().Set("X-Cache", fmt.Sprint(*response.Headers.XCache))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -2746,10 +2820,16 @@ type TestConnection404JSONResponse struct{ NotFoundJSONResponse }
 func (response TestConnection404JSONResponse) VisitTestConnectionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.Age != nil {
+		w.Header().Set("Age", fmt.Sprint(*response.Headers.Age))
+	}
+	if response.Headers.XCache != nil {
+		w.Header().Set("X-Cache", fmt.Sprint(*response.Headers.XCache))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -3373,95 +3453,97 @@ func (sh *strictHandler) TestConnection(w http.ResponseWriter, r *http.Request) 
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7Hz7cxs3kv+/0jXfVFn0d0RRsp3sUnW1pUhOVrWJrbLky92ZPhOcaZKIhgADYCTTXv3vV93AvMjhQ7bs",
-	"29T5J4kzeDQa/fh0ozEfo0TP5lqhcjbqf4ymKFI0/O/JBOlPijYxcu6kVlE/usREq9SClSpBcFMEoewt",
-	"GrgVFsbokimmMDZ6BmfCiRs0FrtRHBn8I5cG06jvTI5xZJMpzgQNP5NKzvJZ1O/FkVvMMepHUjmcoInu",
-	"7uLoFTqzOBk7NOtpcRpuhXQwwrE2CIa6SDWheXee5z9ORTJtWe9vUzSNdSZihrzAzctCRXO9iabSRXE0",
-	"k9YSNU5kGL0tCbDOSDWJ7oiAuTBihi7w/jS3Ts/QPJ8Jma1SdTVFQHoFeszEJaE9CHtNS4ffpqhgIm9Q",
-	"xSAUaJPSHk21rbWVFpR24KbCVQ/3eDitnEgc3Eo3BTeV1s8Wh7b+7SMLc2FQORBJonPlYtDGs8r/Xu7e",
-	"CTy08LT3FPC9SFy2AGFBADFIqkmgM9Voib2S1vpHjmYRxZESM+IZj9TcWfH+F1QTN436T456xGxV/l5l",
-	"dVzy9vyMevMcc+Gm1RQy3bi1Y21mwkX9KM+55foZrvhN6xzcadMs3xkcR/3o/x1U+nng39qDxvg0YSkm",
-	"mzi2QQfvycFzUhwjvDAuy+YLUhA9BkFyMpaT3GAKsupRbuwS02tjbqJ1LpxDQ/3/+83J/n+J/Q+9/b++",
-	"rf59191/+7EXf//k7rvWvflFzqRbx6qMX9anS3Es8sxF/UPii3jvbcgzzyT/47DVoPyq0xZz8vIGjZEp",
-	"WtaT2pof2UoFM62v8znMdIqwFwiAkXZT+LdC9yypIqpC02xnnbrQINGucsU0E/EvSQ1fUcOVBbCCqnw2",
-	"Ilvx8tXZfu+w1zvc//HoH3+9+KFTWAArMrSszDKFn1+fn63ZdSJmR8k87DUl87Btd1/hOFcpE7mFdm2a",
-	"dC3xjWl/QNLuaCg718oiG/gfRfqzcHgrFvSLdhUVi6WYzzOZsEwc/G69gu22e8+N0eZVmMRP2Vy/yN00",
-	"hjkatraavELQ0WPetBlaKyZIfoF+GpxhuoCxNuRBRDqTqhvdxUT6K/wjR+u+HulS3YhMpu+kmucuqpnY",
-	"n3Su0gejoxh1EylXNXdL0rOKmNpmCK0OqAnBjf0Sb2xqHVAJU/FCu4dd7FamK+3ejWlK2FMabJ5MKxul",
-	"jffV7PNzda30rarbs05UmJGHJTpYps3bE9AOoQ/pLGRSeTzxtbaKibRfYOF208q9ebP5bCaMRBuDwlu0",
-	"DsbSWAd7c22tHGULUFph52uywxvlB+ZHGHQTQ0IT2BPZrVgQCJ27RYdt2CVzafGwJIVBdzUej2zYrEVt",
-	"czhEiMEiwpD/H37VrQpLuECVkt96YM4Uw7YwpowWyfvQCLmjeICxhO98TLENiImQCgQFhMCx4T4Hh2B9",
-	"LLjEq1qLncNHH0H5iXYMXdsQIC3xCq27ENbiw8kYDfkKLUHSFi5eyolitH0Mv031yew8RFyYstRfyRnq",
-	"/Cu6bRcmvIuj14rghzbyA35FF/ZrGVfCrdFqAicX5+D0NSrYSwhfE1HeJLxW4kbITIwy/IoMmhrtXIZp",
-	"DKPcLrwzLek49rmMTxX3TUpfy6t4WQ0kc/JhqmXCTJgbPUfjpMesmRghR5lL4DaObkSWY+1NPRCq9OdN",
-	"aBeHkapEiB79jkkD163OHkId/jfLXo6j/putHiK6e9tmgVfSFioLOLfMfHCiYyosaIUsHliE2CuLH0vM",
-	"UrtNFH7yre7iSKatw/jAo+XFfKpV+xsX8gv3yhXU9yNkITiNwfMX69y0NaU8r2xRUtu8XWhaoaccYNP8",
-	"wZm0SIh9OW7N4KkqGRl8C6bsWnx6gtWozOqkwuE+Ga7V9EHcWOHnSmE9Z4cpyd8x0CaADFAFbol0gmug",
-	"x4xkGdiSf8wVLYFaW5COBdS/29ETezRJ3XxOsjXDGLgDwpDKWFIKlAbGBu1UobXHhDBJQXyTEZKlLfjb",
-	"rdg30jpDoVhitRPZ5Rzvo8e/aoWLFh5e5jNOf9KQYkYseTcSFkHfoE9CFGzynIlBKn6szeSRBW6a5Mag",
-	"ShawV/4nLXP6/PIlkIPoHIMf2+crY/ByQsMaAo8kSNrPhoo2Yp1ElxvUYELshXY1Nbwq9kUyscgsB0tF",
-	"QwTL+LZFYM8wkTPRkkI+gdS/KhIinIf1HSl0ICYKGGdaONpKfC9mcxKU6PDoydPus++juJ6K2//bm97+",
-	"X9/+/73BoOv/6/ztuzYFYo/YYjlCtmyrMz3lFFVMWuoV+rQ1z1bpuzbwXDkjAKk772kM2J10off+L73e",
-	"097RUY8anZycXV5d/tDr9Y4On3XbSA/pkZa8kkKwSHAhQbBiQWpwS/5D2oA6hEr9E6ch1a2jm9IhB1y6",
-	"w6FFQ9B8oq8gsk2SKga2GEnh4JacIhPchae9HjSSLsectC9TAsfwrHcEKxklWqhPKfmDhPaUUpFOAoWY",
-	"2g6N9QRKKAR71e5ZNDcyQZgb7TDhxEJASnvpzUQ4fGRB3yowPiEFozydoGNfHlS9wzTVQFXsEwM1rETz",
-	"P4WAVelHjzMZRomMRT8oXDMHFVfpEVLBnLOaFSeiOPJ8oL0uVhbFEdEexVGNHmoQYHIcFfO26nITTa7o",
-	"EBaqtVWJVoTHd22TGYYtG6DgGrV7ZGuGklFf7L2ZLFEV7AlIGGk+ssDjxfCfaA9e6BhEyIE/sjA3kkNk",
-	"8nWdVs1xBWRfNnDlGAYzwS7f7z9rP5lPbfW7FDN5g2bROnSJa1u8t87ymXpk/er6pe30sofvXQyEJCzs",
-	"DaKj3tH3+4dH+72jQdTxzxlhkE9KbVxYYsuiOiN3B3vB3Qyiw6Pus94gWrLJ5JcKy00z3k51huGBH8fz",
-	"1lK74ICP63wteGL0Lcj0GFSeZX6LGHsQO+iR5y1Fvu1Yfq3MeESWppJ4JrKLhvhsBcpRa+Zk6bykOl7y",
-	"m2GL01BtJuTRQ4aYqYk9CvA/yIYsINMTmZD/EzOMgVaR0uMKIniKjkGMLFvGEo0R2qlmb7hHHziSYCXC",
-	"GOmRYtCW6PXFZVQK1dFdXLa9RTmZMiQKL/2us56usPfvKDI3XdVJ64TLvSUonbW+bj0Eq+9j6Na2kbVz",
-	"vlcoUkmgr8V3G0xROSmy5+/n0qA9V2diYducDMloKhYWcuVkBis9XyrYUzgRTt4gaHKnyC/SThdKCvh4",
-	"mE+uU5yjSkErxsCrLjKOWmZYEyG0nMeVfQMVth+AnnFyLBPvfV5ox06kPPxOMknSYjEx6EiKHOsZD0FA",
-	"k19f8tuSpk4XThpC5oAz6rsHJmujR4MiXdTe1MC4QWF1Kz8WZKdDeQAP0G54C7/2mnazcTS+gdYl8Qth",
-	"pyezTQiLg9TCDY80u9riILTCv7bVafroYTVWnBXJhE22qEDPHPn5AGGVXRQqPD06/AECBKu07/XlWRvf",
-	"Ss/Y1NXvDuMSWm/mWSC+RlR90DYmliei6wP2+4WzS77hwbIgfFbDx/MOZ3anQ5FfpMIqGxIJY8Rio0p4",
-	"L9lk/vJJdjtEZ5CJ6VnADD8u1gp9kz8tg7FZ2Joo8Zm40HzZuF/mo5lkhHUA5woujJ4Y5EKj1tly+6pU",
-	"+N0m5UB1e9EAh+dx5IxIrqWavCjZu82DFz1O2X0ThiLgFLx55cyLY8YCvYQ6phqCWcKJRbjhN7qObcig",
-	"1XCDNuvQzjYV9Ckzv9IydxY2qdjcJbYX/GwXpLieKvBasMLStZrNKvD5Nq6xXxsVZ9XTzo1O8+QeaZ2L",
-	"0GE1scPb5dOxt0Y63JeKz3BbMGkc/ZEL5aRb3GOZuZLuwoQU9459mJBz1eZIlx1aIRQFR5rLq4aq0V6n",
-	"KS72be1urw8BdWHmtxrNFbJ917Vzrk26JgZJCz2u2g2rrDH9M53KsbzfUDvY+IezvP8LVvVeVscPvHYL",
-	"7Ra5uafbLSRixfO2CVZ7fHFR2YwmPfc9IrHXecvzVuYFnl3nrRRtCHNqrmt3TrVGUC1YZS1KX1qDbxc3",
-	"iWlfyPjz2frZ50sVy9fQGMovPsVvlbgjDer8aThsDU+q2GiN1rfjG/+uSg6FvBZnnE7mc6NvGicjmyS1",
-	"BPmlfvNC1zNyg34b36CdZlZQzghxoxhm2lLYl1A8GoqHhPNPn/V8pekush+2t0Xarc5NsrbYPtABiQ6V",
-	"9v2W4LxoxCk92JPOwqBY5iCCUaaT66VMn3/bYSg5iJRWOIg8KixyRlNBIe/S2DW4yCntTFoXAKaCemVR",
-	"H84WSsxkYuHJ98/gUmRom0OGEYvDvFvV2S4LxdaVXGsTgOapXsvpStCnloIxWxyLFadl7B75SHTT6QMF",
-	"fMa2DHpKeEBqxfn0AsN7KWqcx61NbWzV2EzsPC81fahp9RzVJh4y3+Ak8bkrA2V0to2VKwc5Xu15voLN",
-	"YdUb9r5WstXc/Hn1IqRQaIFv49aE0KYzqMOtpBdTtY20gfT1dstWqHMXH1RCkuUUZ3jeRkOtoGpl+lFu",
-	"2WO/VtKdt/sJfd2eW9NmIpT8wCK5pmtu0bS+WgZQ19HKeGXveJnI1TWSwcUkN9ItLolhYW0ozLoo3aK5",
-	"YZdw9u8/n1w9f3dycf7u6uU/nr+IoSCsPM0hc4jKglYgQGm1n2k9H4nkGkSaGrS2vIbFHPKzljROnZv7",
-	"uiipxrpFq0UylWoSAn/Ws19lYrTVY1cr6vDB4hSz+X6K9hpC6NUHUVZZDNReUdtDjX3KsAOjRXG1SfhL",
-	"C6F4eLRYuigQgxioWulm8I9FbYFoLesM9RqCTD+Bc7BzVK4TDxQ94moj5Y81waF13YEaqOc3aBYwF24K",
-	"+F5aZ8HdygT7kCsibHhwc3jQ7XaH5SFnzTFy9iMdqGG4NTKMw+ln2bMOHA8+1n7dVYOKYpj6yHtaIdSP",
-	"1SeAIpl2mOZfwvYUdwGlm8IwlJ/2YSrdP2fS2n/6glYmaXgywSHs2eXrhMSZLfcJO13wPCouVIA/arE0",
-	"ZbiZsH+eDgfK32UTWUa7ElJIE1RoOG/EZdBQJv+90LPDFqqqExyoCgDEgPXNSXDuYHgw5fOYD2FdBwzR",
-	"PwwLTbEDNTwJlY/MyT78yEoAg7zXe5L4SehfHDIvX/DBBinBCFMgRNSH4cEMnZGJHcLehdEzdFPMrc+W",
-	"eW/Gx9wDNTwgtyHmsvu71WpIiEVaSHWSz0jwugNOQ0nH+UN/gg5WppgIQ0uO4ohY7HXvsPB6Yi6jfvSk",
-	"2+s+8VUfU7YgxcLp/wmy+STjWZq8cFD1IVq6+nLU6z1YgWU4C2uprDzJ5A12G9Yv6r/5ePc2rrxK9Iu8",
-	"QT5SYkmZG53QD5YEC3+/urroHIdjV3/UxGaudrGVRg8bXuPCchW6SH0pFxcPBRGqqRYZD1+SSjKvR05I",
-	"hSlLky/iHSibJwliShJIjzfVRwTE6YAQMKZkonXu/MY3t+eVp/sL7k4t5G2rzudzpbs4etZ78nWmfFEc",
-	"Z/n7TiOdLsASfr+dymTaMKS+YmexTYCqQ0k9Xt3ZICA3hweFc7BrleVndKdVArh+G3hNHrVqcuCvf97F",
-	"Wxv6C35v27e8rW/Z7qB54eoujp7u0qt2V4y7HG7v0igU505Pt3cqL0exOB3tRFhx/66SwK2ElTU73GcH",
-	"uoqKe5aiUmp+kiptXtsusEkMmFms4MnSDeoKU60I1sFHglR3Bx9lendQ5fPWydorhi8vi5LE+8lbM+cT",
-	"79z+/GyX1v6G7qdJaf3m1TcZ/RwZXbqpVM8JFZi3fr9sm0TWIrlWL3lalGWPFpV7i9mRjRaQ6luVaTK1",
-	"4RMBts8lZMPvyFMshiAmE4OMZqrq35L4gQo4fK/M9pSKR95ypvkTD6JeJl4OaEE4LkWJ4Vkv7vV6Mdh5",
-	"JpmsJOQcBiqlqRnTpymmkM87MSTCg1d/f3aqcwN7BSgexh4Be/j8+PFv7IDq5d3dx49h6B90+QF1Cb+Z",
-	"47XfmbAuwM+qtnjox/GgWjdSPc1U2jDszSUnfgiUl5e3+Q6aw0SnOOwc806E6+je1/mcxyh3A3UqVIIZ",
-	"pn3ohSRIDIdVEiSGJ/BTno1llgVs8xTO1Y2WCZdv8TWMIygGKUt8ugNVLJKQ6LB5sktOVy8lYHq1FExt",
-	"/i785k3p0uoHqlj+uUqyPEV7GgpLOHYqLHEtqBOZ1Z5iW51P2yKpV5SlMKLk2MH/9EfWJOVCLeBF7ZC6",
-	"sPVBEq6qOPHx46KN9aXuw+Va92Gfg7AyheuDzESrGzTLykTr1gO1rgJeuGo1jyxFN1OhJggUK8VgdZ3R",
-	"tPk0j+9LkZdISeiPB2pYDFhuVWOaR1VlfQxDvxJuyeWOHoaPSVPKkkg9hlpV6UDRcPsl1aHwzxf5Dssa",
-	"GB6yrT7f8/gFQ3qb6VvSsioCDDscCp+C/jYBd4Guy2sk0n/mRCo4GqgQzsb1D8ZIC8Oj3tEwRMW1uuMh",
-	"4c4MQ/aVxvPYcyyVtFMs1XUkkusJr8bnDTJBkUiRtiUqj306RijQWXUJmFfiVxETncXXV6SyDkUKe8Oj",
-	"Xo/MCMfl/YFyJmfLVEbuxQ1UOC3vqqiQSC1TMj4+4huUPnkQJm8LOWogt8jVfU3s8UmQonFV+C6OjnZx",
-	"3csXXr9BkYeDIl78iqt7c1QlIPHHDF5FrCsqh5aybxuuAVUgZkOa7F6hHJd53E/A6x/X2UG+v8V+fy5h",
-	"rglHPdnanjbYRQw/I/D78tL5LVL8PyHRdaH6AlK9GjxugxX/2pL9DYf82U134Otnybq31QcfDY7vNok2",
-	"q9WXF+jym2/3EOYAPj7dAH+zvw8ilv7TT58jjLUKsfXIgZt8eUmsf8Tv02Sr8cWpb9L12d7d18N9jny5",
-	"8LnAubYt0nWF1p2WtRCfK2GfJDK1bzV92/0q9G5szHYJuJdPu/cuf3NRf1IxOlmurdLbPyPri66WP+JY",
-	"CNru/ureUvbN/fwLSU7he/S4+oz53nI6vlFefdwoyg4mi7/cQc3QoEqwUwnSfRxT9M2xPGRO98p/scU5",
-	"rbpwKSeKDzX42xUiy2yofophtJgL/xm/8sCj68t7GoU5cVXU+uYtl+lwRZ/X+dxkody0f3BwePRDt9ft",
-	"dQ/7f+n9pRfdvb37nwAAAP//",
+	"7Fx7cxs3kv8qXXOpMpkbUZRsJ7tUXW0plpNVbWKrLPmyd6bPBGeaJFZDgAEwkhmvvvtVNzAvcviQLfs2",
+	"df5L4gwejUY/ft1ozIco0fOFVqicjQYfohmKFA3/ezpF+pOiTYxcOKlVNIguMdEqtWClShDcDEEoe4sG",
+	"boWFCbpkhilMjJ7DmXDiBo3FXhRHBn/LpcE0GjiTYxzZZIZzQcPPpZLzfB4N+nHklguMBpFUDqdooru7",
+	"mIh4od2POlfpLmLKCQNJmMIwUtrBhHoPI+iIsUXl4HaGCv5+8EwkMwRpu0Tg3gS9QmeWpxOHZjM9TsOt",
+	"kA7GONEGwVAXqab3mufvTN76HL/O0DQYn4g5Mse38xkVzfUmmkkXxdFcWkvUOJFh9LYkwDoj1bQ2/2be",
+	"ezoEZFpf54tHdoXXJVUl1yfagFCQq2ulbxXwWo2g0UAbWAg3W9mIFopbKL2Lo4UwYo4uiO2z3Do9R/N8",
+	"LmS2TvfVDAHpFegJszEJ7UHYa9ok+JXEYypvUMVEsDYpifdM21pbaYFW62bCVQ87PJxWTiQObqWbgZtJ",
+	"62eLQ1v/9pGFhTDEFZEkOlcuJh7wpvrfq927YbctPOk/AXwvEpctQVgQQIyRahroTDVaYqOktf6Wo1lG",
+	"caTEnHjGIzVlULz/GdXUzaLB4+M+MVmVv9uEouDt+Rn15jlo46opZLpVCCfazIWLBlGec8vNM1zxm9Y5",
+	"uNO2Wb4xOIkG0b8dVqbt0L+1h43xacJSTLZxbIv5uicHzyuxX5fNF6Q0egKC5GQipznZsJqilBu7wvTa",
+	"mNtoXQjn0FD//3lzevDf4uD3/sGf31b/vusdvP3Qj797fPdN6978LOfSbWJVxi/r06U4EXnmosER8UW8",
+	"99buqWeS/3HUavp+0WmL4Xt5g8bIFC3rSW3Nj2ylgt4awVynCJ1AAIy1m8F/FLpnSRVRFZrmzX/bimiQ",
+	"aF+5YpqJ+Jekhq+o4doCWEFVPh+TrXj56uygf9TvHx38cPy3P1983y0sgBUZWlZmmcJPr8/PNuw6EbOn",
+	"ZB71m5J51La7r3CSq5SJ3EG7Nk26VvjGtD8gaXc0lF1oZZEN/A8i/Uk4vBVL+kW7iorFUiwWmUxYJg7/",
+	"Yb2C7bd7z43R5lWYxE/ZXL/I3SyGBRq2tt5leR094U2bo7ViSmiCfxqcY7osXJ5I51L1oruYSH+Fv+Vo",
+	"3ZcjXaobkcn0nVSL3EU1E1s69gehoxh1GylXNXdL0rMONttmCK0OqQkBk4MSGW1rHfATU1FHMV+G6Uq7",
+	"dwyFoKM02DyZVTZKG++r2ee3wKFuD05LWDVUTVwlLSSCQXYmr5Gli4EBQZUUrFhasNqjhwLh0ovTKfaG",
+	"6mNYXvLuvqyvOpZm8WE3IVja7eIW0BvxQzoLmVQeH30p0WMi7WdYuN22cm+ubT6fCyPRxqDwFq2DiTTW",
+	"QWehrZXjbAlKK+x+SXZ4J/PA/AiDbmNIaAIdkd2SjuB84ZZdtsmXzKXlw5IUBt3XGD6yYbOWtc3h4CwG",
+	"iwgj/n/0RbcqLOECVUp++IE5Uwzbwpgqjidjp+eL3FF8w9jIdz6hWA3EVEgFgkJx4Kj8gMNysD4KX+FV",
+	"rcXegbuPCP1Ee2Yx2hAtLfEKrbsQ1uLDyRgN+QotQewWLl7KqeLo4QR+nenT+XmZFWGpv5Jz1PkXhCEu",
+	"THgXR68VwSlt5O/4BV3yL2WcDLdGqymcXpyD09eooJNQvEBEeZPwWokbITMxzvALMmhmtHMZpjGMc7v0",
+	"4KCk48RnkT5W3LcpfS2j5WU1kMzJlJmWCTNhYfQCjZMeg2dijBw1r4D1OLoRWY61N/XArtKfN6FdHEaq",
+	"Ejt6/A9MGjh1ffYQuvG/WfZyEg3e7PQQ0d3bNgu8loZRWcDtZSaHEzczYUErZPHAImWwtviJxCy1u0Th",
+	"R9/qLo5k2jqMD6RaXixmWrW/cSFfcq/cR30/QlaF0zI8f7HObVtTyvPaFiW1zduHpjV6ygG2zR+cSYuE",
+	"2JeT1pylqqWJvW/BlF2LT7ewGpVZqlQ4PCDDtZ4OiRsr/FQprOcgMSX5OwHaBJABqvicNcE10BNGsgxs",
+	"yT/mipZArS1IxwLq3+3piT2apG4+G9yaMQ3cAWFIZSwpBUoDE4N2ptDaE0KYpCC+yRjJ0hb87VXsG2ud",
+	"oVAssdqJ7HKB99HjX7TCZQsPL/M5p3NpSDEnlrwbC4ugb9AnVQo2ec7EIBU/1mb6yAI3TXJjUCVL6JT/",
+	"ScucPr98CeQguifgx/b51xi8nNCwhsAjCZL2s6Gijdgk0eUGNZgQe6FdT8qvi32RHC0y5MFS0RDBMr5t",
+	"EdgzTORctKTETyH1r4oED+eVfUcKHYiJAiaZFo62Et+L+YIEJTo6fvyk9/S7KK6nFg/+8qZ/8Oe3/94Z",
+	"Dnv+v+5fvmlTIPaILZYjZP92OtNnnHKLSUu9Qj9rzRtW+q4NPFfOCEDqznsaA/amPei//1O//6R/fNyn",
+	"RqenZ5dXl9/3+/3jo6e9NtJDuqclT6YQLBJcSJCicVKDW/If0gbUQdE4P3EaUt06uikdcsClexwXNQTN",
+	"Jy4LItskqWJgi5EUDm75nIwI7sGTfh8aSaQTPoQoUxwn8LR/DGsZMlqoT5H5g5H2FFmRHgOFmNoujfUY",
+	"SigEnWr3LJobmSAsjHaYcKIkIKVOejMVDh9Z0LcKjE+wwThPp+iPnYKqd5mmGqiKfWKghpVo/icQsCr9",
+	"6HNmxiiRsegHhWvm1OIq3UMqmHOWtuJEFEeeD7TXxcqiOCLaoziq0UMNAkyOo2LeVl1uosk1HcJCtXYq",
+	"0Zrw+K5tMsOwZQsU3KB2j2zNUDLqi703kyWqgo6AhJHmIws8Xgz/hfbwhY7rJ4wLIzlEJl/XbdUcV0D2",
+	"VQNXjmEwE+zy/f6z9pP51Fa/SzGTN2iWrUOXuLbFe+ssn6tH1q9uUNpOL3v43sVASMJCZxgd94+/Ozg6",
+	"PugfD6Ouf84Ig3xSauPCElsW1Tm5O+gEdzOMjo57T/vDaMUmk18qLDfNeDvTGYYHfhzPW0vtggM+qfO1",
+	"4InRtyDTE1B5lvktYuxB7KBHnrcU+bZj+Y0y4xFZmkrimcguGuKzEyhHrZmTlfOf6rjMb4YtTne1mZJH",
+	"Dxlvpib2KMD/IBuyhExPZUL+T8wxBlpFSo8riOApOoF6BQGjMUI71ewN9+gDRxKsRBgjPVIM2hK9vriM",
+	"SqE6vovLtrcopzOGROGl33XW0zX2/hVF5mbrOmmdcLm3BKWz1teth3r1fQzd2jaydm75CkUqCfS1+G6D",
+	"KSonRfb8/UIatOfqTCxtm5MhGU3F0kKunMxgredLBR2FU+HkDYImd4r8Iu32oKSAj7v5JD7FBaoUtGIM",
+	"vO4i46hlhg0RQsv5Ytk3UGEHAegZJycy8d7nhXbsRMrD/CSTJC0WE4OOpMixnvEQBDT59SW/LWnq9uC0",
+	"IWQO+IRg/8BkY/RoUKTL2psaGDcorG7lx5LsdCh34AHaDW/h117TbjaO+rfQuiJ+Iez0ZLYJYXEwXLjh",
+	"sWZXWxzsVvjXtjpNHz2sx4rzIpmwzRYV6JkjPx8grLOLQoUnx0ffQ4Bglfa9vjxr41vpGZu6+s1RXELr",
+	"7TwLxNeIqg/axsTyhHdzwH6/cHbFNzxYFoTParjcwOHc7nUo8rNUWGVDImGMWG5VCe8lm8xfPZlvh+gM",
+	"MjE9C5jhh+VGoW/yp2UwNgs7EyU+Exearxr3y3w8l4ywDuFcwYXRU4Nc4tU6W25flQq/36QcqO4uguDw",
+	"PI6cEcm1VNMXJXt3efCixzN234ShCDgFb1458+LYtEAvoS6rhmBWcGIRbviNrmMbMmg13KDNJrSzSwV9",
+	"ysyvtMydhU0qNneF7QU/2wUprqcKvBassXSjZrMKfLqNa+zXVsVZ97QLo9M8uUda5yJ0WE/s8Hb5dOyt",
+	"kQ4PpOIz3BZMGke/5UI56Zb3WGaupLswIcW9Zx8m5Fy1OdJVh1YIRcGR5vKqoWq012mKi33buNubQ0Bd",
+	"mPmdRnONbN9145wbk66JQdJCj6v2wyobTP9cp3Ii7zfUHjb+4Szv/4FVvZfV8QNv3EK7Q27u6XYLiVjz",
+	"vG2C1R5fXFQ2o0nPfY9I7HXe8ryVeYFn13krRVvCnJrr2p9TrRFUC1bZiNJX1uDbxU1i2hcy+XS2fvL5",
+	"UsXyDTSG8ouP8Vsl7kiDOn8cDtvAkyo22qD17fjGv6uSQyGvxRmn08XC6JvGycg2SS1BfqnfvNDNjNyi",
+	"38Y3aKeZFZQzQtwohrm2FPYlXMDvi4eE80+f9n3l7D6yH7a3Rdqtzk2y8ZpDoAMSHW4TDFqC86IRp/Sg",
+	"I52FYbHMYQTjTCfXK5k+/7bLUHIYKa1wGHlUWOSMZoJC3pWxa3CRU9qZtC4ATAX1yqIBnC2VmMvEwuPv",
+	"nsKlyNA2hwwjFod5t6q7WxaKrSu51iYAzVO9ltOVoE8tBWO2OBYrTsvYPfKR6LbTBwr4jG0Z9BnhAakV",
+	"59MLDO+lqHEetzG1sVNjM7H3vNT0oabVC1TbeMh8g9PE564MlNHZLlauHeR4tef5CjaHVW/Z+1rJVnPz",
+	"F9WLkEKhBb6NWxNC286gjnaSXkzVNtIW0jfbLVuhzn18UAlJVlOc4XkbDbWCqrXpx7llj/1aSXfe7if0",
+	"dXtuTZupUPJ3FskNXXOLpvXVKoC6jtbGK3vHq0Sur5EMLia5kW55SQwLa0NhNkXpFs0Nu4Sz//zp9Or5",
+	"u9OL83dXL//2/EUMBWHlaQ6ZQ1QWtAIBSquDTOvFWCTXINLUoLXl/S7mkJ+1pHHm3MLXRUk10S1aLZKZ",
+	"VNMQ+LOe/SITo62euFpRhw8WZ5gtDlK01xBCrwGIsspiqDpFbQ819inDLoyXxVUt4S9hhOLh8XLl4kMM",
+	"YqhqpZvBPxa1BaK1rDPUawgy/QTOwS5QuW48VPSIq42UP9YEh9b1hmqont+gWfLVOMD30joL7lYmOIBc",
+	"EWGjw5ujw16vNyoPOeuX6ghrpUM1CrdgRnE4/Sx71oHj4Yfar7tqUFEMUx+5o1X9tiW5SxTJrMs0/xy2",
+	"p7gWKt0MRqH8dAAz6f45l9b+0xe0Mkmj0ymOoGNXb5YSZ3ZcLe32wPOouCAC/qjF0pThpsXBeToaKn83",
+	"T2QZ7UpIIU1RoeG8EZdBQ5n890LPDluoqk5wqCoAEAPWNyfBhYPR4YzPY34P6zpkiP77qNAUO1Sj01D5",
+	"yJwcwA+sBDDM+/3HiZ+E/sUR8/IFH2yQEowxBUJEAxgdztEZmdgRdC6MnqObYW59tsx7Mz7mHqrRIbkN",
+	"sZC9f1itRoRYpIVUJ/mcBM9fB3DScf7Qn6CDlSkmwtCSozgiFnvdOyq8nljIaBA97vV7j33Vx4wtSLFw",
+	"+n+KbD7JeJYmLxxU/R6tXOU57vcfrMAynIW1VFaeZvIGew3rFw3efLh7G1deJfpZ3iAfKbGkLIxO6AdL",
+	"goW/Xl1ddE/Csas/amIzV7vjTKOHDa9xYbUKXaS+lIuLh4II1VSLjIcvSSWZ12MnpMKUpckX8Q6VzZME",
+	"MSUJpMfb6iMC4nRACBhTMtE6d37jm9vzytP9GXenFvK2VefzudJdHD3tP/4yU74ojrP8/a2xTpf+9szt",
+	"TCazhiH1FTvLXQJUHUrqyfrOBgG5OTosnIPdqCw/oXtWJYDrt5s35FGrJof+OutdvLOhv7D4tn3L2/qW",
+	"7Q6bF8ju4ujJPr1qd9+4y9HuLo1Cce70ZHen+oWlp/3jvQgr7hNWEriTsLJmh/vsQVdRcc9SVErNj1Kl",
+	"zWvoBTaJATOLFTxZuRFeYao1wTr8QJDq7vCDTO8Oq3zeJll7xfDlZVGSeD95a+Z84r3bn5/t09rfOP44",
+	"Ka3fvPoqo58ioys3leo5oQLz1u+X7ZLIWiTX6iWfFWXZ42Xl3mJ2ZOMlpPpWZZpMbfjkgR1wCdnoG/IU",
+	"yxGI6dQgo5mq+rckfqgCDu+U2Z5S8chbzjV/XEPUy8TLAS0Ix6UoMTztx/1+Pwa7yCSTlYScw1ClNDVj",
+	"+jTFFPJFNy6ubIb7wDOdG+gUoHgUewTs4fO33/7KDqhe3t379lsY+Qc9fkBdwm/meO13JqwL8LOqLR75",
+	"cTyo1o1UTzOVNgp7c8mJHwLl5WV0voPmMNEpjronvBPher33dT7nMc7dUD0TKsEM0wH0QxIkhqMqCRLD",
+	"Y/gxzyYyywK2eQLn6kbLhMu3+BrGMRSDlCU+vaEqFklIdNQ82SWnq1cSMP1aCqY2fw9+9aZ0ZfVDVSz/",
+	"XCVZnqJ9FgpLOHYqLHEtqBOZ1Z5iW51P2yKpV5SlMKLk2MH/9EfWJOVCLeFF7ZC6sPVBEq6qOPHbb4s2",
+	"1pe6j1Zr3UcDDsLKFK4PMhOtbtCsKhOtWw/Vpgp44arVPLIU3cyEmiJQrBSD1XVG0+bTPL4vRV4iJaE/",
+	"GapRMWC5VY1pHlWV9TGM/Eq4JZc7ehg+IU0pSyL1BGpVpUNFwx2UVIfCP1/kOyprYHjItvp8z+MXDOlt",
+	"pm9Jy6oIMOxwKHwK+tsE3AW6Lq+RSP/ZFqngeKhCOBvXP9UjLYyO+8ejEBXX6o5HhDszDNlXGs9jz4lU",
+	"0s6wVNexSK6nvBqfN8gERSJF2paoPPHpGKFAZ9Ul4GV1cTwmOouvyUhlHYoUOqPjfp/MCMflg6FyJmfL",
+	"VEbuxQ1UeFbeVVEhkVqmZHx8xDcoffIgTN4WctRAbpGr+5LY46MgReOq8F0cHe/julcvvH6FIg8HRbz4",
+	"FVf3FqhKQOKPGbyKWFdUDq1k37ZcA6pAzJY02b1COS7zuJ+A1z8WtId8f439/ljCXBOOerK1PW2wjxh+",
+	"QuD3+aXza6T4/0Ki60L1GaR6PXjcBSv+tSX7Kw75o5vuwNdPknVvqw8/GJzcbRNtVqvPL9DlN+zuIcwB",
+	"fHy8Af5qfx9ELP2nnz5FGGsVYpuRAzf5/JJY/yjhx8lW44tTX6Xrk727r4f7FPly4fOHC21bpOsKrXtW",
+	"1kJ8qoR9lMjUvtX0dfer0LuxMbsl4F4+7d67/NVF/UHF6HS1tkrv/iyuL7pa/YhjIWj7+6t7S9lX9/Mv",
+	"JDmF79GT6rPsndV0fKO8+qRRlB1MFn+5g5qhQZVgtxKk+zim6Ktjecic7pX/YotzWvXgUk4VH2rwtytE",
+	"ltlQ/RTDeLkQ/jN+5YFHz5f3NApz4qqo9c1bLtPhij6v87nJQrnp4PDw6Pj7Xr/X7x0N/tT/Uz+6e3v3",
+	"vwEAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
