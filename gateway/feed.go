@@ -406,7 +406,7 @@ func (f *Follower) fail(t feedTable, err error) {
 		f.st.gen.Add(1)
 		n := f.g.demote(f.st.idx.drain(), false)
 		f.log.Warn("change feed failed: answers fall back to their normal freshness until it resyncs",
-			"integration", f.g.name, "table", t.set, "resync", resync, "answers_shortened", n, "error", err)
+			"integration", f.g.name, "table", t.set, "resync", resync, "answersShortened", n, "error", err)
 	} else {
 		f.log.Debug("change feed still failing", "integration", f.g.name, "table", t.set, "error", err)
 	}
