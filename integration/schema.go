@@ -19,7 +19,8 @@ import (
 const SchemaMaxAge = 6 * time.Hour
 
 // needsSchema reports whether c configures columns that only the org's
-// own schema can check and type (a tracking column, custom fields). Other
+// own schema can check and type (a tracking column, custom fields, a
+// refunds table). Other
 // integrations use the schema compiled into package generated and never
 // download $metadata.
 func (c Config) needsSchema() bool {
@@ -28,7 +29,7 @@ func (c Config) needsSchema() bool {
 
 // readSchema downloads the org's $metadata and keeps the tables the
 // gateway reads: streamed through csdl.Read, so a 40 MB document is never
-// held whole (see BenchmarkReadSchema).
+// held whole (csdl's BenchmarkRead measures it).
 func readSchema(ctx context.Context, conn *dataverse.Conn, cfg Config) (*csdl.Model, error) {
 	tables := gateway.SchemaTables
 	if r := cfg.Refunds; r != nil {
@@ -69,6 +70,8 @@ func (b *gatewayBackend) gateway(ctx context.Context) (*gateway.Gateway, error) 
 				ctx, cancel := context.WithTimeout(b.life, 2*time.Minute)
 				defer cancel()
 				if err := b.loadSchema(ctx, true); err != nil {
+					// Try again in schemaRefreshRetry, not at the next lookup.
+					b.schemaRead.Store(b.now().Add(schemaRefreshRetry - SchemaMaxAge).UnixNano())
 					b.log.Warn("re-reading the org's schema failed; the last one read keeps serving", "error", err)
 				}
 			})
@@ -109,6 +112,10 @@ func (b *gatewayBackend) loadSchema(ctx context.Context, force bool) error {
 	b.log.Info("read the org's schema", "durationMs", b.now().Sub(start).Milliseconds())
 	return nil
 }
+
+// schemaRefreshRetry is how long after a failed background re-read of the
+// schema the next one is tried.
+const schemaRefreshRetry = 10 * time.Minute
 
 // schemaRetry is how long lookups answer the last failure to read the
 // schema before one of them tries again.

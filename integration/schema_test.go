@@ -98,4 +98,18 @@ func TestSchemaAtRunTime(t *testing.T) {
 	if failed == 0 {
 		t.Errorf("no failed $metadata read: the fault did not apply")
 	}
+	// A failed re-read is tried again after schemaRefreshRetry, not at every
+	// lookup.
+	n := metadataReads()
+	order()
+	gb.bg.Wait()
+	if d := metadataReads() - n; d != 0 {
+		t.Errorf("%d $metadata reads at the next lookup after a failed re-read, want 0", d)
+	}
+	clk.add(schemaRefreshRetry + time.Second)
+	order()
+	gb.bg.Wait()
+	if metadataReads() == n {
+		t.Errorf("no new $metadata read %v after the failed one", schemaRefreshRetry)
+	}
 }
