@@ -15,7 +15,7 @@ import (
 )
 
 // Tests of the behaviours issue 17 found missing or wrong. Each names its
-// documented source (see /work/shared/docs/dataverse-wire-facts.md, cited
+// documented source (see ../shared/docs/dataverse-wire-facts.md, cited
 // as "wire facts").
 
 // count-rows.md (wire facts §11.2): $count=true adds @odata.count; the
