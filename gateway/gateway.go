@@ -559,55 +559,56 @@ func outcomeLabel(err error) string {
 	return "unknown"
 }
 
-// ErrorCode maps an error of this package to the sidecar's error code and
-// HTTP status. It is the one table for that mapping.
-func ErrorCode(err error) (code string, httpStatus int) {
+// ErrorCode maps an error of this package to its error code, the one
+// table of codes every front end reports (integration.Code); each front
+// end has its own table from codes to its statuses. "" for nil.
+func ErrorCode(err error) string {
 	var ie *InputError
 	var pe *PanicError
 	switch {
 	case err == nil:
-		return "", 200
+		return ""
 	case errors.As(err, &ie):
-		return "invalid_input", 400
+		return "invalid_input"
 	case errors.Is(err, ErrNotFound):
-		return "not_found", 404
+		return "not_found"
 	case errors.As(err, &pe):
-		return "internal", 500
+		return "internal"
 	}
 	switch dataverse.KindOf(err) {
 	case dataverse.KindAuth:
-		return "auth", 502
+		return "auth"
 	case dataverse.KindPermission:
-		return "permission", 502
+		return "permission"
 	case dataverse.KindConfig:
-		return "config", 502
+		return "config"
 	case dataverse.KindBadRequest:
 		// Dataverse rejected our query: it does not fit this org's schema,
 		// which an admin fixes like a configuration error.
-		return "config", 502
+		return "config"
 	case dataverse.KindNotFound:
-		return "not_found", 404
+		return "not_found"
 	case dataverse.KindThrottled:
-		return "throttled", 503
+		return "throttled"
 	case dataverse.KindBusy:
 		// dvgate did not send the request (request budget spent, or no
-		// concurrency slot in time): 503 with RetryAfter.
-		return "busy", 503
+		// concurrency slot in time); RetryAfter says when to come back.
+		return "busy"
 	case dataverse.KindUnavailable, dataverse.KindNetwork:
-		return "unavailable", 503
+		return "unavailable"
 	case dataverse.KindTimeout:
-		return "timeout", 504
+		return "timeout"
 	case dataverse.KindCanceled:
 		// The caller went away, or the server is shutting down.
-		return "unavailable", 503
+		return "unavailable"
 	}
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
-		return "timeout", 504
+		return "timeout"
 	case errors.Is(err, context.Canceled):
-		return "unavailable", 503
+		return "unavailable"
 	}
-	return "internal", 500
+	return "internal"
 }
 
 // RetryAfter returns how long Dataverse asked us to wait (throttling), or

@@ -27,7 +27,7 @@ type codeCounts struct {
 }
 
 func (c *codeCounts) add(err error) {
-	code, _ := ErrorCode(err)
+	code := ErrorCode(err)
 	if code == "" {
 		code = "ok"
 	}
@@ -223,7 +223,7 @@ func TestSimAbortedRequestsCostNothing(t *testing.T) {
 			c, _, err := g.Customer(ctx, "alex.wu@example.com")
 			cancel()
 			took := time.Since(t0)
-			code, _ := ErrorCode(err)
+			code := ErrorCode(err)
 
 			g.flights.Wait() // the sent calls finish their 3 s
 			settled, rss1 := runtime.NumGoroutine(), rssKiB()

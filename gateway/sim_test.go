@@ -429,7 +429,7 @@ func TestSimStaleIfError(t *testing.T) {
 			}
 			got, meta, err := e.g.Order(ctx, demoOrder)
 			if !tc.wantStale {
-				if code, _ := ErrorCode(err); code != tc.wantCode || got != nil {
+				if code := ErrorCode(err); code != tc.wantCode || got != nil {
 					t.Fatalf("got %v, err %v (code %s); want error %s", got, err, code, tc.wantCode)
 				}
 				return

@@ -96,7 +96,7 @@ func ErrorOf(err error, notFound string) *Error {
 }
 
 func codeOf(err error) Code {
-	code, _ := gateway.ErrorCode(err)
+	code := gateway.ErrorCode(err)
 	for _, c := range Codes {
 		if string(c) == code {
 			return c
