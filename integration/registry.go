@@ -67,7 +67,15 @@ type integrationStatus struct {
 	// broken: the integration cannot start (its Config.Err, or Connect
 	// failed); its backend answers config errors until a reload fixes it.
 	broken bool
+	// recheckAt, when set, is when Check validates a broken integration
+	// again: one the org refused (a column it lacks) may be fixed in the
+	// org rather than in dvgate's configuration.
+	recheckAt time.Time
 }
+
+// RecheckRefusedAfter is how long Check waits before validating again an
+// integration whose org refused its configuration (a column it lacks).
+const RecheckRefusedAfter = 10 * time.Minute
 
 // lease counts the requests using one backend, so that a replaced backend
 // is closed only after the last of them finished.
@@ -301,15 +309,21 @@ func (r *Registry) Check(ctx context.Context) error {
 	defer r.reloadMu.Unlock()
 	var errs []error
 	for _, in := range *r.integrations.Load() {
-		if st := in.status.Load(); st.ready || st.broken {
+		if st := in.status.Load(); st.ready || st.broken && (st.recheckAt.IsZero() || r.now().Before(st.recheckAt)) {
 			continue
 		}
 		l := in.cur.Load()
 		if err := r.validate(ctx, l.b); err != nil {
-			// A configuration the org refuses (a column it lacks) will not
-			// work by trying again: it waits for a new configuration.
+			// A configuration the org refuses (a column it lacks) does not
+			// work by trying again at every poll: it waits for a new
+			// configuration, or RecheckRefusedAfter (the admin may add the
+			// column to the org instead).
 			e := ErrorOf(err, "")
-			in.status.Store(&integrationStatus{reason: e.Message, broken: e.Code == CodeConfig})
+			st := &integrationStatus{reason: e.Message}
+			if e.Code == CodeConfig {
+				st.broken, st.recheckAt = true, r.now().Add(RecheckRefusedAfter)
+			}
+			in.status.Store(st)
 			r.log.Warn("integration not ready", "integration", in.name, "error", err)
 			errs = append(errs, fmt.Errorf("integration %q: %w", in.name, err))
 			continue
@@ -403,7 +417,10 @@ func (r *Registry) reload(ctx context.Context, force bool) error {
 				// Nothing to keep: serve the new one, not ready until
 				// Check succeeds.
 				e := ErrorOf(err, "")
-				st = &integrationStatus{reason: e.Message, broken: e.Code == CodeConfig}
+				st = &integrationStatus{reason: e.Message}
+				if e.Code == CodeConfig {
+					st.broken, st.recheckAt = true, r.now().Add(RecheckRefusedAfter)
+				}
 				errs = append(errs, fmt.Errorf("integration %q: %w", c.Name, err))
 			} else {
 				st = &integrationStatus{ready: true}

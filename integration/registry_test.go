@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -105,5 +106,56 @@ func TestNoIntegrationCanStart(t *testing.T) {
 	_, err := NewRegistry(RegistryConfig{Source: src, Connector: okConnector{}, Clock: func() time.Time { return time.Unix(0, 0) }})
 	if !errors.Is(err, ErrNoneUsable) || !strings.Contains(err.Error(), "DATAVERSE_URL") {
 		t.Errorf("NewRegistry without any usable integration: %v", err)
+	}
+}
+
+// refusingBackend's org refuses the configuration (a column it lacks)
+// until the column is added in the org.
+type refusingBackend struct {
+	okBackend
+	added *atomic.Bool
+	tests *atomic.Int32
+}
+
+func (b *refusingBackend) Test(context.Context) (*gateway.TestResult, error) {
+	b.tests.Add(1)
+	if !b.added.Load() {
+		return nil, &Error{Code: CodeConfig, Message: `TrackingColumn: salesorder has no column "contoso_trackingnumber" in this org.`}
+	}
+	return &gateway.TestResult{OrganizationID: "org"}, nil
+}
+
+type refusingConnector struct{ b *refusingBackend }
+
+func (c refusingConnector) Connect(cfg Config, _ Backend) (Backend, error) { return c.b, nil }
+
+// TestRefusedConfigurationIsRecheckedRarely: an integration the org
+// refuses is broken, is not validated again at every poll, and becomes
+// ready RecheckRefusedAfter after the admin fixed the org.
+func TestRefusedConfigurationIsRecheckedRarely(t *testing.T) {
+	t.Parallel()
+	b := &refusingBackend{added: new(atomic.Bool), tests: new(atomic.Int32)}
+	now := time.Date(2026, 12, 5, 9, 0, 0, 0, time.UTC)
+	src := Source{Getenv: MapEnv(map[string]string{"DATAVERSE_URL": "https://contoso.crm4.dynamics.com",
+		"AZURE_TENANT_ID": "8f1c2a4e-5b6d-4e7f-9a0b-1c2d3e4f5a6b", "AZURE_CLIENT_ID": "3c9e7b1a-2d4f-4a6b-8c0d-9e1f2a3b4c5d",
+		"AZURE_CLIENT_SECRET": "s3cret"}, nil), ReadFile: NoFiles}
+	reg, err := NewRegistry(RegistryConfig{Source: src, Connector: refusingConnector{b}, Clock: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	for range 3 { // polls
+		_ = reg.Check(t.Context())
+	}
+	if st := reg.Readiness()[0]; !st.Broken || b.tests.Load() != 1 {
+		t.Fatalf("after 3 polls: %+v, %d validations; want broken and 1", st, b.tests.Load())
+	}
+	b.added.Store(true) // the admin adds the column in the org
+	now = now.Add(RecheckRefusedAfter + time.Second)
+	if err := reg.Check(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if st := reg.Readiness()[0]; !st.Ready || st.Broken {
+		t.Errorf("%v after the org was fixed: %+v", RecheckRefusedAfter, st)
 	}
 }
