@@ -218,7 +218,7 @@ func TestFleetThrottle(t *testing.T) {
 	c.sim.InjectFault(dataversetest.Fault{Status: http.StatusTooManyRequests, RetryAfter: 30 * time.Second, Count: 1})
 	before := c.requests()
 	_, _, err := a.Customer(ctx, alexEmail)
-	if code, _ := gateway.ErrorCode(err); code != "throttled" {
+	if code := gateway.ErrorCode(err); code != "throttled" {
 		t.Fatalf("lookup answered by a 429 = %v, want throttled", err)
 	}
 	if c.requests() != before+1 {
@@ -263,7 +263,7 @@ func TestFleetThrottle(t *testing.T) {
 				t.Errorf("%s: %v, %v; want a stale answer", ch.name, m.Outcome, err)
 			}
 		default:
-			code, _ := gateway.ErrorCode(err)
+			code := gateway.ErrorCode(err)
 			if code != ch.want {
 				t.Errorf("%s: %v; want %s", ch.name, err, ch.want)
 			}

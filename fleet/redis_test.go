@@ -456,7 +456,7 @@ func TestFleetThrottleKeyDeleted(t *testing.T) {
 	key := r.throttleKey(r.orgID(c.sim.URL()))
 	raw.Set(ctx, key, "1", 365*24*time.Hour)
 	_, _, err := c.reps[0].gw.Customer(ctx, alexEmail)
-	if code, _ := gateway.ErrorCode(err); code != "throttled" {
+	if code := gateway.ErrorCode(err); code != "throttled" {
 		t.Fatalf("lookup under a year-long throttle key = %v, want throttled", err)
 	}
 	if ra := gateway.RetryAfter(err); ra <= 0 || ra > MaxBlock {
