@@ -150,12 +150,17 @@ func rssKiB() int64 {
 // 2,000 lookups of distinct addresses whose callers hang up after 50 ms,
 // with 3 s of upstream latency: calls not yet sent when their callers
 // left are dropped (no Dataverse request, no goroutine left waiting), and
-// a real lookup started while the sent ones are still at Dataverse
-// answers within the latency plus 1 s: with the default budget at most
-// Burst plus the refill reach Dataverse, which leaves concurrency slots
-// free. Without a budget the sent calls take every slot; those whose
+// a real lookup started while the sent ones are still at Dataverse is not
+// queued behind them: with the default budget at most Burst plus the
+// refill reach Dataverse, which leaves concurrency slots free, so it
+// answers. Without a budget the sent calls take every slot; those whose
 // callers left are cancelled when a live request needs their slot, so the
-// real lookup is not queued behind them (but may be shed as busy).
+// real lookup answers or is shed as busy, never times out in the queue.
+//
+// The assertions are outcomes and counts, not durations (the CI machine
+// is shared and runs this under -race): a lookup queued behind the flood
+// would wait for several rounds of the 3 s latency and fail its deadline
+// as "timeout". How long it took is logged.
 //
 // Real time (the simulator's latency is real), about 4 s per case. Not
 // parallel: goroutine counts are process-wide.
@@ -219,7 +224,7 @@ func TestSimAbortedRequestsCostNothing(t *testing.T) {
 			realAfter := time.Since(start)
 
 			t0 := time.Now()
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), 4*latency)
 			c, _, err := g.Customer(ctx, "alex.wu@example.com")
 			cancel()
 			took := time.Since(t0)
@@ -250,22 +255,14 @@ func TestSimAbortedRequestsCostNothing(t *testing.T) {
 				g0, base, peak, afterAbort, settled, final, rss0, rss1, st)
 
 			if tc.budget.Rate >= 0 {
-				if took > latency+time.Second {
-					t.Errorf("the real lookup took %v, more than the latency plus 1 s", took)
-				}
 				if err != nil || c == nil || c.ID != alexID {
-					t.Errorf("the real lookup: %v, %v", c, err)
+					t.Errorf("the real lookup: %v, %v (code %q after %v): want the customer", c, err, code, took.Round(time.Millisecond))
 				}
-			} else {
+			} else if err != nil && code != "busy" {
 				// Without a budget the flood's late arrivals and the real
 				// lookup take turns preempting each other's slots: it
-				// answers, or is shed as busy, within SlotWait more.
-				if took > latency+dataverse.DefaultSlotWait+time.Second {
-					t.Errorf("the real lookup took %v", took)
-				}
-				if err != nil && code != "busy" {
-					t.Errorf("the real lookup: %v, want an answer or busy", err)
-				}
+				// answers, or is shed as busy.
+				t.Errorf("the real lookup: %v (code %q after %v), want an answer or busy", err, code, took.Round(time.Millisecond))
 			}
 			if tc.budget.Rate >= 0 {
 				if limit := DefaultBudgetBurst + int(DefaultBudgetRate*floodTook.Seconds()) + 1; abortedCalls > limit {
