@@ -1,8 +1,9 @@
 // Package fleet lets several dvgate replicas share what one machine keeps
 // to itself: a second cache level, fleet-wide deduplication of Dataverse
 // calls, and the throttling state Dataverse imposes on the application user
-// they all sign in as. It implements gateway.SharedCache and
-// gateway.Throttle on Redis (or Valkey) with github.com/redis/go-redis/v9.
+// they all sign in as, and one change feed per org followed by one replica
+// for all. It implements gateway.SharedCache, gateway.Throttle and
+// gateway.FeedBus on Redis (or Valkey) with github.com/redis/go-redis/v9.
 //
 // Redis is an optimisation, never a dependency: every operation is bounded
 // by Config.OpTimeout (50 ms by default), retries nothing, and on any error
@@ -22,6 +23,14 @@
 //	P:throttle:O         org O (hash of the org's scheme and host) blocked:
 //	                     value = Unix ms until, PX = Retry-After (at most
 //	                     MaxBlock); only extended
+//	P:v2:feedlease:F     change feed F's lease: the leading follower's id, PX
+//	P:v2:feedcp:F        its checkpoint (deltaLinks, last event), sealed
+//	P:v2:feed            the deployment's stream of change feed events:
+//	                     f = F, d = the event sealed (MAXLEN ~10000)
+//
+// (F is the hash of the feed's name: the org URL and the tables followed.)
+// The feed's operations are background work with their own connection
+// pool and a 2 s bound, not the lookups' 50 ms.
 //
 // A value is an envelope around the gateway's payload (gateway.SharedFormat
 // inside): a version byte (2; releases before it stored the payload bare,

@@ -117,6 +117,9 @@ type Redis struct {
 	done    chan struct{} // closed by Close: stops lock refreshers
 	running sync.WaitGroup
 	closed  atomic.Bool
+
+	opts *redis.Options // for the change feed's reader (feed.go)
+	feed feedReader
 }
 
 type orgState struct {
@@ -157,6 +160,7 @@ func (st *orgState) until() time.Time {
 var (
 	_ gateway.SharedCache = (*Redis)(nil)
 	_ gateway.Throttle    = (*Redis)(nil)
+	_ gateway.FeedBus     = (*Redis)(nil)
 )
 
 var prefixPattern = func(s string) bool {
@@ -238,7 +242,7 @@ func New(cfg Config) (*Redis, error) {
 		c: redis.NewClient(opts), prefix: cfg.Prefix, opTO: cfg.OpTimeout, lockTTL: cfg.LockTTL,
 		refresh: cfg.ThrottleRefresh, backoff: cfg.Backoff, maxValue: cfg.MaxPayload, keys: k, rawURL: strings.TrimSpace(cfg.URL),
 		clock: cfg.Clock, log: cfg.Logger, metrics: cfg.Metrics, orgs: map[string]*orgState{}, warned: map[string]bool{},
-		done: make(chan struct{}),
+		done: make(chan struct{}), opts: opts,
 	}, nil
 }
 
@@ -264,6 +268,7 @@ func (r *Redis) Close() error {
 		return nil
 	}
 	close(r.done)
+	r.feed.close()
 	r.running.Wait()
 	return r.c.Close()
 }

@@ -293,9 +293,16 @@ func (c *core) flight(parent context.Context, s spec, abandon context.Context) (
 		fresh, stale, unlock := c.fromShared(ctx, s)
 		if fresh != nil {
 			stored := c.follow(s, fresh, fresh.fetched, nil)
-			c.cache.set(s.key, fresh)
-			stored()
-			return flightResult{e: fresh, outcome: Hit}, nil
+			if fresh.isFresh(c.clock()) {
+				c.cache.set(s.key, fresh)
+				stored()
+				return flightResult{e: fresh, outcome: Hit}, nil
+			}
+			// The change feed reported a row of this answer changed since
+			// another replica fetched it: ask Dataverse.
+			if !havePrev || prev.notFound || fresh.fetched.After(prev.fetched) {
+				prev, havePrev = fresh, true
+			}
 		}
 		if unlock != nil {
 			defer unlock() // after the answer is stored below, for the waiting replicas
@@ -318,11 +325,12 @@ func (c *core) flight(parent context.Context, s spec, abandon context.Context) (
 		if s.local {
 			e.stale = 0
 		}
+		normal := *e // the shared level gets the normal freshness: other replicas' caches follow their own feed
 		stored := c.follow(s, e, loadStart, sink)
 		c.cache.set(s.key, e)
 		stored()
 		if shared {
-			c.writeShared(ctx, s, e)
+			c.writeShared(ctx, s, &normal)
 		}
 		return flightResult{e: e, outcome: Miss}, nil
 	case errors.Is(err, ErrNotFound):
@@ -336,11 +344,12 @@ func (c *core) flight(parent context.Context, s spec, abandon context.Context) (
 			nf = s.fresh
 		}
 		e := &entry{notFound: true, fetched: now, fresh: nf, cost: 0}
+		normal := *e
 		stored := c.follow(s, e, loadStart, sink)
 		c.cache.set(s.key, e)
 		stored()
 		if shared {
-			c.writeShared(ctx, s, e)
+			c.writeShared(ctx, s, &normal)
 		}
 		return flightResult{e: e, outcome: Miss}, nil
 	}

@@ -100,6 +100,7 @@ type depIndex struct {
 	fifo   []string                       // keys in indexing order; may hold keys no longer indexed; guarded by mu
 	bytes  int64                          // guarded by mu
 	recent map[string]time.Time           // dep -> when it was last invalidated; guarded by mu
+	allAt  time.Time                      // when every answer was last invalidated (invalidateAll); guarded by mu
 }
 
 // indexed is one indexed answer: its deps, and the freshness it would have
@@ -133,6 +134,7 @@ func keyBytes(key string, deps []string) int64 {
 func (x *depIndex) add(key string, deps []string, normal time.Duration, since time.Time) (raced bool, evicted []evictedKey) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	raced = x.allAt.After(since)
 	for _, d := range deps {
 		// A load that began at or after the invalidation began after the
 		// change (which preceded the poll that reported it): not raced.
@@ -232,6 +234,14 @@ func (x *depIndex) take(deps []string, now time.Time, keep time.Duration) []stri
 		x.removeLocked(k)
 	}
 	return keys
+}
+
+// invalidateAll notes that every answer was invalidated at now (too many
+// rows changed to list them), for add's race check.
+func (x *depIndex) invalidateAll(now time.Time) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.allAt = now
 }
 
 // drain empties the index and returns every key it held with its normal

@@ -93,7 +93,10 @@ func (c *core) follow(s spec, e *entry, since time.Time, sink *depSink) (stored 
 	switch {
 	case raced:
 		e.fresh = 0
-	case f.up.Load() && f.lengthen:
+	case f.up.Load() && f.lengthen && !since.Before(c.clock().Add(-f.keep)):
+		// (An answer fetched longer ago than the index remembers
+		// invalidations, as one read from the shared level may be, keeps
+		// its normal freshness: a change since may have been forgotten.)
 		e.fresh = max(e.fresh, f.ttl)
 		return func() {
 			if f.gen.Load() != gen {
@@ -193,11 +196,26 @@ type Follower struct {
 	metrics  *FeedMetrics
 	log      *slog.Logger
 
-	mu          sync.Mutex        // serializes polls; guards the fields below
+	// With a fleet (bus != nil), one follower at a time polls for all the
+	// replicas and publishes what changed (feedbus.go).
+	bus      FeedBus
+	feedID   string        // the feed's name on the bus: org and tables
+	id       string        // this follower's name on the bus
+	leaseTTL time.Duration // how long a leader's lease outlives its last tick
+	silence  time.Duration // no event for that long: fall back
+
+	mu          sync.Mutex        // serializes polls and events; guards the fields below
 	links       map[string]string // deltaLink per entity set; "" = resync
 	lastSuccess time.Time         // start of the last poll that reached every table
 	down        bool
 	stats       FeedStats
+	// Fleet state.
+	leading      bool      // this follower holds the lease and polls
+	seq          uint64    // the last event published or heard
+	lastEvent    time.Time // when it was
+	pending      []string  // deps a leader's poll found, to publish
+	pendingAll   bool      // too many to list: publish All
+	announceDown bool      // the next event is Down (a takeover without a checkpoint)
 }
 
 // FeedStats are a follower's cumulative counters.
@@ -209,6 +227,10 @@ type FeedStats struct {
 	IndexedAnswers int
 	IndexBytes     int64
 	Up             bool
+	// With a fleet: whether this follower leads (polls for the fleet), the
+	// events it published and those it heard from other replicas' leaders.
+	Leading          bool
+	Published, Heard int64
 }
 
 // Follow attaches a change follower to g and returns it; call Run (or
@@ -228,12 +250,15 @@ func (g *Gateway) Follow(cfg FeedConfig) (*Follower, error) {
 	if cfg.IndexBytes == 0 {
 		cfg.IndexBytes = max(g.cache.budget/8, 1<<20)
 	}
-	st := &feedState{idx: newDepIndex(cfg.IndexBytes), ttl: cfg.TTL, keep: g.timeout + cfg.Interval, lengthen: g.shared == nil}
+	bus, _ := g.shared.(FeedBus)
+	st := &feedState{idx: newDepIndex(cfg.IndexBytes), ttl: cfg.TTL, keep: g.timeout + cfg.Interval, lengthen: g.shared == nil || bus != nil}
 	if !g.feed.CompareAndSwap(nil, st) {
 		return nil, errors.New("gateway: a change follower is already attached")
 	}
 	f := &Follower{g: g, st: st, interval: cfg.Interval, tables: g.feedTables(), metrics: cfg.Metrics, log: g.log,
-		links: map[string]string{}, down: true}
+		links: map[string]string{}, down: true,
+		bus: bus, id: randomID(), leaseTTL: 2*cfg.Interval + g.timeout, silence: 3*cfg.Interval + g.timeout}
+	f.feedID = feedName(g.baseURL, f.tables)
 	if p := cfg.From; p != nil {
 		p.mu.Lock()
 		for _, t := range f.tables {
@@ -243,8 +268,8 @@ func (g *Gateway) Follow(cfg FeedConfig) (*Follower, error) {
 		}
 		p.mu.Unlock()
 	}
-	if g.shared != nil {
-		g.log.Warn("change feed with a shared cache level: answers keep their normal freshness (invalidations do not reach other replicas)",
+	if g.shared != nil && bus == nil {
+		g.log.Warn("change feed with a shared cache level that cannot carry invalidations: answers keep their normal freshness",
 			"integration", g.name)
 	}
 	return f, nil
@@ -254,6 +279,10 @@ func (g *Gateway) Follow(cfg FeedConfig) (*Follower, error) {
 // the next tick resyncs. When Run returns, nothing makes the gateway's
 // answers stale any more: they fall back to their normal freshness.
 func (f *Follower) Run(ctx context.Context) {
+	if f.bus != nil {
+		f.runFleet(ctx)
+		return
+	}
 	t := time.NewTimer(0)
 	defer t.Stop()
 	defer f.stop()
@@ -290,12 +319,7 @@ func (f *Follower) Poll(ctx context.Context) error {
 		}
 	}
 	f.lastSuccess = start
-	if f.down {
-		f.down = false
-		f.st.up.Store(true)
-		f.log.Info("change feed following: answers live until a change makes them stale", "integration", f.g.name)
-	}
-	f.metrics.up(f.g.name, true)
+	f.goUp("change feed following: answers live until a change makes them stale")
 	f.metrics.lag(f.g.name, f.g.clock().Sub(start), false)
 	return nil
 }
@@ -338,14 +362,12 @@ func (f *Follower) pollTable(ctx context.Context, t feedTable) error {
 			f.metrics.rows(f.g.name, t.set, len(page.Value))
 		}
 		if len(deps) > 0 {
-			keys := f.st.idx.take(deps, f.g.clock(), f.st.keep)
-			evicted := make([]evictedKey, len(keys))
-			for i, k := range keys {
-				evicted[i] = evictedKey{key: k}
+			f.invalidate(deps)
+			if f.bus != nil && !f.pendingAll {
+				if f.pending = append(f.pending, deps...); len(f.pending) > maxEventDeps {
+					f.pending, f.pendingAll = nil, true
+				}
 			}
-			inv := f.g.demote(evicted, true)
-			f.stats.Invalidated += int64(inv)
-			f.metrics.invalidated(f.g.name, inv)
 		}
 		switch {
 		case page.NextLink != "":
@@ -360,6 +382,18 @@ func (f *Follower) pollTable(ctx context.Context, t feedTable) error {
 		}
 	}
 	return upstreamErr("GET "+t.set, fmt.Errorf("the change feed did not end after %d pages", feedMaxPages))
+}
+
+// invalidate makes stale the answers that depend on deps. f.mu is held.
+func (f *Follower) invalidate(deps []string) {
+	keys := f.st.idx.take(deps, f.g.clock(), f.st.keep)
+	evicted := make([]evictedKey, len(keys))
+	for i, k := range keys {
+		evicted[i] = evictedKey{key: k}
+	}
+	inv := f.g.demote(evicted, true)
+	f.stats.Invalidated += int64(inv)
+	f.metrics.invalidated(f.g.name, inv)
 }
 
 // feedPage is one page of a change-tracking answer.
@@ -400,17 +434,37 @@ func (f *Follower) fail(t feedTable, err error) {
 		f.stats.Resyncs++
 		f.metrics.resync(f.g.name)
 	}
-	if !f.down {
-		f.down = true
-		f.st.up.Store(false)
-		f.st.gen.Add(1)
-		n := f.g.demote(f.st.idx.drain(), false)
+	if n, wasUp := f.goDown(); wasUp {
 		f.log.Warn("change feed failed: answers fall back to their normal freshness until it resyncs",
 			"integration", f.g.name, "table", t.set, "resync", resync, "answersShortened", n, "error", err)
 	} else {
 		f.log.Debug("change feed still failing", "integration", f.g.name, "table", t.set, "error", err)
 	}
+}
+
+// goDown makes every answer fall back to its normal freshness, unless
+// the follower is down already; it returns how many answers it shortened.
+// f.mu is held.
+func (f *Follower) goDown() (shortened int, wasUp bool) {
 	f.metrics.up(f.g.name, false)
+	if f.down {
+		return 0, false
+	}
+	f.down = true
+	f.st.up.Store(false)
+	f.st.gen.Add(1)
+	return f.g.demote(f.st.idx.drain(), false), true
+}
+
+// goUp lets answers live long again. f.mu is held.
+func (f *Follower) goUp(msg string) {
+	f.metrics.up(f.g.name, true)
+	if !f.down {
+		return
+	}
+	f.down = false
+	f.st.up.Store(true)
+	f.log.Info(msg, "integration", f.g.name)
 }
 
 // stop falls back to normal freshness for good (Run ended).
@@ -429,6 +483,7 @@ func (f *Follower) Stats() FeedStats {
 	f.mu.Lock()
 	s := f.stats
 	s.Up = !f.down
+	s.Leading = f.leading
 	f.mu.Unlock()
 	s.IndexedAnswers, s.IndexBytes = f.st.idx.size()
 	return s
@@ -443,6 +498,7 @@ type FeedMetrics struct {
 	rowsTotal   *prometheus.CounterVec
 	invalidTot  *prometheus.CounterVec
 	resyncTotal *prometheus.CounterVec
+	leaderGauge *prometheus.GaugeVec
 }
 
 // NewFeedMetrics creates the collectors and registers them with reg.
@@ -469,7 +525,11 @@ func NewFeedMetrics(reg prometheus.Registerer) (*FeedMetrics, error) {
 			Help: "Times a table's deltaLink was dropped (expired token, tracking off, refused) and the table read again.",
 		}, []string{"integration"}),
 	}
-	for _, c := range []prometheus.Collector{m.lagSeconds, m.upGauge, m.rowsTotal, m.invalidTot, m.resyncTotal} {
+	m.leaderGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "dvgate_feed_leader",
+		Help: "With a shared level (Redis): 1 while this replica polls the change feed for the fleet and publishes what changed, 0 while it applies another replica's events.",
+	}, []string{"integration"})
+	for _, c := range []prometheus.Collector{m.lagSeconds, m.upGauge, m.rowsTotal, m.invalidTot, m.resyncTotal, m.leaderGauge} {
 		if err := reg.Register(c); err != nil {
 			return nil, errors.Join(errors.New("gateway: registering feed metrics"), err)
 		}
@@ -511,4 +571,15 @@ func (m *FeedMetrics) resync(integration string) {
 	if m != nil {
 		m.resyncTotal.WithLabelValues(integration).Inc()
 	}
+}
+
+func (m *FeedMetrics) leader(integration string, leading bool) {
+	if m == nil {
+		return
+	}
+	v := 0.0
+	if leading {
+		v = 1
+	}
+	m.leaderGauge.WithLabelValues(integration).Set(v)
 }

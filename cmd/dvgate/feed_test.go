@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/dvgate/dvgate/dataverse"
+	"github.com/dvgate/dvgate/fleet/redistest"
 )
 
 // Issue 19's acceptance on one replica: with "changeFeed": {"interval":
@@ -101,5 +102,131 @@ func waitFor(t *testing.T, limit time.Duration, cond func() bool) {
 			t.Fatalf("not within %v", limit)
 		}
 		<-tk.C
+	}
+}
+
+// Issue 19's acceptance across 4 replicas with Redis: one replica polls
+// the change feed for all (dvgate_feed_leader), and an order each replica
+// answers from cache is answered fresh by every replica within the poll
+// interval plus 1 s of its status being changed through the Web API.
+//
+// The assertion allows the poll interval plus 5 s (the CI machine is
+// shared and runs this under -race); the time measured is logged.
+func TestServeChangeFeedFleet(t *testing.T) {
+	t.Parallel()
+	rs := redistest.Start(t)
+	e := newEnv(t)
+	path := filepath.Join(e.dir, "config.json")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg map[string]any
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	const interval = time.Second
+	cfg["integrations"].(map[string]any)["default"].(map[string]any)["changeFeed"] = map[string]string{"interval": interval.String()}
+	e.writeFile("redis.key", "a deployment secret of 32 bytes or more, shared by the replicas")
+	cfg["redis"] = map[string]any{"url": rs.URL, "prefix": "dvgate-feed", "key": map[string]string{"file": "redis.key"}}
+	b, _ = json.Marshal(cfg)
+	e.writeFile("config.json", string(b))
+
+	const replicas = 4
+	var bases []string
+	client := &http.Client{Transport: &http.Transport{}}
+	t.Cleanup(client.CloseIdleConnections)
+	for range replicas {
+		m := e.main("serve", "--listen", "127.0.0.1:0")
+		if err := m.Run(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if err := m.Close(); err != nil {
+				t.Error(err)
+			}
+		})
+		bases = append(bases, "http://"+m.Addr())
+	}
+	metric := func(i int, name string) string {
+		return grepLines(string(must(t, doReq(t, client, "GET", bases[i]+"/metrics"), 200).body), name+`{integration="default"}`)
+	}
+	// Every replica follows (one by polling, the others by its events).
+	waitFor(t, 20*time.Second, func() bool {
+		leaders := 0
+		for i := range replicas {
+			if !strings.HasSuffix(metric(i, "dvgate_feed_up"), " 1") {
+				return false
+			}
+			if strings.HasSuffix(metric(i, "dvgate_feed_leader"), " 1") {
+				leaders++
+			}
+		}
+		return leaders == 1
+	})
+
+	const order = "/v1/orders/ORD-01001-B2K9P7"
+	var id string
+	var before float64
+	for i := range replicas {
+		r := must(t, doReq(t, client, "GET", bases[i]+order), 200)
+		o := r.json(t)["order"].(map[string]any)
+		id, before = o["id"].(string), o["statusReason"].(map[string]any)["value"].(float64)
+		if r := must(t, doReq(t, client, "GET", bases[i]+order), 200); r.header.Get("X-Cache") != "hit" {
+			t.Fatalf("replica %d: second lookup X-Cache %q", i, r.header.Get("X-Cache"))
+		}
+	}
+	mark := len(e.sim.Requests())
+	w, err := dataverse.New(dataverse.Config{URL: e.sim.URL(), TenantID: e.sim.TenantID(), ClientID: e.sim.ClientID(),
+		ClientSecret: e.sim.ClientSecret(), AuthorityHost: e.sim.AuthorityHost(), HTTPClient: e.sim.Client()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	want := 2.0
+	if before == 2 {
+		want = 1
+	}
+	req, _ := http.NewRequestWithContext(context.Background(), http.MethodPatch, w.BaseURL()+"salesorders("+id+")",
+		strings.NewReader(`{"statuscode":`+jsonNum(want)+`}`))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := w.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	changed := time.Now()
+	var took []string
+	for i := range replicas {
+		waitFor(t, interval+5*time.Second, func() bool {
+			r := must(t, doReq(t, client, "GET", bases[i]+order), 200)
+			return r.json(t)["order"].(map[string]any)["statusReason"].(map[string]any)["value"].(float64) == want
+		})
+		took = append(took, time.Since(changed).Round(time.Millisecond).String())
+	}
+	// Dataverse saw one replica's polls and one request per replica for
+	// the changed order (its header and its lines' page), nothing else.
+	polls, lookups := 0, 0
+	for _, r := range e.sim.Requests()[mark:] {
+		switch {
+		case strings.Contains(r.RawQuery, "deltatoken"):
+			polls++
+		case r.Method == http.MethodGet:
+			lookups++
+		}
+	}
+	leaders := 0
+	for i := range replicas {
+		if strings.HasSuffix(metric(i, "dvgate_feed_leader"), " 1") {
+			leaders++
+		}
+	}
+	t.Logf("the changed status was answered by the %d replicas %v after the PATCH (poll interval %v); meanwhile %d change-feed requests and %d lookup requests",
+		replicas, took, interval, polls, lookups)
+	if leaders != 1 {
+		t.Errorf("%d replicas poll the change feed, want 1", leaders)
+	}
+	if lookups > replicas {
+		t.Errorf("%d lookup requests to answer the changed order on %d replicas", lookups, replicas)
 	}
 }
