@@ -343,3 +343,26 @@ func TestFleetFeedLeaderFailureFallsBack(t *testing.T) {
 		t.Errorf("replica 1 after the next good poll: %+v, want up", st)
 	}
 }
+
+// The shared level keeps answers with their normal TTL; one that another
+// replica fetched before a change the feed has since reported is not
+// served, though its TTL has not run out: the replica asks Dataverse.
+func TestFleetFeedSharedCopyOlderThanAChange(t *testing.T) {
+	t.Parallel()
+	e := newFleetEnv(t, 2)
+	e.tickAll()
+	o, _, err := e.g[0].Order(context.Background(), demoOrder) // into replica 0's cache and the shared level
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.write(t, "salesorders("+o.ID+")", `{"name":"Renamed after replica 0 fetched it"}`)
+	e.clk.Advance(20 * time.Second) // within the order's 1m TTL
+	e.tickAll()
+	got, m, err := e.g[1].Order(context.Background(), demoOrder)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Name != "Renamed after replica 0 fetched it" || m.Outcome != Miss {
+		t.Errorf("replica 1 answered %q (%v), want the new name from Dataverse", got.Name, m.Outcome)
+	}
+}
