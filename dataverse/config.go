@@ -195,7 +195,7 @@ func (c Config) Validate() error {
 			return err
 		}
 	}
-	if c.IMDSHost != "" {
+	if c.IMDSHost != "" && use == CredentialManagedIdentity {
 		if u, err := url.Parse(c.IMDSHost); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
 			strings.Trim(u.Path, "/") != "" || u.RawQuery != "" {
 			return configError("IMDSHost", "AZURE_POD_IDENTITY_AUTHORITY_HOST (the IMDS host) is not a URL without path, such as http://169.254.169.254",
