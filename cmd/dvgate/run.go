@@ -448,7 +448,7 @@ func demoConfig(raw []byte, sim *dataversetest.Server) ([]byte, error) {
 		return raw, nil
 	}
 	for _, in := range ins {
-		for _, k := range []string{"certificatePath", "certificatePassword", "federatedTokenFile"} {
+		for _, k := range []string{"certificatePath", "certificatePassword", "federatedTokenFile", "managedIdentity"} {
 			delete(in, k)
 		}
 		in["url"], in["tenantId"], in["clientId"], in["authorityHost"] = sim.URL(), sim.TenantID(), sim.ClientID(), sim.AuthorityHost()
