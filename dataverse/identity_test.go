@@ -1,8 +1,14 @@
 package dataverse
 
 import (
+	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -286,5 +292,77 @@ func TestManagedIdentityConfig(t *testing.T) {
 	}
 	if got.ManagedIdentity != "system" || got.IMDSHost != "http://127.0.0.1:8081" {
 		t.Errorf("ConfigFromEnv = %+v", got)
+	}
+}
+
+// TestManagedIdentityEndpointAnswers: how each answer of a managed identity
+// endpoint is classified (IMDS's documented statuses: 404 and 410 while it
+// updates, 429, 5xx are worth retrying; 4xx are not).
+func TestManagedIdentityEndpointAnswers(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		status    int
+		body      string
+		kind      Kind
+		code      string
+		remedy    string
+		transient bool
+	}{
+		{"updating", 410, `{"error":"unavailable"}`, KindUnavailable, "", RemedyManagedIdentityDown, true},
+		{"throttled", 429, `{"error":"too_many_requests"}`, KindThrottled, "", RemedyManagedIdentityDown, true},
+		{"server error", 500, `{"error":"unknown","error_description":"Failed to retrieve token from the Active directory."}`, KindUnavailable, "", RemedyManagedIdentityDown, true},
+		{"wrong resource", 400, `{"error":"invalid_resource","error_description":"AADSTS500011: The resource principal named https://x was not found in the tenant."}`,
+			KindAuth, "AADSTS500011", RemedyResource, false},
+		{"request refused", 400, `{"error":"invalid_request","error_description":"Required metadata header not specified"}`,
+			KindAuth, "", RemedyManagedIdentityRefused, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(tt.status)
+				_, _ = io.WriteString(w, tt.body)
+			}))
+			t.Cleanup(srv.Close)
+			e := newEnv(t, dataversetest.Options{Clock: time.Now}, nil)
+			e.reconnect(t, func(c *Config) { c.ManagedIdentity, c.IMDSHost, c.MaxAttempts = "system", srv.URL, 1 })
+			_, err := e.conn.WhoAmI(t.Context())
+			var de *Error
+			if !asError(err, &de) {
+				t.Fatalf("WhoAmI = %v, want an *Error", err)
+			}
+			if de.Kind != tt.kind || de.Code != tt.code || de.Remedy != tt.remedy || de.transient != tt.transient || de.Status != tt.status {
+				t.Errorf("got %v %q status %d remedy %q transient %v\nwant %v %q status %d remedy %q transient %v",
+					de.Kind, de.Code, de.Status, de.Remedy, de.transient, tt.kind, tt.code, tt.status, tt.remedy, tt.transient)
+			}
+		})
+	}
+}
+
+// An IMDS that is updating (410) answers again after a retry, with the
+// connection's backoff on its clock, not MSAL's second of real time.
+func TestManagedIdentityRetry(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, dataversetest.Options{Clock: time.Now}, nil)
+	target, _ := url.Parse(e.sim.ManagedIdentityEndpoint())
+	// Rewrite sets no X-Forwarded-For, which IMDS would refuse.
+	proxy := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) { r.SetURL(target) }}
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 1 {
+			w.WriteHeader(http.StatusGone)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	e.reconnect(t, func(c *Config) { c.ManagedIdentity, c.IMDSHost = "system", srv.URL })
+	if _, err := e.conn.WhoAmI(t.Context()); err != nil {
+		t.Fatalf("WhoAmI after an IMDS update: %v", err)
+	}
+	if n := calls.Load(); n != 2 || len(e.clock.Waits()) != 1 {
+		t.Errorf("%d requests to the endpoint and waits %v; want 2 and one backoff", n, e.clock.Waits())
 	}
 }

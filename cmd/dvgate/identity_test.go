@@ -92,6 +92,17 @@ func TestManagedIdentityREADME(t *testing.T) {
 		}
 	}
 
+	// The MCP Test button says the same.
+	cs, stop := runMCP(t, e.main("mcp"))
+	isErr, text := toolText(t, cs, "check_connection", map[string]any{"integration": "eu"})
+	if isErr || !strings.Contains(text, `"ok":true`) || !strings.Contains(text, `"userId":"`+dataversetest.DefaultUserIdentityUserID+`"`) ||
+		!strings.Contains(text, `"credential":"The managed identity has no secret to expire: Azure rotates its credentials."`) {
+		t.Errorf("check_connection: %v %s", isErr, text)
+	}
+	if err := stop(); err != nil {
+		t.Error(err)
+	}
+
 	e.start()
 	for _, path := range []string{"/v1/customers?email=" + alex, "/v1/integrations/eu/customers?email=" + alex, "/v1/orders/" + orderNum} {
 		must(t, e.do("GET", path), 200)
