@@ -51,7 +51,12 @@ var microsoftAuthorityHosts = map[string]bool{
 // tokenSource gets app tokens from MSAL. MSAL's AcquireTokenByCredential
 // answers from its in-memory cache until the token is within 5 minutes of
 // expiry, but does not coalesce concurrent misses; the singleflight group in
-// front of it makes N concurrent cold callers cause one token request.
+// front of it makes N concurrent cold callers cause one token request. The
+// managed identity client does the same, except that its cache is MSAL's
+// package state, shared by every Conn of the process; so a managed
+// identity's first token of each tokenSource (primed) comes from the
+// endpoint, bypassing that cache: dvgate test and a reload prove that the
+// identity signs in now, and no Conn depends on another's token.
 type tokenSource struct {
 	acquire acquireFunc
 	// scopes are the org's ("<org>/.default"); a managed identity asks
@@ -59,11 +64,15 @@ type tokenSource struct {
 	scopes []string
 	// mi is Config.ManagedIdentity when that is the credential, else "";
 	// failures are then a managed identity endpoint's, not Entra's.
-	mi    string
-	group singleflight.Group
-	log   *slog.Logger
-	red   redactor
-	// acquired counts tokens MSAL fetched from Entra (not cache hits).
+	mi string
+	// primed: a managed identity token was fetched by this tokenSource
+	// (not found in MSAL's process-wide cache); only in the singleflight.
+	primed bool
+	group  singleflight.Group
+	log    *slog.Logger
+	red    redactor
+	// acquired counts tokens MSAL fetched from Entra or the managed
+	// identity endpoint (not cache hits).
 	acquired atomic.Int64
 
 	clock Clock
@@ -140,10 +149,9 @@ func newTokenSource(cfg Config, orgURL, authorityHost string, httpc *http.Client
 }
 
 // credential builds the MSAL credential for the configured kind (the first
-// of CredentialOrder), and
-// says when it expires. A certificate already past NotAfter (at now) is a
-// configuration error: Entra would refuse it, and the remedy is the
-// admin's, not a retry.
+// of CredentialOrder; not a managed identity) and says when it expires. A
+// certificate already past NotAfter (at now) is a configuration error:
+// Entra would refuse it, and the remedy is the admin's, not a retry.
 func credential(cfg Config, now time.Time) (confidential.Credential, Credential, error) {
 	use, _ := cfg.Credentials()
 	switch use {
@@ -263,7 +271,11 @@ func (t *tokenSource) token(ctx context.Context) (string, *Error) {
 	ch := t.group.DoChan("token", func() (any, error) {
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), signInTimeout)
 		defer cancel()
-		res, fromIdP, err := t.acquire(fctx, "")
+		claims := ""
+		if t.mi != "" && !t.primed {
+			claims = freshClaims() // MSAL's managed identity client skips its cache for any claims
+		}
+		res, fromIdP, err := t.acquire(fctx, claims)
 		if err != nil {
 			e := t.signInError(err)
 			t.log.Warn("dataverse sign-in failed", "kind", e.Kind.String(), "code", e.Code, "status", e.Status, "correlationId", e.CorrelationID)
@@ -277,6 +289,7 @@ func (t *tokenSource) token(ctx context.Context) (string, *Error) {
 		t.mu.Lock()
 		t.failed = nil
 		t.mu.Unlock()
+		t.primed = true
 		if fromIdP {
 			t.acquired.Add(1)
 			t.log.Info("dataverse signed in", "credential", t.cred.String(), "expiresOn", res.expiresOn)
@@ -322,8 +335,7 @@ func (t *tokenSource) refresh(ctx context.Context, rejected string) (string, *Er
 		if err == nil && (res.value != rejected || recent) {
 			return res.value, nil
 		}
-		claims := fmt.Sprintf(`{"access_token":{"nbf":{"essential":true,"value":"%d"}}}`, time.Now().Unix())
-		res, _, err = t.acquire(fctx, claims)
+		res, _, err = t.acquire(fctx, freshClaims())
 		t.mu.Lock()
 		t.forcedAt = t.clock.Now()
 		t.mu.Unlock()
@@ -337,6 +349,12 @@ func (t *tokenSource) refresh(ctx context.Context, rejected string) (string, *Er
 		return res.value, nil
 	})
 	return awaitToken(ctx, ch)
+}
+
+// freshClaims are the CAE claims of "a token issued after now" (nbf),
+// which make MSAL skip its cache.
+func freshClaims() string {
+	return fmt.Sprintf(`{"access_token":{"nbf":{"essential":true,"value":"%d"}}}`, time.Now().Unix())
 }
 
 // entraErrorBody is the OAuth error JSON Entra returns with 400/401.

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	msalerrors "github.com/AzureAD/microsoft-authentication-library-for-go/apps/errors"
 	"github.com/AzureAD/microsoft-authentication-library-for-go/apps/managedidentity"
@@ -97,6 +98,37 @@ func (m imdsClient) Do(req *http.Request) (*http.Response, error) {
 
 func (m imdsClient) CloseIdleConnections() { m.c.CloseIdleConnections() }
 
+// identityDialTimeout bounds the connection to the managed identity
+// endpoint, which is on the machine (IMDS is link-local, App Service's is
+// loopback) and connects at once where it exists; where it does not (not
+// an Azure resource), 169.254.169.254 may drop packets, and sign-in fails
+// after this, not after the whole sign-in timeout.
+const identityDialTimeout = 3 * time.Second
+
+// identityHTTPClient is base for the managed identity endpoint: never
+// through a proxy (HTTP_PROXY must not catch 169.254.169.254, and IMDS
+// refuses requests with X-Forwarded-For), with a short dial timeout. A
+// custom RoundTripper is kept as it is.
+func identityHTTPClient(base *http.Client) *http.Client {
+	c := *base
+	if t, ok := base.Transport.(*http.Transport); ok {
+		t = t.Clone()
+		t.Proxy = nil
+		dial := t.DialContext
+		if dial == nil {
+			dial = (&net.Dialer{}).DialContext
+		}
+		t.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			// A dial's context ends only the dialing, not the connection.
+			ctx, cancel := context.WithTimeout(ctx, identityDialTimeout)
+			defer cancel()
+			return dial(ctx, network, addr)
+		}
+		c.Transport = t
+	}
+	return &c
+}
+
 // managedIdentityAcquirer gets tokens from MSAL's managed identity client.
 // MSAL's own retries (three attempts, a second apart, in real time) are
 // off: Conn retries transient sign-in failures with its backoff and clock.
@@ -105,7 +137,7 @@ func managedIdentityAcquirer(cfg Config, resource func() string, httpc *http.Cli
 	if err != nil {
 		return nil, Credential{}, err
 	}
-	hc := imdsClient{c: httpc}
+	hc := imdsClient{c: identityHTTPClient(httpc)}
 	if cfg.IMDSHost != "" {
 		hc.host, _ = url.Parse(strings.TrimRight(cfg.IMDSHost, "/")) // validated by Config.Validate
 	}
