@@ -366,3 +366,26 @@ func TestManagedIdentityRetry(t *testing.T) {
 		t.Errorf("%d requests to the endpoint and waits %v; want 2 and one backoff", n, e.clock.Waits())
 	}
 }
+
+// An HTTP proxy (HTTP_PROXY) never carries managed identity requests: IMDS
+// is on the machine and refuses proxied requests.
+func TestManagedIdentityBypassesProxy(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, dataversetest.Options{Clock: time.Now}, nil)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := &url.URL{Scheme: "http", Host: l.Addr().String()}
+	l.Close() // a proxy that is down
+	tr := &http.Transport{TLSClientConfig: e.sim.TLSConfig(), Proxy: func(r *http.Request) (*url.URL, error) {
+		if r.URL.Scheme == "http" { // as HTTP_PROXY catches http:// URLs
+			return proxy, nil
+		}
+		return nil, nil
+	}}
+	e.reconnect(t, func(c *Config) { c.ManagedIdentity, c.HTTPClient = "system", &http.Client{Transport: tr} })
+	if _, err := e.conn.WhoAmI(t.Context()); err != nil {
+		t.Fatalf("WhoAmI with an HTTP proxy set: %v", err)
+	}
+}

@@ -87,7 +87,8 @@ func TestManagedIdentityREADME(t *testing.T) {
 	for name, user := range map[string]string{"default": dataversetest.DefaultSystemIdentityUserID, "eu": dataversetest.DefaultUserIdentityUserID} {
 		out, err := e.runCmd(time.Now, "test", "--integration", name)
 		if err != nil || !strings.Contains(out, "OK: organization ") || !strings.Contains(out, "(user "+user+",") ||
-			!strings.Contains(out, "Credential: The managed identity has no secret to expire: Azure rotates its credentials.") {
+			!strings.Contains(out, "Credential: The managed identity has no secret to expire: Azure rotates its credentials.") ||
+			!strings.Contains(out, "Signed in with: managed identity ("+map[string]string{"default": "system-assigned", "eu": "user-assigned " + dataversetest.DefaultUserIdentityResourceID}[name]+", IMDS)\n") {
 			t.Errorf("dvgate test --integration %s: %v\n%s", name, err, out)
 		}
 	}

@@ -565,14 +565,16 @@ func (m *Main) test(ctx context.Context) error {
 	return nil
 }
 
-// printCredential says when the tested integration's credential expires
-// (dvgate test), after the result.
+// printCredential says which credential the tested integration signs in
+// with (never its value) and when it expires (dvgate test), after the
+// result.
 func (m *Main) printCredential() {
 	now := time.Now
 	if m.Clock != nil {
 		now = m.Clock
 	}
 	if c, ok := m.reg.Credential(m.integration); ok && c.Kind != "" {
+		fmt.Fprintln(m.Stdout, "Signed in with:", c.String())
 		fmt.Fprintln(m.Stdout, "Credential:", c.Describe(now()))
 	}
 }
