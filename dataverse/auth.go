@@ -51,14 +51,28 @@ var microsoftAuthorityHosts = map[string]bool{
 // tokenSource gets app tokens from MSAL. MSAL's AcquireTokenByCredential
 // answers from its in-memory cache until the token is within 5 minutes of
 // expiry, but does not coalesce concurrent misses; the singleflight group in
-// front of it makes N concurrent cold callers cause one token request.
+// front of it makes N concurrent cold callers cause one token request. The
+// managed identity client does the same, except that its cache is MSAL's
+// package state, shared by every Conn of the process; so a managed
+// identity's first token of each tokenSource (primed) comes from the
+// endpoint, bypassing that cache: dvgate test and a reload prove that the
+// identity signs in now, and no Conn depends on another's token.
 type tokenSource struct {
-	client confidential.Client
+	acquire acquireFunc
+	// scopes are the org's ("<org>/.default"); a managed identity asks
+	// for the resource, the org URL. Set at creation (tests redirect it).
 	scopes []string
+	// mi is Config.ManagedIdentity when that is the credential, else "";
+	// failures are then a managed identity endpoint's, not Entra's.
+	mi string
+	// primed: a managed identity token was fetched by this tokenSource
+	// (not found in MSAL's process-wide cache); only in the singleflight.
+	primed bool
 	group  singleflight.Group
 	log    *slog.Logger
 	red    redactor
-	// acquired counts tokens MSAL fetched from Entra (not cache hits).
+	// acquired counts tokens MSAL fetched from Entra or the managed
+	// identity endpoint (not cache hits).
 	acquired atomic.Int64
 
 	clock Clock
@@ -80,7 +94,27 @@ type tokenSource struct {
 // rewritten, a secret re-enabled) is picked up quickly.
 const failureHold = 10 * time.Second
 
+// token is an access token and when it expires.
+type token struct {
+	value     string
+	expiresOn time.Time
+}
+
+// acquireFunc gets a token from MSAL: from its cache, or from the identity
+// provider (fromIdP); with claims, bypassing the cache. Safe for concurrent
+// use (MSAL's clients are).
+type acquireFunc func(ctx context.Context, claims string) (tok token, fromIdP bool, err error)
+
 func newTokenSource(cfg Config, orgURL, authorityHost string, httpc *http.Client, log *slog.Logger, red redactor, clock Clock) (*tokenSource, error) {
+	if use, _ := cfg.Credentials(); use == CredentialManagedIdentity {
+		ts := &tokenSource{scopes: []string{orgURL + "/.default"}, mi: cfg.ManagedIdentity, log: log, red: red, clock: clock}
+		acquire, info, err := managedIdentityAcquirer(cfg, func() string { return strings.TrimSuffix(ts.scopes[0], "/.default") }, httpc)
+		if err != nil {
+			return nil, err
+		}
+		ts.acquire, ts.cred = acquire, info
+		return ts, nil
+	}
 	cred, info, err := credential(cfg, clock.Now())
 	if err != nil {
 		return nil, err
@@ -99,19 +133,32 @@ func newTokenSource(cfg Config, orgURL, authorityHost string, httpc *http.Client
 	if err != nil {
 		return nil, &Error{Kind: KindConfig, Op: "sign in setup", Message: red.clean(err.Error()), Remedy: RemedySignIn}
 	}
-	return &tokenSource{client: client, scopes: []string{orgURL + "/.default"}, log: log, red: red, clock: clock, cred: info}, nil
+	ts := &tokenSource{scopes: []string{orgURL + "/.default"}, log: log, red: red, clock: clock, cred: info}
+	ts.acquire = func(ctx context.Context, claims string) (token, bool, error) {
+		var opts []confidential.AcquireByCredentialOption
+		if claims != "" {
+			opts = append(opts, confidential.WithClaims(claims))
+		}
+		res, err := client.AcquireTokenByCredential(ctx, ts.scopes, opts...)
+		if err != nil {
+			return token{}, false, err
+		}
+		return token{value: res.AccessToken, expiresOn: res.ExpiresOn}, res.Metadata.TokenSource == confidential.TokenSourceIdentityProvider, nil
+	}
+	return ts, nil
 }
 
-// credential builds the MSAL credential for the one configured kind, and
-// says when it expires. A certificate already past NotAfter (at now) is a
-// configuration error: Entra would refuse it, and the remedy is the
-// admin's, not a retry.
+// credential builds the MSAL credential for the configured kind (the first
+// of CredentialOrder; not a managed identity) and says when it expires. A
+// certificate already past NotAfter (at now) is a configuration error:
+// Entra would refuse it, and the remedy is the admin's, not a retry.
 func credential(cfg Config, now time.Time) (confidential.Credential, Credential, error) {
-	switch {
-	case cfg.ClientSecret != "":
+	use, _ := cfg.Credentials()
+	switch use {
+	case CredentialSecret:
 		c, err := confidential.NewCredFromSecret(cfg.ClientSecret)
 		return c, Credential{Kind: CredentialSecret, ExpiresOn: cfg.ClientSecretExpiresOn}, err
-	case cfg.CertificatePath != "":
+	case CredentialCertificate:
 		c, notAfter, err := certificateCredential(cfg.CertificatePath, cfg.CertificatePassword)
 		if err == nil && now.After(notAfter) {
 			err = &Error{Kind: KindConfig, Op: "load certificate", Message: "the certificate is past its NotAfter date",
@@ -120,7 +167,7 @@ func credential(cfg Config, now time.Time) (confidential.Credential, Credential,
 		return c, Credential{Kind: CredentialCertificate, ExpiresOn: notAfter}, err
 	default:
 		c, err := federatedCredential(cfg.FederatedTokenFile)
-		return c, Credential{Kind: CredentialFederated}, err
+		return c, Credential{Kind: CredentialFederated, Detail: "workload identity"}, err
 	}
 }
 
@@ -224,7 +271,11 @@ func (t *tokenSource) token(ctx context.Context) (string, *Error) {
 	ch := t.group.DoChan("token", func() (any, error) {
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), signInTimeout)
 		defer cancel()
-		res, err := t.client.AcquireTokenByCredential(fctx, t.scopes)
+		claims := ""
+		if t.mi != "" && !t.primed {
+			claims = freshClaims() // MSAL's managed identity client skips its cache for any claims
+		}
+		res, fromIdP, err := t.acquire(fctx, claims)
 		if err != nil {
 			e := t.signInError(err)
 			t.log.Warn("dataverse sign-in failed", "kind", e.Kind.String(), "code", e.Code, "status", e.Status, "correlationId", e.CorrelationID)
@@ -238,11 +289,12 @@ func (t *tokenSource) token(ctx context.Context) (string, *Error) {
 		t.mu.Lock()
 		t.failed = nil
 		t.mu.Unlock()
-		if res.Metadata.TokenSource == confidential.TokenSourceIdentityProvider {
+		t.primed = true
+		if fromIdP {
 			t.acquired.Add(1)
-			t.log.Info("dataverse signed in", "expiresOn", res.ExpiresOn)
+			t.log.Info("dataverse signed in", "credential", t.cred.String(), "expiresOn", res.expiresOn)
 		}
-		return res.AccessToken, nil
+		return res.value, nil
 	})
 	return awaitToken(ctx, ch)
 }
@@ -276,15 +328,14 @@ func (t *tokenSource) refresh(ctx context.Context, rejected string) (string, *Er
 	ch := t.group.DoChan("refresh", func() (any, error) {
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), signInTimeout)
 		defer cancel()
-		res, err := t.client.AcquireTokenByCredential(fctx, t.scopes)
+		res, _, err := t.acquire(fctx, "")
 		t.mu.Lock()
 		recent := !t.forcedAt.IsZero() && t.clock.Now().Sub(t.forcedAt) < forceInterval
 		t.mu.Unlock()
-		if err == nil && (res.AccessToken != rejected || recent) {
-			return res.AccessToken, nil
+		if err == nil && (res.value != rejected || recent) {
+			return res.value, nil
 		}
-		claims := fmt.Sprintf(`{"access_token":{"nbf":{"essential":true,"value":"%d"}}}`, time.Now().Unix())
-		res, err = t.client.AcquireTokenByCredential(fctx, t.scopes, confidential.WithClaims(claims))
+		res, _, err = t.acquire(fctx, freshClaims())
 		t.mu.Lock()
 		t.forcedAt = t.clock.Now()
 		t.mu.Unlock()
@@ -294,10 +345,16 @@ func (t *tokenSource) refresh(ctx context.Context, rejected string) (string, *Er
 			return "", e
 		}
 		t.acquired.Add(1)
-		t.log.Info("dataverse signed in again after a rejected token", "expiresOn", res.ExpiresOn)
-		return res.AccessToken, nil
+		t.log.Info("dataverse signed in again after a rejected token", "expiresOn", res.expiresOn)
+		return res.value, nil
 	})
 	return awaitToken(ctx, ch)
+}
+
+// freshClaims are the CAE claims of "a token issued after now" (nbf),
+// which make MSAL skip its cache.
+func freshClaims() string {
+	return fmt.Sprintf(`{"access_token":{"nbf":{"essential":true,"value":"%d"}}}`, time.Now().Unix())
 }
 
 // entraErrorBody is the OAuth error JSON Entra returns with 400/401.
@@ -317,6 +374,9 @@ func (t *tokenSource) signInError(err error) *Error {
 	var own *Error
 	if errors.As(err, &own) { // from the federated token callback
 		return own
+	}
+	if t.mi != "" {
+		return t.managedIdentityError(err)
 	}
 	var ce msalerrors.CallErr
 	if errors.As(err, &ce) && ce.Resp != nil {

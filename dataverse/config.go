@@ -23,9 +23,12 @@ const (
 	APIPath = "/api/data/v9.2/"
 )
 
-// Config describes one Dataverse environment and the app registration that
-// signs in to it. Exactly one of ClientSecret, CertificatePath and
-// FederatedTokenFile must be set.
+// Config describes one Dataverse environment and the identity that signs
+// in to it: an app registration (TenantID, ClientID and a client secret, a
+// certificate or a federated token file) or a managed identity. At least
+// one credential must be set; when several are, the first in
+// CredentialOrder is used (as azidentity's DefaultAzureCredential chooses)
+// and the others are reported by Config.Credentials.
 type Config struct {
 	// URL is the org URL, https://<org>.crm4.dynamics.com (any region, also
 	// the org.api.crmN form). A copied Web API endpoint (…/api/data/v9.2) is
@@ -38,6 +41,19 @@ type Config struct {
 	CertificatePath     string // PEM (certificate + unencrypted RSA key) or PKCS#12 (.pfx/.p12)
 	CertificatePassword string // for PKCS#12 only
 	FederatedTokenFile  string // Kubernetes workload identity: re-read on every token request
+	// ManagedIdentity signs in as a managed identity of the Azure resource
+	// this runs on (VM, App Service, Container Apps): "system" for its
+	// system-assigned identity, or a user-assigned identity's client ID (a
+	// GUID) or Azure resource ID (/subscriptions/…/userAssignedIdentities/NAME).
+	// TenantID and ClientID are not used with it. MSAL finds the endpoint:
+	// App Service's from IDENTITY_ENDPOINT and IDENTITY_HEADER in the
+	// process environment, else IMDS.
+	ManagedIdentity string
+	// IMDSHost replaces http://169.254.169.254 as the IMDS host of a
+	// managed identity ("" = the real one), as AZURE_POD_IDENTITY_AUTHORITY_HOST
+	// does for MSAL in other languages: for IMDS-compatible proxies, and the
+	// simulator.
+	IMDSHost string
 	// ClientSecretExpiresOn is when the client secret expires, as the admin
 	// states it (Entra does not tell the app): reported by Conn.Credential
 	// and named in the remedy of an expired secret. Zero: not stated.
@@ -68,7 +84,49 @@ const (
 	EnvCertificatePassword = "AZURE_CLIENT_CERTIFICATE_PASSWORD"
 	EnvFederatedTokenFile  = "AZURE_FEDERATED_TOKEN_FILE"
 	EnvAuthorityHost       = "AZURE_AUTHORITY_HOST"
+	// EnvManagedIdentity is dvgate's own (azidentity has no such
+	// variable): "system", or a user-assigned identity's client ID or
+	// resource ID. AZURE_CLIENT_ID is not read as the identity, since it
+	// names the app registration here.
+	EnvManagedIdentity = "DVGATE_MANAGED_IDENTITY"
+	EnvIMDSHost        = "AZURE_POD_IDENTITY_AUTHORITY_HOST"
 )
+
+// ManagedIdentitySystem is the value of Config.ManagedIdentity for the
+// resource's system-assigned identity.
+const ManagedIdentitySystem = "system"
+
+// CredentialOrder is the order in which a credential is chosen when several
+// are configured: azidentity's DefaultAzureCredential order (environment:
+// secret, then certificate; then workload identity; then managed identity).
+var CredentialOrder = []CredentialKind{CredentialSecret, CredentialCertificate, CredentialFederated, CredentialManagedIdentity}
+
+// Credentials reports the credential c signs in with (the first of
+// CredentialOrder that is configured; "" when none is) and the others
+// that are configured but not used.
+func (c Config) Credentials() (use CredentialKind, ignored []CredentialKind) {
+	for _, k := range CredentialOrder {
+		set := false
+		switch k {
+		case CredentialSecret:
+			set = c.ClientSecret != ""
+		case CredentialCertificate:
+			set = c.CertificatePath != ""
+		case CredentialFederated:
+			set = c.FederatedTokenFile != ""
+		case CredentialManagedIdentity:
+			set = c.ManagedIdentity != ""
+		}
+		switch {
+		case !set:
+		case use == "":
+			use = k
+		default:
+			ignored = append(ignored, k)
+		}
+	}
+	return use, ignored
+}
 
 // ConfigFromEnv builds a Config from environment variables (pass os.Getenv)
 // and validates it. Values are trimmed of surrounding white space, which a
@@ -84,6 +142,8 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		CertificatePath:     get(EnvCertificatePath),
 		CertificatePassword: getenv(EnvCertificatePassword), // a password may legitimately contain spaces
 		FederatedTokenFile:  get(EnvFederatedTokenFile),
+		ManagedIdentity:     get(EnvManagedIdentity),
+		IMDSHost:            get(EnvIMDSHost),
 		AuthorityHost:       get(EnvAuthorityHost),
 	}
 	return c, c.Validate()
@@ -104,42 +164,43 @@ func (c Config) Validate() error {
 	if _, err := normalizeOrgURL(c.URL); err != nil {
 		return err
 	}
-	if c.TenantID == "" {
-		return configError("TenantID", "the tenant ID is empty",
-			"Set AZURE_TENANT_ID to the Directory (tenant) ID from the app registration's overview page.")
+	use, _ := c.Credentials()
+	if use == "" {
+		return configError("credential", "no credential is configured", remedyNoCredential)
 	}
-	if !guidPattern.MatchString(c.TenantID) {
-		// The value is not echoed: a secret pasted into the wrong variable
-		// would end up in logs.
-		return configError("TenantID", "AZURE_TENANT_ID (the tenant ID) is not a GUID",
-			"Use the Directory (tenant) ID GUID from the app registration's overview page, not a domain name.")
+	if use != CredentialManagedIdentity || c.TenantID != "" {
+		if c.TenantID == "" {
+			return configError("TenantID", "the tenant ID is empty",
+				"Set AZURE_TENANT_ID to the Directory (tenant) ID from the app registration's overview page.")
+		}
+		if !guidPattern.MatchString(c.TenantID) {
+			// The value is not echoed: a secret pasted into the wrong variable
+			// would end up in logs.
+			return configError("TenantID", "AZURE_TENANT_ID (the tenant ID) is not a GUID",
+				"Use the Directory (tenant) ID GUID from the app registration's overview page, not a domain name.")
+		}
 	}
-	if c.ClientID == "" {
-		return configError("ClientID", "the client ID is empty",
-			"Set AZURE_CLIENT_ID to the Application (client) ID from the app registration's overview page.")
+	if use != CredentialManagedIdentity || c.ClientID != "" {
+		if c.ClientID == "" {
+			return configError("ClientID", "the client ID is empty",
+				"Set AZURE_CLIENT_ID to the Application (client) ID from the app registration's overview page.")
+		}
+		if !guidPattern.MatchString(c.ClientID) {
+			return configError("ClientID", "AZURE_CLIENT_ID (the client ID) is not a GUID",
+				"Use the Application (client) ID GUID from the app registration's overview page.")
+		}
 	}
-	if !guidPattern.MatchString(c.ClientID) {
-		return configError("ClientID", "AZURE_CLIENT_ID (the client ID) is not a GUID",
-			"Use the Application (client) ID GUID from the app registration's overview page.")
+	if c.ManagedIdentity != "" {
+		if _, err := managedIdentityID(c.ManagedIdentity); err != nil {
+			return err
+		}
 	}
-	var creds []string
-	if c.ClientSecret != "" {
-		creds = append(creds, "client secret")
-	}
-	if c.CertificatePath != "" {
-		creds = append(creds, "certificate")
-	}
-	if c.FederatedTokenFile != "" {
-		creds = append(creds, "federated token file")
-	}
-	switch len(creds) {
-	case 0:
-		return configError("credential", "no credential is configured",
-			"Set exactly one of AZURE_CLIENT_SECRET, AZURE_CLIENT_CERTIFICATE_PATH or AZURE_FEDERATED_TOKEN_FILE.")
-	case 1:
-	default:
-		return configError("credential", "more than one credential is configured: "+strings.Join(creds, ", "),
-			"Set exactly one of AZURE_CLIENT_SECRET, AZURE_CLIENT_CERTIFICATE_PATH or AZURE_FEDERATED_TOKEN_FILE.")
+	if c.IMDSHost != "" && use == CredentialManagedIdentity {
+		if u, err := url.Parse(c.IMDSHost); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
+			strings.Trim(u.Path, "/") != "" || u.RawQuery != "" {
+			return configError("IMDSHost", "AZURE_POD_IDENTITY_AUTHORITY_HOST (the IMDS host) is not a URL without path, such as http://169.254.169.254",
+				"Set AZURE_POD_IDENTITY_AUTHORITY_HOST to the scheme and host of an IMDS-compatible endpoint, or leave it empty.")
+		}
 	}
 	if guidPattern.MatchString(c.ClientSecret) {
 		// Secret IDs are GUIDs; secret values never are. Say so before Entra
@@ -281,6 +342,8 @@ func (c Config) credentialKind() string {
 		return "certificate"
 	case c.FederatedTokenFile != "":
 		return "federated_token_file"
+	case c.ManagedIdentity != "":
+		return "managed_identity"
 	}
 	return "none"
 }
@@ -294,6 +357,9 @@ func (c Config) String() string {
 	}
 	if c.FederatedTokenFile != "" {
 		s += fmt.Sprintf(", FederatedTokenFile: %q", c.FederatedTokenFile)
+	}
+	if c.ManagedIdentity != "" {
+		s += fmt.Sprintf(", ManagedIdentity: %q", showValue(c.ManagedIdentity, validManagedIdentity))
 	}
 	if c.AuthorityHost != "" {
 		s += fmt.Sprintf(", AuthorityHost: %q", showConfigURL(c.AuthorityHost))
@@ -317,6 +383,9 @@ func (c Config) LogValue() slog.Value {
 	}
 	if c.FederatedTokenFile != "" {
 		attrs = append(attrs, slog.String("federatedTokenFile", c.FederatedTokenFile))
+	}
+	if c.ManagedIdentity != "" {
+		attrs = append(attrs, slog.String("managedIdentity", showValue(c.ManagedIdentity, validManagedIdentity)))
 	}
 	if c.AuthorityHost != "" {
 		attrs = append(attrs, slog.String("authorityHost", showConfigURL(c.AuthorityHost)))

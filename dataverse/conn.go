@@ -94,7 +94,7 @@ type Stats struct {
 	Shed           int64 // requests failed with KindBusy: no concurrency slot within SlotWait
 	Abandoned      int64 // requests not sent because their waiters left (WithAbandon)
 	Preempted      int64 // sent requests whose waiters left, cancelled to free a slot for a waiting request
-	TokensAcquired int64 // tokens fetched from Entra (not cache hits)
+	TokensAcquired int64 // tokens fetched from Entra or the managed identity endpoint (not cache hits)
 }
 
 // New validates cfg, loads the credential and prepares the connection. It

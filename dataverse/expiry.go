@@ -13,6 +13,9 @@ const (
 	CredentialSecret      CredentialKind = "client secret"
 	CredentialCertificate CredentialKind = "certificate"
 	CredentialFederated   CredentialKind = "federated token"
+	// CredentialManagedIdentity: a managed identity of the Azure resource
+	// (no secret in dvgate's hands, nothing to expire).
+	CredentialManagedIdentity CredentialKind = "managed identity"
 )
 
 // Credential describes what a Conn signs in with and when it stops
@@ -25,6 +28,25 @@ type Credential struct {
 	// reveal it to the app). Zero: not stated (a secret), or none (a
 	// federated credential, which has no secret to expire).
 	ExpiresOn time.Time
+	// Detail says more about it, never a secret: for a managed identity,
+	// which one and through which endpoint ("system-assigned, IMDS",
+	// "user-assigned <client ID>, App Service"); "workload identity" for
+	// a federated token.
+	Detail string
+}
+
+// String names the credential for a log line: its kind and detail.
+func (c Credential) String() string {
+	if c.Detail == "" {
+		return string(c.Kind)
+	}
+	return string(c.Kind) + " (" + c.Detail + ")"
+}
+
+// HasSecret reports whether the credential is a secret or certificate
+// that expires; a federated token or a managed identity has none.
+func (c Credential) HasSecret() bool {
+	return c.Kind == CredentialSecret || c.Kind == CredentialCertificate
 }
 
 // Credential reports the credential the connection signs in with. The

@@ -162,7 +162,7 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 		s.ClearFaults()
 		s.ResetCounters()
 		s.mu.Lock()
-		s.appUser, s.secretExpired, s.denied = true, false, map[string]bool{}
+		s.appUser, s.secretExpired, s.denied, s.identities = true, false, map[string]bool{}, defaultIdentities()
 		s.mu.Unlock()
 		w.WriteHeader(http.StatusNoContent)
 	default:

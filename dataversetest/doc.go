@@ -24,7 +24,9 @@
 // Tests switch org and Entra states (SetApplicationUser, DenyRead,
 // ExpireClientSecret, RevokeTokens, ...), inject faults (latency, forced
 // statuses, malformed bodies, connection resets, slow bodies) and observe
-// traffic (Requests, WebAPIRequests, TokenRequests); with Options.Admin the
+// traffic (Requests, WebAPIRequests, TokenRequests). ManagedIdentityEndpoint
+// serves the managed identity token endpoint of the Azure resource a client
+// runs on, in the IMDS and App Service shapes (IMDSEnv, AppServiceEnv). With Options.Admin the
 // same is a JSON API under /_dvsim/ for other languages (cmd/dvsim). All
 // methods of Server are safe for concurrent use. Servers with the default
 // schema share one parsed snapshot of the seed; a server's first write gives

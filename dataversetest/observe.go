@@ -24,10 +24,13 @@ type Request struct {
 
 // Counters is a snapshot of the request counters.
 type Counters struct {
-	WebAPI  int            // Web API requests, including rejected ones
-	Token   int            // token endpoint POSTs
-	ByPath  map[string]int // Web API requests per URL path
-	ByToken map[string]int // Web API requests per bearer token ("" = none)
+	WebAPI int // Web API requests, including rejected ones
+	Token  int // token endpoint POSTs
+	// ManagedIdentityToken counts requests to the managed identity
+	// endpoint (IMDS and App Service shapes) that passed its header check.
+	ManagedIdentityToken int
+	ByPath               map[string]int // Web API requests per URL path
+	ByToken              map[string]int // Web API requests per bearer token ("" = none)
 }
 
 // observer keeps the request log and counters.
@@ -36,6 +39,7 @@ type observer struct {
 	reqs    []*Request
 	web     int
 	token   int
+	miToken int
 	byPath  map[string]int
 	byToken map[string]int
 }
@@ -61,6 +65,12 @@ func (o *observer) finish(r *Request, status int, f string, parsed any) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	r.Status, r.Filter, r.ParsedFilter = status, f, parsed
+}
+
+func (o *observer) countManagedIdentityToken() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.miToken++
 }
 
 func (o *observer) countToken() {
@@ -102,7 +112,7 @@ func (s *Server) Counters() Counters {
 	o := &s.obs
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return Counters{WebAPI: o.web, Token: o.token, ByPath: maps.Clone(o.byPath), ByToken: maps.Clone(o.byToken)}
+	return Counters{WebAPI: o.web, Token: o.token, ManagedIdentityToken: o.miToken, ByPath: maps.Clone(o.byPath), ByToken: maps.Clone(o.byToken)}
 }
 
 // ResetCounters clears the counters and the request log.
@@ -110,7 +120,7 @@ func (s *Server) ResetCounters() {
 	o := &s.obs
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.reqs, o.web, o.token, o.byPath, o.byToken = nil, 0, 0, nil, nil
+	o.reqs, o.web, o.token, o.miToken, o.byPath, o.byToken = nil, 0, 0, 0, nil, nil
 }
 
 // statusWriter records the status written.

@@ -125,6 +125,13 @@ type Server struct {
 	denied        map[string]bool
 	tokenEpoch    string // in the uti claim of valid tokens; RevokeTokens replaces it
 	admin         bool   // serve the admin API under /_dvsim/
+	// identities are the simulated resource's managed identities, and
+	// identityHeader App Service's IDENTITY_HEADER (set when mi starts).
+	identities     []*managedIdentity
+	identityHeader string
+
+	miOnce sync.Once
+	mi     *httptest.Server // the managed identity endpoint, started by ManagedIdentityEndpoint
 
 	faults   faultSet
 	obs      observer
@@ -144,6 +151,7 @@ func NewServer(opts Options) (*Server, error) {
 		appUser:       true,
 		denied:        map[string]bool{},
 		admin:         opts.Admin,
+		identities:    defaultIdentities(),
 	}
 	if s.clock == nil {
 		s.clock = time.Now
@@ -217,6 +225,10 @@ func orDefault(v, def string) string {
 func (s *Server) Close() {
 	s.ts.CloseClientConnections()
 	s.ts.Close()
+	s.miOnce.Do(func() {}) // no endpoint starts after Close
+	if s.mi != nil {
+		s.mi.Close()
+	}
 }
 
 // URL is the org URL, "https://127.0.0.1:PORT" without a trailing slash. The

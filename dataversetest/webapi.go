@@ -58,6 +58,9 @@ func (s *Server) serveWebAPIAuthed(w http.ResponseWriter, r *http.Request, rc *r
 	s.mu.Lock()
 	appUser := s.appUser
 	s.mu.Unlock()
+	if _, miUser, isMI := s.identityOf(claims.AppID); isMI {
+		appUser = miUser // a managed identity's own application user
+	}
 	if !appUser {
 		writeError(w, http.StatusForbidden, "0x80072560", "The user is not a member of the organization.")
 		return
@@ -121,10 +124,14 @@ func (s *Server) routeGet(w http.ResponseWriter, r *http.Request, rc *reqCtx, re
 		_, _ = w.Write(s.data.csdl)
 	case "WhoAmI", "WhoAmI()", "Microsoft.Dynamics.CRM.WhoAmI", "Microsoft.Dynamics.CRM.WhoAmI()":
 		w.Header().Set("Cache-Control", "no-cache")
+		user := DefaultUserID
+		if u, _, isMI := s.identityOf(rc.claims.AppID); isMI {
+			user = u
+		}
 		writeOData(w, http.StatusOK, object{
 			{"@odata.context", s.url + webAPIPrefix + "$metadata#Microsoft.Dynamics.CRM.WhoAmIResponse"},
 			{"BusinessUnitId", DefaultBusinessUnitID},
-			{"UserId", DefaultUserID},
+			{"UserId", user},
 			{"OrganizationId", DefaultOrganizationID},
 		})
 	default:

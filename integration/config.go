@@ -164,7 +164,7 @@ func (c Config) Fingerprint() string {
 	d := c.Dataverse
 	h := sha256.New()
 	for _, s := range []string{c.Name, d.URL, d.TenantID, d.ClientID, d.ClientSecret, d.CertificatePath,
-		d.CertificatePassword, c.certHash, d.ClientSecretExpiresOn.UTC().Format(time.RFC3339), d.FederatedTokenFile, d.AuthorityHost, c.Mode.String(), c.TrackingColumn, errText(c.Err),
+		d.CertificatePassword, c.certHash, d.ClientSecretExpiresOn.UTC().Format(time.RFC3339), d.FederatedTokenFile, d.ManagedIdentity, d.IMDSHost, d.AuthorityHost, c.Mode.String(), c.TrackingColumn, errText(c.Err),
 		strings.Join(c.OrderFields, ","), strings.Join(c.CustomerFields, ","), c.OrderNumberPrefix,
 		fmt.Sprint(c.Budget.Rate, "/", c.Budget.Burst), fmt.Sprint(c.Refunds), fmt.Sprint(c.SummaryStates, c.SummaryIncludesContacts),
 		fmt.Sprint(c.Tuning), fmt.Sprint(d.MaxConcurrent), fmt.Sprint(d.MaxAttempts), fmt.Sprint(c.ChangeFeed)} {
@@ -220,12 +220,15 @@ type fileIntegration struct {
 	CertificatePath       string     `json:"certificatePath"`
 	CertificatePassword   *SecretRef `json:"certificatePassword"`
 	FederatedTokenFile    string     `json:"federatedTokenFile"`
-	AuthorityHost         string     `json:"authorityHost"`
-	CustomerLookup        string     `json:"customerLookup"`
-	TrackingColumn        string     `json:"trackingColumn"`
-	OrderFields           []string   `json:"orderFields"`
-	CustomerFields        []string   `json:"customerFields"`
-	OrderNumberPrefix     string     `json:"orderNumberPrefix"`
+	// ManagedIdentity is "system", or a user-assigned identity's client
+	// ID or resource ID (dataverse.Config.ManagedIdentity).
+	ManagedIdentity   string   `json:"managedIdentity"`
+	AuthorityHost     string   `json:"authorityHost"`
+	CustomerLookup    string   `json:"customerLookup"`
+	TrackingColumn    string   `json:"trackingColumn"`
+	OrderFields       []string `json:"orderFields"`
+	CustomerFields    []string `json:"customerFields"`
+	OrderNumberPrefix string   `json:"orderNumberPrefix"`
 	// Budget is {"rate": 10, "burst": 40}: Dataverse requests per second
 	// (-1 = none) and burst.
 	Budget *fileBudget `json:"budget"`
@@ -420,6 +423,7 @@ func (s Source) loadEnv() Config {
 			return c
 		}
 	}
+	c.Warnings = append(c.Warnings, ignoredCredentials(c.Dataverse)...)
 	if err := s.hashCert(&c); err != nil {
 		c.Err = err
 	}
@@ -585,8 +589,14 @@ func (s Source) resolve(name string, fi fileIntegration, dir string) (Config, er
 		ClientID:           strings.TrimSpace(fi.ClientID),
 		CertificatePath:    abs(fi.CertificatePath),
 		FederatedTokenFile: abs(fi.FederatedTokenFile),
+		ManagedIdentity:    strings.TrimSpace(fi.ManagedIdentity),
 		AuthorityHost:      strings.TrimSpace(fi.AuthorityHost),
 		MaxConcurrent:      fi.MaxConcurrent,
+	}
+	if c.Dataverse.ManagedIdentity != "" {
+		// The IMDS host, like App Service's IDENTITY_ENDPOINT, belongs to
+		// the machine, not to an integration.
+		c.Dataverse.IMDSHost = strings.TrimSpace(s.Getenv(dataverse.EnvIMDSHost))
 	}
 	for _, ref := range []*SecretRef{fi.ClientSecret, fi.CertificatePassword} {
 		if w := s.exposed(ref, dir); w != "" {
@@ -608,7 +618,29 @@ func (s Source) resolve(name string, fi fileIntegration, dir string) (Config, er
 	if err := c.Dataverse.Validate(); err != nil {
 		return c, err
 	}
+	c.Warnings = append(c.Warnings, ignoredCredentials(c.Dataverse)...)
 	return c, s.hashCert(&c)
+}
+
+// ignoredCredentials is the warning that credentials are configured besides
+// the one used (the first in dataverse.CredentialOrder), so that an admin
+// who added a managed identity and kept the secret knows which one signs
+// in; none when only one is configured.
+func ignoredCredentials(d dataverse.Config) []string {
+	use, ignored := d.Credentials()
+	if len(ignored) == 0 {
+		return nil
+	}
+	names := make([]string, len(ignored))
+	for i, k := range ignored {
+		names[i] = string(k)
+	}
+	order := make([]string, len(dataverse.CredentialOrder))
+	for i, k := range dataverse.CredentialOrder {
+		order[i] = string(k)
+	}
+	return []string{fmt.Sprintf("several credentials are configured: signing in with the %s; not used: %s (the order is %s): remove the ones you do not mean to use",
+		use, strings.Join(names, ", "), strings.Join(order, " > "))}
 }
 
 // secret reads a referenced secret, trimming the white space a mounted file

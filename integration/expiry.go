@@ -17,8 +17,18 @@ type Credential struct {
 	// configuration: its Reason says why).
 	Kind dataverse.CredentialKind
 	// ExpiresOn is the certificate's NotAfter or the secret's stated
-	// expiry; zero when not stated (a secret) or none (federated).
+	// expiry; zero when not stated (a secret) or none (federated, managed
+	// identity).
 	ExpiresOn time.Time
+	// Detail is dataverse.Credential's: which managed identity and through
+	// which endpoint, "workload identity"; never a secret.
+	Detail string
+}
+
+// String names the credential for a log line ("managed identity
+// (system-assigned, IMDS)").
+func (c Credential) String() string {
+	return dataverse.Credential{Kind: c.Kind, Detail: c.Detail}.String()
 }
 
 // CredentialReporter is implemented by Backends that know their
@@ -53,6 +63,8 @@ func (c Credential) Describe(now time.Time) string {
 		return "The credential is not known: the integration cannot start."
 	case c.Kind == dataverse.CredentialFederated:
 		return "The federated credential has no secret to expire."
+	case c.Kind == dataverse.CredentialManagedIdentity:
+		return "The managed identity has no secret to expire: Azure rotates its credentials."
 	case c.ExpiresOn.IsZero():
 		return fmt.Sprintf("The client secret's expiry is not monitored: set clientSecretExpiresOn in the config file or %s (YYYY-MM-DD, from the app registration's Certificates & secrets page).", EnvClientSecretExpiresOn)
 	}
@@ -68,21 +80,24 @@ func (c Credential) Describe(now time.Time) string {
 func credentialOf(b Backend) Credential {
 	if cr, ok := b.(CredentialReporter); ok {
 		c := cr.Credential()
-		return Credential{Kind: c.Kind, ExpiresOn: c.ExpiresOn}
+		return Credential{Kind: c.Kind, ExpiresOn: c.ExpiresOn, Detail: c.Detail}
 	}
 	return Credential{}
 }
 
 // logCredential says once, when an integration's backend starts serving
-// (start-up, or a new configuration applied), what the operator needs to
-// know about its credential's expiry.
+// (start-up, or a new configuration applied), which credential it signs in
+// with (never its value) and what the operator needs to know about its
+// expiry.
 func (r *Registry) logCredential(name string, c Credential) {
 	switch {
 	case c.Kind == "":
 	case c.Kind == dataverse.CredentialFederated:
-		r.log.Info("credential expiry: federated credential, no secret to expire", "integration", name)
+		r.log.Info("credential expiry: federated credential, no secret to expire", "integration", name, "credential", c.String())
+	case c.Kind == dataverse.CredentialManagedIdentity:
+		r.log.Info("credential expiry: managed identity, no secret to expire", "integration", name, "credential", c.String())
 	case c.ExpiresOn.IsZero():
-		r.log.Warn("credential expiry is not monitored", "integration", name, "remedy", c.Describe(r.now()))
+		r.log.Warn("credential expiry is not monitored", "integration", name, "credential", c.String(), "remedy", c.Describe(r.now()))
 	default:
 		days, _ := c.DaysLeft(r.now())
 		r.log.Info("credential expiry", "integration", name, "credential", string(c.Kind),

@@ -89,6 +89,7 @@ func TestDescribe(t *testing.T) {
 		{Credential{Kind: dataverse.CredentialSecret, ExpiresOn: now.Add(14 * 24 * time.Hour)}, "The client secret expires on 2026-12-19 (14 days left)."},
 		{Credential{Kind: dataverse.CredentialCertificate, ExpiresOn: now.Add(-36 * time.Hour)}, "The certificate expired on 2026-12-04: create a new one and rotate it in place."},
 		{Credential{Kind: dataverse.CredentialFederated}, "The federated credential has no secret to expire."},
+		{Credential{Kind: dataverse.CredentialManagedIdentity, Detail: "system-assigned, IMDS"}, "The managed identity has no secret to expire: Azure rotates its credentials."},
 		{Credential{Kind: dataverse.CredentialSecret}, "The client secret's expiry is not monitored: set clientSecretExpiresOn in the config file or AZURE_CLIENT_SECRET_EXPIRES_ON (YYYY-MM-DD, from the app registration's Certificates & secrets page)."},
 	}
 	for _, tc := range tests {

@@ -448,7 +448,7 @@ func demoConfig(raw []byte, sim *dataversetest.Server) ([]byte, error) {
 		return raw, nil
 	}
 	for _, in := range ins {
-		for _, k := range []string{"certificatePath", "certificatePassword", "federatedTokenFile"} {
+		for _, k := range []string{"certificatePath", "certificatePassword", "federatedTokenFile", "managedIdentity"} {
 			delete(in, k)
 		}
 		in["url"], in["tenantId"], in["clientId"], in["authorityHost"] = sim.URL(), sim.TenantID(), sim.ClientID(), sim.AuthorityHost()
@@ -565,14 +565,16 @@ func (m *Main) test(ctx context.Context) error {
 	return nil
 }
 
-// printCredential says when the tested integration's credential expires
-// (dvgate test), after the result.
+// printCredential says which credential the tested integration signs in
+// with (never its value) and when it expires (dvgate test), after the
+// result.
 func (m *Main) printCredential() {
 	now := time.Now
 	if m.Clock != nil {
 		now = m.Clock
 	}
 	if c, ok := m.reg.Credential(m.integration); ok && c.Kind != "" {
+		fmt.Fprintln(m.Stdout, "Signed in with:", c.String())
 		fmt.Fprintln(m.Stdout, "Credential:", c.Describe(now()))
 	}
 }
