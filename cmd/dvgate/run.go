@@ -125,7 +125,7 @@ taking requests, finishes the ones in flight and logs one "stopped" line.
 	"mcp": `dvgate mcp [--config FILE] [--demo]
 
 Serves the MCP tools (find_customer, get_order, list_recent_orders, list_refunds,
-check_connection) on stdin/stdout, configured as serve is.
+get_customer_summary, check_connection) on stdin/stdout, configured as serve is.
 `,
 	"test": `dvgate test [--integration NAME] [--config FILE] [--demo]
 
