@@ -108,3 +108,35 @@ func TestCacheMetricsPerIntegration(t *testing.T) {
 		t.Errorf("default's series went with eu's:\n%s", grepLines(m, "dvgate_cache_integration"))
 	}
 }
+
+// TestOwnCacheBudget: an integration with cacheBytes of its own gets a
+// cache of its own (its budget, its series with cache="own"), which the
+// shared cache's lookups do not touch.
+func TestOwnCacheBudget(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, integ{name: "default"}, integ{name: "solo"})
+	e.setIntegration("solo", map[string]any{"cacheBytes": "2MiB"})
+	e.start()
+	must(t, e.do("GET", "/v1/integrations/solo/customers?email="+alex), 200)
+	m := string(must(t, e.do("GET", "/metrics"), 200).body)
+	for _, tc := range []struct {
+		name   string
+		labels []string
+		want   func(float64) bool
+	}{
+		{"dvgate_cache_budget_bytes", []string{`cache="own"`, `integration="solo"`}, func(v float64) bool { return v == 2<<20 }},
+		{"dvgate_cache_budget_bytes", []string{`cache="shared"`}, func(v float64) bool { return v == 64<<20 }},
+		{"dvgate_cache_integration_bytes", []string{`cache="own"`, `integration="solo"`}, func(v float64) bool { return v > 500 }},
+		{"dvgate_cache_integration_entries", []string{`cache="own"`, `integration="solo"`}, func(v float64) bool { return v == 1 }},
+		{"dvgate_cache_integration_bytes", []string{`cache="shared"`, `integration="default"`}, func(v float64) bool { return v == 0 }},
+	} {
+		s := metricValue(m, tc.name, tc.labels...)
+		v, err := strconv.ParseFloat(s, 64)
+		if err != nil || !tc.want(v) {
+			t.Errorf("%s%v = %q", tc.name, tc.labels, s)
+		}
+	}
+	if strings.Contains(m, `dvgate_cache_integration_bytes{cache="shared",integration="solo"}`) {
+		t.Errorf("solo, with a cache of its own, has a share of the shared cache:\n%s", grepLines(m, "dvgate_cache"))
+	}
+}
