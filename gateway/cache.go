@@ -2,7 +2,9 @@ package gateway
 
 import (
 	"fmt"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/ristretto/v2"
@@ -38,9 +40,19 @@ type CacheConfig struct {
 // rejections and never blocks on ristretto's single writer goroutine (see
 // TestRecentGuard for the measurement).
 //
+// The Cache also accounts for each owner's share of the budget (see
+// OwnerStats): the owner of a key is its first field, up to the first
+// '\x1f', which is the gateway's name (Config.Name, the integration), so
+// that several integrations sharing one budget can be told apart. The
+// accounting costs nothing on a hit: it is done where an answer is stored
+// and in ristretto's OnExit and OnEvict callbacks.
+//
 // A Cache is safe for concurrent use. Close it when no gateway uses it.
 type Cache struct {
 	rc *ristretto.Cache[string, *entry]
+
+	ownersMu sync.RWMutex
+	owners   map[string]*owner // by name; only grows; guarded by ownersMu
 
 	// The recently loaded guard, a FIFO bounded by entries and bytes.
 	mu          sync.Mutex
@@ -56,6 +68,8 @@ type Cache struct {
 type entry struct {
 	value    any // *Customer, *Order or []OrderSummary; nil when notFound
 	notFound bool
+	keyLen   uint32        // of the key it is stored under, for its charge; set by Cache.set
+	owner    *owner        // whose share it counts in; set by Cache.set
 	fetched  time.Time     // on the gateway's clock
 	fresh    time.Duration // served without asking Dataverse until fetched+fresh
 	stale    time.Duration // then usable on upstream errors until fetched+fresh+stale
@@ -95,11 +109,14 @@ func NewCache(cfg CacheConfig) (*Cache, error) {
 		BufferItems:        64,
 		IgnoreInternalCost: true,
 		Metrics:            true,
+		OnEvict:            onEvict,
+		OnExit:             onExit,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("gateway: creating cache: %w", err)
 	}
-	c := &Cache{rc: rc, maxEntries: cfg.RecentEntries, maxBytes: cfg.MaxBytes / 16, budget: cfg.MaxBytes}
+	c := &Cache{rc: rc, maxEntries: cfg.RecentEntries, maxBytes: cfg.MaxBytes / 16, budget: cfg.MaxBytes,
+		owners: make(map[string]*owner)}
 	if cfg.RecentEntries > 0 {
 		c.recent = make(map[string]*entry)
 	}
@@ -125,6 +142,79 @@ func (c *Cache) Stats() CacheStats {
 	}
 }
 
+// owner is one owner's share of a Cache. Its counters are atomics: they
+// change in lookups (set) and in ristretto's goroutines (the callbacks).
+type owner struct {
+	bytes, entries atomic.Int64
+	evictions      atomic.Uint64
+}
+
+// OwnerStats is one owner's share of a Cache: the answers it stored that
+// ristretto still holds or may still admit (Bytes, Entries), and how many
+// of its answers ristretto evicted to make room for others (Evictions,
+// cumulative). An answer is counted from the moment it is offered to
+// ristretto until it leaves it (evicted, refused by the admission policy,
+// replaced or deleted), so the figures may run ahead of ristretto's own
+// KeysAdded by the few answers its goroutine has not yet processed.
+type OwnerStats struct {
+	Owner          string
+	Bytes, Entries int64
+	Evictions      uint64
+}
+
+// Owner returns the share of the owner name (a gateway's Config.Name);
+// zero for an owner that never stored anything.
+func (c *Cache) Owner(name string) OwnerStats {
+	c.ownersMu.RLock()
+	o := c.owners[name]
+	c.ownersMu.RUnlock()
+	if o == nil {
+		return OwnerStats{Owner: name}
+	}
+	return OwnerStats{Owner: name, Bytes: o.bytes.Load(), Entries: o.entries.Load(), Evictions: o.evictions.Load()}
+}
+
+// ownerOf returns the owner of key, creating it on first use.
+func (c *Cache) ownerOf(key string) *owner {
+	name, _, _ := strings.Cut(key, "\x1f")
+	c.ownersMu.RLock()
+	o := c.owners[name]
+	c.ownersMu.RUnlock()
+	if o != nil {
+		return o
+	}
+	c.ownersMu.Lock()
+	defer c.ownersMu.Unlock()
+	if o = c.owners[name]; o == nil {
+		o = &owner{}
+		c.owners[name] = o
+	}
+	return o
+}
+
+// charge is what e counts for in its owner's bytes: its ristretto cost.
+func (e *entry) charge() int64 { return e.cost + int64(e.keyLen) + entryOverhead }
+
+// onExit is ristretto's OnExit: a value left the cache (evicted, refused
+// by the admission policy, replaced by a newer value of its key, deleted).
+// Every value whose Set returned true leaves exactly once, or stays. Runs
+// in ristretto's goroutines and in Set and Del.
+func onExit(e *entry) {
+	if e == nil || e.owner == nil {
+		return
+	}
+	e.owner.bytes.Add(-e.charge())
+	e.owner.entries.Add(-1)
+}
+
+// onEvict is ristretto's OnEvict (OnExit follows it): a value was evicted
+// to make room. Runs in ristretto's goroutine.
+func onEvict(it *ristretto.Item[*entry]) {
+	if e := it.Value; e != nil && e.owner != nil {
+		e.owner.evictions.Add(1)
+	}
+}
+
 // get returns the entry for key, from ristretto or the recent guard.
 func (c *Cache) get(key string) (*entry, bool) {
 	if e, ok := c.rc.Get(key); ok {
@@ -144,8 +234,11 @@ func (c *Cache) get(key string) (*entry, bool) {
 	return e, ok
 }
 
-// set stores e under key in ristretto and in the recent guard.
+// set stores e under key in ristretto and in the recent guard. e must not
+// be shared yet (set gives it its owner), except a copy of a stored entry
+// stored again under the same key.
 func (c *Cache) set(key string, e *entry) {
+	e.owner, e.keyLen = c.ownerOf(key), uint32(len(key))
 	c.setRistretto(key, e)
 	if c.recent == nil {
 		return
@@ -179,11 +272,22 @@ func (c *Cache) setRistretto(key string, e *entry) {
 	// evicted like any rarely used one. A TTL would make every Get read the
 	// wall clock (ristretto checks expiry on each read), which was a third
 	// of the cost of a cache hit.
-	c.rc.Set(key, e, costOf(key, e))
+	//
+	// The owner is charged before Set, so that ristretto's callbacks, which
+	// may run before Set returns, never take the share below zero.
+	cost := costOf(key, e)
+	e.owner.bytes.Add(cost)
+	e.owner.entries.Add(1)
+	if !c.rc.Set(key, e, cost) {
+		// Dropped (ristretto's buffer was full): it never entered.
+		e.owner.bytes.Add(-cost)
+		e.owner.entries.Add(-1)
+	}
 }
 
-// entryOverhead is our entry struct (80 bytes) plus ristretto's per-item
-// bookkeeping: its store's map slot, the admission policy's cost map slot
+// entryOverhead is our entry struct (80 bytes, with the owner accounting's
+// fields) plus ristretto's per-item bookkeeping: its store's map slot, the
+// admission policy's cost map slot
 // and the item it keeps while processing, measured at about 250 bytes per
 // key in a heap profile of a full cache under churn (ristretto's own
 // internal cost, 56, leaves most of it out).

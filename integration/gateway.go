@@ -106,7 +106,18 @@ type sharedCache struct {
 	shared bool   // the one shared by the integrations
 	budget int64
 	gc     *GatewayConnector
-	refs   int // guarded by gc.mu
+	refs   int            // guarded by gc.mu
+	users  map[string]int // backends using it, by integration name; guarded by gc.mu
+}
+
+// use takes a reference for the integration name. gc.mu must be held.
+func (s *sharedCache) use(name string) *sharedCache {
+	s.refs++
+	if s.users == nil {
+		s.users = map[string]int{}
+	}
+	s.users[name]++
+	return s
 }
 
 // cacheFor returns the cache of a new backend for cfg, with a reference
@@ -119,12 +130,10 @@ func (gc *GatewayConnector) cacheFor(cfg Config, prev Backend) (*sharedCache, er
 	defer gc.mu.Unlock()
 	own := cfg.Tuning.CacheBytes
 	if own == 0 && gc.shared != nil {
-		gc.shared.refs++
-		return gc.shared, nil
+		return gc.shared.use(cfg.Name), nil
 	}
 	if p, ok := prev.(*gatewayBackend); ok && own > 0 && p.cfg.SameData(cfg) && p.cache.label == cfg.Name && p.cache.budget == own {
-		p.cache.refs++
-		return p.cache, nil
+		return p.cache.use(cfg.Name), nil
 	}
 	budget, label := own, cfg.Name
 	if own == 0 {
@@ -137,7 +146,7 @@ func (gc *GatewayConnector) cacheFor(cfg Config, prev Backend) (*sharedCache, er
 	if err != nil {
 		return nil, err
 	}
-	sc := &sharedCache{c: c, label: label, shared: own == 0, budget: budget, gc: gc, refs: 1}
+	sc := (&sharedCache{c: c, label: label, shared: own == 0, budget: budget, gc: gc}).use(cfg.Name)
 	if own == 0 {
 		gc.shared = sc
 	}
@@ -148,10 +157,14 @@ func (gc *GatewayConnector) cacheFor(cfg Config, prev Backend) (*sharedCache, er
 	return sc, nil
 }
 
-func (s *sharedCache) release() {
+// release drops the reference the integration name took.
+func (s *sharedCache) release(name string) {
 	gc := s.gc
 	gc.mu.Lock()
 	s.refs--
+	if s.users[name]--; s.users[name] <= 0 {
+		delete(s.users, name) // removed (or moved to a cache of its own): no more series
+	}
 	last := s.refs == 0
 	if last {
 		if gc.shared == s {
@@ -172,6 +185,11 @@ type CacheStats struct {
 	Shared      bool // the cache shared by the integrations
 	BudgetBytes int64
 	gateway.CacheStats
+	// Integrations are the shares of the integrations configured to use
+	// the cache, sorted by name (gateway.Cache.Owner). An integration
+	// removed or given a cache of its own is no longer listed, though its
+	// answers stay in the cache until evicted.
+	Integrations []gateway.OwnerStats
 }
 
 // CacheStats returns the state of the live caches, sorted by label.
@@ -179,7 +197,12 @@ func (gc *GatewayConnector) CacheStats() []CacheStats {
 	gc.mu.Lock()
 	out := make([]CacheStats, 0, len(gc.live))
 	for sc := range gc.live {
-		out = append(out, CacheStats{Label: sc.label, Shared: sc.shared, BudgetBytes: sc.budget, CacheStats: sc.c.Stats()})
+		st := CacheStats{Label: sc.label, Shared: sc.shared, BudgetBytes: sc.budget, CacheStats: sc.c.Stats()}
+		for name := range sc.users {
+			st.Integrations = append(st.Integrations, sc.c.Owner(name))
+		}
+		slices.SortFunc(st.Integrations, func(a, b gateway.OwnerStats) int { return strings.Compare(a.Owner, b.Owner) })
+		out = append(out, st)
 	}
 	gc.mu.Unlock()
 	slices.SortFunc(out, func(a, b CacheStats) int { return strings.Compare(a.Label, b.Label) })
@@ -225,7 +248,7 @@ func (b *gatewayBackend) Close() {
 		}
 	}
 	b.conn.Close()
-	b.cache.release()
+	b.cache.release(b.cfg.Name)
 }
 
 // ThrottledUntil is the later of this connection's 429 gate and the

@@ -103,6 +103,13 @@ func b2f(b bool) float64 {
 // shared by the integrations (cache="shared") and each integration's own
 // (cache="own", with its name). A cache being replaced (an integration's
 // own, during a rotation) is summed with its successor.
+//
+// Each integration's share of its cache is a metric of its own
+// (dvgate_cache_integration_*, labelled by the cache it uses and the
+// integration) rather than more series of dvgate_cache_*: a sum over
+// dvgate_cache_bytes still gives the memory used, without counting the
+// shared cache twice. The series of an integration no longer configured
+// disappear with it.
 type cacheCollector struct{ gc *GatewayConnector }
 
 var (
@@ -111,39 +118,62 @@ var (
 	cacheBudgetDesc  = prometheus.NewDesc("dvgate_cache_budget_bytes", "The cache's budget in bytes (DVGATE_CACHE_BYTES, cacheBytes).", cacheLabels, nil)
 	cacheEntriesDesc = prometheus.NewDesc("dvgate_cache_entries", "Answers in the cache.", cacheLabels, nil)
 	cacheEvictDesc   = prometheus.NewDesc("dvgate_cache_evictions_total", "Answers evicted to stay within the budget.", cacheLabels, nil)
+
+	shareBytesDesc   = prometheus.NewDesc("dvgate_cache_integration_bytes", "Approximate bytes of the integration's answers in the cache it uses (cache=\"shared\" or \"own\"), counted from when an answer is stored until ristretto evicts or refuses it.", cacheLabels, nil)
+	shareEntriesDesc = prometheus.NewDesc("dvgate_cache_integration_entries", "The integration's answers in the cache it uses.", cacheLabels, nil)
+	shareEvictDesc   = prometheus.NewDesc("dvgate_cache_integration_evictions_total", "The integration's answers evicted from the cache it uses to stay within its budget (in the shared cache, possibly to make room for another integration's).", cacheLabels, nil)
 )
 
 func (c cacheCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{cacheBytesDesc, cacheBudgetDesc, cacheEntriesDesc, cacheEvictDesc} {
+	for _, d := range []*prometheus.Desc{cacheBytesDesc, cacheBudgetDesc, cacheEntriesDesc, cacheEvictDesc, shareBytesDesc, shareEntriesDesc, shareEvictDesc} {
 		ch <- d
 	}
 }
 
 func (c cacheCollector) Collect(ch chan<- prometheus.Metric) {
 	type sums struct{ bytes, budget, entries, evicted float64 }
-	byLabel := map[[2]string]*sums{}
-	var order [][2]string
+	type sumsBy struct {
+		m     map[[2]string]*sums
+		order [][2]string
+	}
+	add := func(by *sumsBy, k [2]string) *sums {
+		s := by.m[k]
+		if s == nil {
+			s = &sums{}
+			by.m[k] = s
+			by.order = append(by.order, k)
+		}
+		return s
+	}
+	caches, shares := &sumsBy{m: map[[2]string]*sums{}}, &sumsBy{m: map[[2]string]*sums{}}
 	for _, st := range c.gc.CacheStats() {
 		k := [2]string{"own", st.Label}
 		if st.Shared {
 			k = [2]string{"shared", ""}
 		}
-		s := byLabel[k]
-		if s == nil {
-			s = &sums{}
-			byLabel[k] = s
-			order = append(order, k)
-		}
+		s := add(caches, k)
 		s.bytes += float64(int64(st.CostAdded - st.CostEvicted))
 		s.budget += float64(st.BudgetBytes)
 		s.entries += float64(int64(st.KeysAdded - st.KeysEvicted))
 		s.evicted += float64(st.KeysEvicted)
+		for _, o := range st.Integrations {
+			s := add(shares, [2]string{k[0], o.Owner})
+			s.bytes += float64(o.Bytes)
+			s.entries += float64(o.Entries)
+			s.evicted += float64(o.Evictions)
+		}
 	}
-	for _, k := range order {
-		s := byLabel[k]
+	for _, k := range caches.order {
+		s := caches.m[k]
 		ch <- prometheus.MustNewConstMetric(cacheBytesDesc, prometheus.GaugeValue, s.bytes, k[0], k[1])
 		ch <- prometheus.MustNewConstMetric(cacheBudgetDesc, prometheus.GaugeValue, s.budget, k[0], k[1])
 		ch <- prometheus.MustNewConstMetric(cacheEntriesDesc, prometheus.GaugeValue, s.entries, k[0], k[1])
 		ch <- prometheus.MustNewConstMetric(cacheEvictDesc, prometheus.CounterValue, s.evicted, k[0], k[1])
+	}
+	for _, k := range shares.order {
+		s := shares.m[k]
+		ch <- prometheus.MustNewConstMetric(shareBytesDesc, prometheus.GaugeValue, s.bytes, k[0], k[1])
+		ch <- prometheus.MustNewConstMetric(shareEntriesDesc, prometheus.GaugeValue, s.entries, k[0], k[1])
+		ch <- prometheus.MustNewConstMetric(shareEvictDesc, prometheus.CounterValue, s.evicted, k[0], k[1])
 	}
 }

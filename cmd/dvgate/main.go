@@ -1,7 +1,8 @@
 // Command dvgate is the lookup gateway between a help-desk product and
 // Microsoft Dataverse: an HTTP sidecar (dvgate serve), a demo against the
 // in-process simulator (dvgate --demo), a connection test (dvgate test) and
-// one-shot lookups (dvgate lookup customer EMAIL, dvgate lookup order REF).
+// one-shot lookups (dvgate lookup customer EMAIL, dvgate lookup order REF,
+// dvgate lookup summary EMAIL, ...).
 //
 // Configuration comes from the environment (DATAVERSE_URL, AZURE_TENANT_ID,
 // AZURE_CLIENT_ID, AZURE_CLIENT_SECRET or AZURE_CLIENT_CERTIFICATE_PATH or

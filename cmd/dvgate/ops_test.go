@@ -138,7 +138,7 @@ func TestHTTPSemantics(t *testing.T) {
 	}
 }
 
-// TestCLI: help and --version answer on stdout; lookup's four kinds with
+// TestCLI: help and --version answer on stdout; lookup's five kinds with
 // --mode and --integration print JSON; its exit status tells found (0),
 // not found (3), error (1) and usage (2) apart.
 func TestCLI(t *testing.T) {
@@ -188,6 +188,13 @@ func TestCLI(t *testing.T) {
 		{[]string{"lookup", "refunds", orderNum}, 0, []string{`"refunds": []`, `"source": "none"`}},
 		{[]string{"lookup", "refunds", "ORD-\x00"}, exitFailed, []string{`"code": "invalid_input"`, "The order is not valid"}},
 		{[]string{"lookup", "order", orderNum, "--integration", "bad"}, exitFailed, []string{`"code": "auth"`}},
+		{[]string{"help", "lookup"}, 0, []string{"dvgate lookup summary EMAIL", "--customer contact|account/GUID", "-wait"}},
+		{[]string{"lookup", "summary", alex}, 0, []string{`"summary": {`, `"totalSpent": {`, `"count": `, `"type": "contact"`}},
+		{[]string{"lookup", "summary", "nobody@example.com"}, exitNotFound, []string{`"code": "not_found"`}},
+		{[]string{"lookup", "summary", alex, "--mode", "accounts"}, exitNotFound, []string{`"code": "not_found"`}},
+		{[]string{"lookup", "summary", "--customer", "account/" + contoso}, 0,
+			[]string{`"name": "Contoso Pharmaceuticals"`, `"amount": "24154.9183"`, `"formatted": "$24,154.92"`, `"open": 1`, `"stale": false`}},
+		{[]string{"lookup", "summary", "--customer", "lead/" + contoso}, exitFailed, []string{`"code": "invalid_input"`}},
 	}
 	for _, tc := range tests {
 		out, code := run(tc.args...)
@@ -200,7 +207,10 @@ func TestCLI(t *testing.T) {
 			}
 		}
 	}
-	for _, args := range [][]string{{"help", "frobnicate"}, {"lookup", "summary", "x"}, {"lookup", "order", "x", "--mode", "contacts"},
+	for _, args := range [][]string{{"help", "frobnicate"}, {"lookup", "summary"}, {"lookup", "summary", alex, "--customer", "contact/" + contoso},
+		{"lookup", "order", "x", "--customer", "contact/" + contoso}, {"lookup", "summary", "--customer", contoso},
+		{"lookup", "summary", "--customer", "account/" + contoso, "--mode", "accounts"}, {"lookup", "summary", alex, "--wait", "-1s"},
+		{"lookup", "order", "x", "--mode", "contacts"},
 		{"lookup", "recent", alex, "--limit", "0"}, {"lookup", "customer", alex, "--mode", "leads"}} {
 		m := &Main{Stdout: e.stdout, Stderr: e.stderr, Getenv: func(string) string { return "" }}
 		if err := m.ParseFlags(args); err == nil {

@@ -60,8 +60,10 @@ type Main struct {
 	configPath   string
 	demo         bool
 	integration  string
-	mode         string // lookup customer and recent
-	limit        int    // lookup recent
+	mode         string        // lookup customer, recent and summary
+	limit        int           // lookup recent
+	customer     string        // lookup summary: TYPE/GUID instead of an email
+	wait         time.Duration // lookup summary: how long to wait for Dataverse to compute it
 	logLevel     string
 	logFormat    string
 	pollInterval time.Duration
@@ -86,7 +88,7 @@ Usage:
   dvgate [serve] [--listen ADDR] [--config FILE] [--demo]   run the HTTP sidecar (MCP tools at /mcp)
   dvgate mcp [--config FILE] [--demo]                       the MCP tools on stdin/stdout
   dvgate test [--integration NAME] [--config FILE]          sign in and call WhoAmI
-  dvgate lookup customer|order|recent|refunds ARG [flags]   one lookup, as JSON on stdout
+  dvgate lookup customer|order|recent|refunds|summary ARG   one lookup, as JSON on stdout
   dvgate version                                            the build: version, revision, Go version
   dvgate help [COMMAND]                                     this text, or a command's
 
@@ -123,7 +125,7 @@ taking requests, finishes the ones in flight and logs one "stopped" line.
 	"mcp": `dvgate mcp [--config FILE] [--demo]
 
 Serves the MCP tools (find_customer, get_order, list_recent_orders, list_refunds,
-check_connection) on stdin/stdout, configured as serve is.
+get_customer_summary, check_connection) on stdin/stdout, configured as serve is.
 `,
 	"test": `dvgate test [--integration NAME] [--config FILE] [--demo]
 
@@ -135,14 +137,20 @@ Exit status 0 when it works, 1 when it does not.
 dvgate lookup order NUMBER|GUID
 dvgate lookup recent EMAIL [--mode ...] [--limit N]   the customer's most recent orders
 dvgate lookup refunds NUMBER|GUID                     the order's refunds (the org's own table)
+dvgate lookup summary EMAIL [--mode ...] [--wait 1m]  total spent, order counts, first and last order
+dvgate lookup summary --customer contact|account/GUID [--wait 1m]
   (each with [--integration NAME] [--config FILE] [--demo])
 
-Prints the answer as JSON on stdout, or {"error": {"code", "message"}}.
+Prints the answer as JSON on stdout (the HTTP API's), or {"error": {"code", "message"}}.
+Dataverse may take a while to compute a summary that is not cached: lookup
+summary waits for it up to --wait, then prints {"pending": true,
+"retryAfterSeconds": N} (the API's 202 answer) and exits 1; ask again later.
 Exit status: 0 found, 3 not found (a normal answer, not a failure of dvgate),
 1 error (configuration, sign-in, Dataverse), 2 usage error.
 
-Example:
+Examples:
   dvgate lookup order ORD-01001-B2K9P7 --demo
+  dvgate lookup summary --customer account/a02d49e0-2b3d-5151-8267-0ce42f01c3f8 --demo
 `,
 	"version": `dvgate version   (or dvgate --version)
 
@@ -157,7 +165,7 @@ Prints the usage of dvgate, or of one command (serve, mcp, test, lookup, version
 }
 
 // lookupKinds are the arguments of dvgate lookup.
-var lookupKinds = []string{"customer", "order", "recent", "refunds"}
+var lookupKinds = []string{"customer", "order", "recent", "refunds", "summary"}
 
 // ParseFlags reads the command line (without the program name).
 func (m *Main) ParseFlags(args []string) error {
@@ -217,11 +225,24 @@ func (m *Main) ParseFlags(args []string) error {
 	}
 	switch m.cmd {
 	case "lookup":
-		if len(pos) != 2 || !slices.Contains(lookupKinds, pos[0]) {
-			return errors.New("usage: dvgate lookup customer|recent EMAIL | dvgate lookup order|refunds REF (see dvgate help lookup)")
+		want := 2 // the kind and its argument
+		if len(pos) > 0 && pos[0] == "summary" && m.customer != "" {
+			want = 1 // --customer instead of an email
 		}
-		if m.mode != "" && pos[0] != "customer" && pos[0] != "recent" {
-			return errors.New("--mode is for lookup customer and lookup recent")
+		if len(pos) != want || !slices.Contains(lookupKinds, pos[0]) {
+			return errors.New("usage: dvgate lookup customer|recent|summary EMAIL | dvgate lookup order|refunds REF | dvgate lookup summary --customer TYPE/GUID (see dvgate help lookup)")
+		}
+		if m.mode != "" && pos[0] != "customer" && pos[0] != "recent" && (pos[0] != "summary" || m.customer != "") {
+			return errors.New("--mode is for lookup customer, recent and summary by email")
+		}
+		if m.customer != "" && pos[0] != "summary" {
+			return errors.New("--customer is for lookup summary")
+		}
+		if typ, id, ok := strings.Cut(m.customer, "/"); m.customer != "" && (!ok || typ == "" || id == "") {
+			return fmt.Errorf("--customer %q is not TYPE/GUID, such as contact/b46d4f35-6f57-5fbb-b866-32977a8faa40", m.customer)
+		}
+		if m.wait < 0 {
+			return fmt.Errorf("--wait %v is negative", m.wait)
 		}
 		if _, err := gateway.ParseMode(m.mode); err != nil {
 			return fmt.Errorf("--mode %q is not both, contacts or accounts", m.mode)
@@ -257,8 +278,10 @@ func (m *Main) flagSet() *flag.FlagSet {
 	fs.StringVar(&m.configPath, "config", "", "JSON file of named integrations (default: the environment)")
 	fs.BoolVar(&m.demo, "demo", false, "run against the in-process Dataverse simulator with demo data (with --config: every integration of the file signs in to it)")
 	fs.StringVar(&m.integration, "integration", integration.Default, "integration for test and lookup")
-	fs.StringVar(&m.mode, "mode", "", "lookup customer and recent: both, contacts or accounts (default: the integration's)")
+	fs.StringVar(&m.mode, "mode", "", "lookup customer, recent and summary: both, contacts or accounts (default: the integration's)")
 	fs.IntVar(&m.limit, "limit", 10, "lookup recent: how many orders, 1-50")
+	fs.StringVar(&m.customer, "customer", "", "lookup summary: the customer as TYPE/GUID (contact/... or account/...) instead of an email")
+	fs.DurationVar(&m.wait, "wait", time.Minute, "lookup summary: how long to wait for Dataverse to compute a summary that is not cached")
 	fs.StringVar(&m.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&m.logFormat, "log-format", "json", "json, or text for a person at a terminal; every line on stderr, a fatal error included, uses it")
 	fs.DurationVar(&m.pollInterval, "poll", 5*time.Second, "how often to check the config and secret files for changes")
@@ -586,7 +609,10 @@ func (m *Main) lookup(ctx context.Context) error {
 	}
 	defer release()
 	out, err := m.lookupOne(ctx, b)
-	if err != nil {
+	var pending summaryPending
+	if errors.As(err, &pending) {
+		out = pending
+	} else if err != nil {
 		e := integration.ErrorOf(err, "")
 		out = map[string]any{"error": map[string]any{"code": e.Code, "message": e.Message}}
 	}
@@ -594,6 +620,9 @@ func (m *Main) lookup(ctx context.Context) error {
 	enc.SetIndent("", "  ")
 	if werr := enc.Encode(out); werr != nil {
 		return werr
+	}
+	if pending.Pending {
+		return exitError{msg: err.Error()}
 	}
 	if err != nil {
 		e := integration.ErrorOf(err, "")
@@ -608,7 +637,10 @@ func (m *Main) lookup(ctx context.Context) error {
 // lookupOne runs dvgate lookup's lookup and returns the answer to print
 // (gateway's JSON types, as the Go API returns them).
 func (m *Main) lookupOne(ctx context.Context, b integration.Backend) (any, error) {
-	arg := m.args[1]
+	arg := ""
+	if len(m.args) > 1 {
+		arg = m.args[1]
+	}
 	switch m.args[0] {
 	case "customer":
 		c, _, err := b.Customer(ctx, arg, m.mode)
@@ -632,6 +664,8 @@ func (m *Main) lookupOne(ctx context.Context, b integration.Backend) (any, error
 			return nil, err
 		}
 		return map[string]any{"customer": c, "orders": list}, nil
+	case "summary":
+		return m.summary(ctx, b, arg)
 	default: // refunds
 		list, err := b.Refunds(ctx, arg)
 		if err != nil {
@@ -642,5 +676,71 @@ func (m *Main) lookupOne(ctx context.Context, b integration.Backend) (any, error
 			source = cfg.Refunds.Table
 		}
 		return map[string]any{"refunds": list, "source": source}, nil
+	}
+}
+
+// summaryJSON is the HTTP API's summary answer (GET
+// /v1/customers/{type}/{id}/summary), which differs from gateway.Summary's
+// own JSON in the amount: written as the API writes money.
+type summaryJSON struct {
+	Customer   gateway.Ref           `json:"customer"`
+	Orders     gateway.SummaryOrders `json:"orders"`
+	TotalSpent struct {
+		Amount    string `json:"amount"`
+		Currency  string `json:"currency"`
+		Formatted string `json:"formatted"`
+	} `json:"totalSpent"`
+	AsOf  time.Time `json:"asOf"`
+	Stale bool      `json:"stale"`
+}
+
+// summaryPending is the HTTP API's 202 answer, printed when the summary is
+// still being computed after --wait; as an error it makes lookup exit 1.
+type summaryPending struct {
+	Pending           bool `json:"pending"`
+	RetryAfterSeconds int  `json:"retryAfterSeconds"`
+	waited            time.Duration
+}
+
+func (p summaryPending) Error() string {
+	return fmt.Sprintf("Dataverse is still computing the summary after --wait %v; run the lookup again in %d s (or with a longer --wait)",
+		p.waited, p.RetryAfterSeconds)
+}
+
+// summary runs dvgate lookup summary: the customer found by email (in
+// --mode) or named by --customer, then its summary. A summary Dataverse
+// has not computed within the gateway's short wait is asked for again,
+// which joins the computation under way rather than starting another,
+// until it answers or --wait has passed.
+func (m *Main) summary(ctx context.Context, b integration.Backend, email string) (any, error) {
+	typ, id, _ := strings.Cut(m.customer, "/")
+	if m.customer == "" {
+		c, _, err := b.Customer(ctx, email, m.mode)
+		if err != nil {
+			return nil, err
+		}
+		typ, id = c.Type, c.ID
+	}
+	wctx, cancel := context.WithTimeout(ctx, m.wait)
+	defer cancel()
+	for {
+		s, meta, err := b.Summary(wctx, typ, id)
+		var pe *gateway.PendingError
+		if errors.As(err, &pe) {
+			if wctx.Err() == nil && ctx.Err() == nil {
+				continue
+			}
+			return nil, summaryPending{Pending: true, RetryAfterSeconds: max(1, int((pe.RetryAfter+time.Second-1)/time.Second)),
+				waited: m.wait}
+		}
+		if err != nil {
+			return nil, err
+		}
+		out := summaryJSON{Customer: s.Customer, Orders: s.Orders, AsOf: s.AsOf,
+			// The API says a stale answer in X-Cache too; here the flag is all.
+			Stale: s.Stale || meta.Outcome == gateway.Stale}
+		out.TotalSpent.Amount, out.TotalSpent.Currency, out.TotalSpent.Formatted = gateway.AmountString(s.TotalSpent.Amount),
+			s.TotalSpent.Currency, s.TotalSpent.Formatted
+		return map[string]any{"summary": out}, nil
 	}
 }
