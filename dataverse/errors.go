@@ -76,11 +76,18 @@ type Error struct {
 func (e *Error) Error() string {
 	var b strings.Builder
 	b.WriteString("dataverse: ")
-	if e.Op != "" {
+	kind := e.Kind.String()
+	switch {
+	case e.Op == "":
+		b.WriteString(kind)
+	case strings.HasPrefix(e.Op, kind+" ") || e.Op == kind:
+		// "config TenantID" says the kind already: not "config TenantID: config".
+		b.WriteString(e.Op)
+	default:
 		b.WriteString(e.Op)
 		b.WriteString(": ")
+		b.WriteString(kind)
 	}
-	b.WriteString(e.Kind.String())
 	var details []string
 	if e.Status != 0 {
 		details = append(details, fmt.Sprintf("HTTP %d", e.Status))

@@ -24,7 +24,18 @@ func TestConfigErrorSaysPrefixesOnce(t *testing.T) {
 		t.Error(err)
 	}
 	out := e.stdout.String()
+	var logLine string
+	for l := range strings.SplitSeq(e.stderr.String(), "\n") {
+		if strings.Contains(l, "tenant ID is empty") {
+			logLine = l
+			break
+		}
+	}
 	repeated := regexp.MustCompile(`(?i)\b(config|dataverse|integration)\b[^.]*\b(config|dataverse|integration)\b: `)
+	kindTwice := regexp.MustCompile(`config [A-Za-z]+: config\b`)
+	if logLine == "" || kindTwice.MatchString(logLine) {
+		t.Errorf("the log's line about the integration repeats the kind, or is missing: %q", logLine)
+	}
 	for _, tc := range []struct{ where, text string }{{"HTTP message", msg}, {"/readyz", rd}, {"dvgate test", out}} {
 		t.Logf("%s: %s", tc.where, tc.text)
 		if !strings.Contains(tc.text, "AZURE_TENANT_ID") && !strings.Contains(tc.text, "tenant") {
