@@ -190,7 +190,10 @@ func TestLock(t *testing.T) {
 func TestLockOutlivesTTLWhileHeld(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	a := newTestRedis(t, Config{OpTimeout: time.Second, LockTTL: 150 * time.Millisecond})
+	// LockTTL 1 s (extended every 333 ms): long enough that a loaded CI
+	// machine does not starve the extender past it.
+	const ttl = time.Second
+	a := newTestRedis(t, Config{OpTimeout: time.Second, LockTTL: ttl})
 	raw := rawRedis(t)
 	unlock, ok, err := a.Lock(ctx, "order", "k")
 	if err != nil || !ok {
@@ -199,7 +202,7 @@ func TestLockOutlivesTTLWhileHeld(t *testing.T) {
 	defer unlock()
 	k := a.lockKey("order", "k")
 	// Wait (on Redis's clock) for three TTLs: the lock must still be there.
-	deadline := time.Now().Add(450 * time.Millisecond)
+	deadline := time.Now().Add(3 * ttl)
 	for time.Now().Before(deadline) {
 		if raw.Exists(ctx, k).Val() == 0 {
 			t.Fatal("a held lock expired")
@@ -208,11 +211,11 @@ func TestLockOutlivesTTLWhileHeld(t *testing.T) {
 		if d := raw.PTTL(ctx, k).Val(); d <= 0 {
 			t.Fatalf("PTTL = %v", d)
 		}
-		<-time.After(10 * time.Millisecond) // polling an external server's state
+		<-time.After(50 * time.Millisecond) // polling an external server's state
 	}
 	a.Close() // the holder vanishes: no more extensions, no unlock
 	for raw.Exists(ctx, k).Val() != 0 {
-		if d := raw.PTTL(ctx, k).Val(); d > 150*time.Millisecond {
+		if d := raw.PTTL(ctx, k).Val(); d > ttl {
 			t.Fatalf("PTTL %v after the holder vanished, want at most LockTTL", d)
 		}
 		<-time.After(10 * time.Millisecond)

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/dvgate/dvgate/fleet"
 	"github.com/dvgate/dvgate/gateway"
@@ -22,6 +23,10 @@ const (
 	// 32 bytes, e.g. openssl rand -base64 32, the same on every replica):
 	// it authenticates and encrypts what replicas write to Redis.
 	EnvRedisKey = "DVGATE_REDIS_KEY"
+	// EnvRedisOpTimeout bounds each Redis operation of a lookup (default
+	// fleet.DefaultOpTimeout, 50 ms): past it the lookup goes on without
+	// Redis. Raise it for a Redis far away (another zone).
+	EnvRedisOpTimeout = "DVGATE_REDIS_OP_TIMEOUT"
 )
 
 // FleetConfig is the optional Redis (or Valkey) shared by replicas: a
@@ -33,6 +38,9 @@ type FleetConfig struct {
 	// Key authenticates and encrypts the shared entries (see fleet.Config.Key);
 	// nil = unauthenticated, which fleet.New warns about.
 	Key []byte
+	// OpTimeout bounds each Redis operation of a lookup; 0 =
+	// fleet.DefaultOpTimeout.
+	OpTimeout time.Duration
 }
 
 func (c FleetConfig) String() string {
@@ -56,8 +64,9 @@ func (c FleetConfig) String() string {
 type fileRedis struct {
 	URL      string     `json:"url"`
 	Password *SecretRef `json:"password"`
-	Key      *SecretRef `json:"key"`
-	Prefix   string     `json:"prefix"`
+	Key       *SecretRef `json:"key"`
+	Prefix    string     `json:"prefix"`
+	OpTimeout string     `json:"opTimeout"`
 }
 
 // LoadFleet reads the shared-level configuration: the config file's
@@ -68,6 +77,10 @@ func (s Source) LoadFleet() (FleetConfig, error) {
 		c := FleetConfig{URL: strings.TrimSpace(s.Getenv(EnvRedisURL)), Prefix: strings.TrimSpace(s.Getenv(EnvRedisPrefix))}
 		if k := strings.TrimSpace(s.Getenv(EnvRedisKey)); k != "" && c.URL != "" {
 			c.Key = []byte(k)
+		}
+		var err error
+		if c.OpTimeout, err = parseOpTimeout(s.Getenv(EnvRedisOpTimeout), EnvRedisOpTimeout); err != nil {
+			return FleetConfig{}, err
 		}
 		return c, nil
 	}
@@ -85,6 +98,9 @@ func (s Source) LoadFleet() (FleetConfig, error) {
 		return FleetConfig{}, nil
 	}
 	c := FleetConfig{URL: strings.TrimSpace(f.Redis.URL), Prefix: strings.TrimSpace(f.Redis.Prefix)}
+	if c.OpTimeout, err = parseOpTimeout(f.Redis.OpTimeout, "redis.opTimeout"); err != nil {
+		return FleetConfig{}, fmt.Errorf("config file %s: %w", s.Path, err)
+	}
 	if c.URL == "" {
 		return FleetConfig{}, fmt.Errorf(`config file %s: redis: "url" is empty (redis://host:6379/0); remove the section to run without a shared level`, s.Path)
 	}
@@ -115,6 +131,20 @@ func (s Source) LoadFleet() (FleetConfig, error) {
 		c.URL = u.String()
 	}
 	return c, nil
+}
+
+// parseOpTimeout reads a Redis operation timeout: "" = the default; at
+// most a minute (a lookup must not wait longer for an optimisation).
+func parseOpTimeout(v, name string) (time.Duration, error) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 || d > time.Minute {
+		return 0, fmt.Errorf("%s %q is not a duration between 1ms and 1m (e.g. \"50ms\")", name, v)
+	}
+	return d, nil
 }
 
 // fleetHTTPClient is the base client of a Conn when a shared level is

@@ -4,6 +4,7 @@ import (
 	"io/fs"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -11,7 +12,7 @@ import (
 func TestLoadFleet(t *testing.T) {
 	t.Parallel()
 	const integrations = `"integrations": {"default": {"url": "https://contoso.crm4.dynamics.com", "tenantId": "11111111-1111-1111-1111-111111111111", "clientId": "22222222-2222-2222-2222-222222222222", "clientSecret": {"env": "SECRET"}}}`
-	env := map[string]string{"SECRET": "s3cret", "REDIS_PW": "r3dis-pw", EnvRedisURL: "redis://env:6379/1", EnvRedisPrefix: "eu"}
+	env := map[string]string{"SECRET": "s3cret", "REDIS_PW": "r3dis-pw", EnvRedisURL: "redis://env:6379/1", EnvRedisPrefix: "eu", EnvRedisOpTimeout: "100ms"}
 	files := map[string]string{"/etc/dvgate/redis.pw": "file-pw\n", "/etc/dvgate/redis.key": "0123456789abcdef0123456789abcdef\n"}
 	tests := []struct {
 		name    string
@@ -19,7 +20,7 @@ func TestLoadFleet(t *testing.T) {
 		want    FleetConfig
 		wantErr string
 	}{
-		{name: "environment", want: FleetConfig{URL: "redis://env:6379/1", Prefix: "eu"}},
+		{name: "environment", want: FleetConfig{URL: "redis://env:6379/1", Prefix: "eu", OpTimeout: 100 * time.Millisecond}},
 		{name: "file without redis: alone (the environment is not read)", file: `{` + integrations + `}`},
 		{name: "file", file: `{"redis": {"url": "redis://r.internal:6379/0", "prefix": "prod"}, ` + integrations + `}`,
 			want: FleetConfig{URL: "redis://r.internal:6379/0", Prefix: "prod"}},
@@ -30,6 +31,10 @@ func TestLoadFleet(t *testing.T) {
 		{name: "key from file", file: `{"redis": {"url": "redis://r:6379", "key": {"file": "redis.key"}}, ` + integrations + `}`,
 			want: FleetConfig{URL: "redis://r:6379", Key: []byte("0123456789abcdef0123456789abcdef")}},
 		{name: "inline password", file: `{"redis": {"url": "redis://:hunter2@r:6379"}, ` + integrations + `}`, wantErr: "must not be written in the config file"},
+		{name: "operation timeout", file: `{"redis": {"url": "redis://r:6379", "opTimeout": "250ms"}, ` + integrations + `}`,
+			want: FleetConfig{URL: "redis://r:6379", OpTimeout: 250 * time.Millisecond}},
+		{name: "operation timeout not a duration", file: `{"redis": {"url": "redis://r:6379", "opTimeout": "fast"}, ` + integrations + `}`,
+			wantErr: `redis.opTimeout "fast" is not a duration`},
 		{name: "empty url", file: `{"redis": {"prefix": "x"}, ` + integrations + `}`, wantErr: `"url" is empty`},
 	}
 	for _, tt := range tests {

@@ -81,7 +81,7 @@ func Open(o Options) (*Registry, error) {
 		return nil, err
 	}
 	if fc.URL != "" {
-		if conn.Fleet, err = fleet.New(fleet.Config{URL: fc.URL, Prefix: fc.Prefix, Key: fc.Key, Logger: log.With("component", "fleet"), Metrics: fm}); err != nil {
+		if conn.Fleet, err = fleet.New(fleet.Config{URL: fc.URL, Prefix: fc.Prefix, Key: fc.Key, OpTimeout: fc.OpTimeout, Logger: log.With("component", "fleet"), Metrics: fm}); err != nil {
 			return nil, err
 		}
 		log.Info("sharing cache and throttle state with other replicas", "fleet", fc.String())

@@ -130,7 +130,7 @@ func TestServeChangeFeedFleet(t *testing.T) {
 	const interval = time.Second
 	cfg["integrations"].(map[string]any)["default"].(map[string]any)["changeFeed"] = map[string]string{"interval": interval.String()}
 	e.writeFile("redis.key", "a deployment secret of 32 bytes or more, shared by the replicas")
-	cfg["redis"] = map[string]any{"url": rs.URL, "prefix": "dvgate-feed", "key": map[string]string{"file": "redis.key"}}
+	cfg["redis"] = map[string]any{"url": rs.URL, "prefix": "dvgate-feed", "key": map[string]string{"file": "redis.key"}, "opTimeout": "2s"}
 	b, _ = json.Marshal(cfg)
 	e.writeFile("config.json", string(b))
 
