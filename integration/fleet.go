@@ -62,8 +62,8 @@ func (c FleetConfig) String() string {
 //	"redis": {"url": "redis://redis.internal:6379/0", "password": {"env": "REDIS_PASSWORD"},
 //	          "key": {"file": "/run/secrets/dvgate-redis-key"}, "prefix": "dvgate-prod"}
 type fileRedis struct {
-	URL      string     `json:"url"`
-	Password *SecretRef `json:"password"`
+	URL       string     `json:"url"`
+	Password  *SecretRef `json:"password"`
 	Key       *SecretRef `json:"key"`
 	Prefix    string     `json:"prefix"`
 	OpTimeout string     `json:"opTimeout"`
