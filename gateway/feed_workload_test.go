@@ -421,8 +421,8 @@ func TestFeedWorkloadShort(t *testing.T) {
 	if ttl.unseen != fd.unseen || ttl.unseen == 0 {
 		t.Errorf("never-seen keys cost %d requests in TTL mode, %d with the feed: want equal and > 0", ttl.unseen, fd.unseen)
 	}
-	if ttl.polls != 0 || fd.pollOps != 5*40 { // 40 polls of 5 tables after the initial sync
-		t.Errorf("polls: TTL mode %d, feed %d (%d operations); want 0 and 200 operations", ttl.polls, fd.polls, fd.pollOps)
+	if ttl.polls != 0 || fd.polls != 40 || fd.pollOps != 5*40 { // 40 polls, each a $batch of 5 tables
+		t.Errorf("polls: TTL mode %d, feed %d (%d operations); want 0, and 40 of 200 operations", ttl.polls, fd.polls, fd.pollOps)
 	}
 }
 
