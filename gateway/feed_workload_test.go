@@ -210,6 +210,7 @@ type wlRun struct {
 	feed             bool
 	ticketsPerSecond int
 	hitShare         float64
+	indexBytes       int64 // FeedConfig.IndexBytes
 }
 
 // runWorkload replays the help-desk Zipf workload (package bench) on the
@@ -227,11 +228,14 @@ func runWorkload(t *testing.T, r wlRun) workloadResult {
 		t.Fatal(err)
 	}
 	src := wl.Source(0)
-	e := newWorkloadEnv(t, org.raw, r.feed, r.interval)
+	e := newWorkloadEnv(t, org.raw, r.feed, r.interval, r.indexBytes)
 	ctx := context.Background()
 	res := workloadResult{mode: "TTL (1m/5m)"}
 	if r.feed {
 		res.mode = fmt.Sprintf("change feed (poll %v)", r.interval)
+		if r.indexBytes > 0 {
+			res.mode = fmt.Sprintf("feed, index %d MiB", r.indexBytes>>20)
+		}
 		if err := e.f.Poll(context.Background()); err != nil {
 			t.Fatal(err)
 		}
@@ -346,7 +350,7 @@ type wlClock struct{ now time.Time } // used by one goroutine at a time (the wor
 func (c *wlClock) Now() time.Time          { return c.now }
 func (c *wlClock) Advance(d time.Duration) { c.now = c.now.Add(d) }
 
-func newWorkloadEnv(t *testing.T, seed []byte, feed bool, interval time.Duration) *wlEnv {
+func newWorkloadEnv(t *testing.T, seed []byte, feed bool, interval time.Duration, indexBytes int64) *wlEnv {
 	t.Helper()
 	clk := &wlClock{now: time.Date(2026, 3, 2, 8, 0, 0, 0, time.UTC)}
 	sim, err := dataversetest.NewServer(dataversetest.Options{Clock: clk.Now, Seed: seed})
@@ -379,7 +383,7 @@ func newWorkloadEnv(t *testing.T, seed []byte, feed bool, interval time.Duration
 	t.Cleanup(g.Close)
 	e := &wlEnv{sim: sim, g: g, clk: clk, w: conn(sim.Client()), cache: cache, ct: ct}
 	if feed {
-		if e.f, err = g.Follow(gateway.FeedConfig{Interval: interval}); err != nil {
+		if e.f, err = g.Follow(gateway.FeedConfig{Interval: interval, IndexBytes: indexBytes}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -429,11 +433,15 @@ func TestFeedWorkloadShort(t *testing.T) {
 // The comparison: 8 simulated hours, TTL mode and change-feed mode
 // side by side, on the demo org (202 orders) and on an org of a realistic
 // size, at 2 and 10 tickets per second, with 5% and no never-seen keys.
-// A measurement (DVGATE_FEED_MEASURE=1; about half an hour of wall time):
+// On the big org a third mode gives the dependency index 64 MiB instead of
+// its default (1/8 of the cache's 64 MiB), which it outgrows there.
+// A measurement (DVGATE_FEED_MEASURE=1; the simulator scans 50,000 orders
+// per lookup, so the big org's runs take minutes each):
 //
-//	DVGATE_FEED_MEASURE=1 go test -count=1 -timeout 2h -run TestFeedWorkload8h -v ./gateway
+//	DVGATE_FEED_MEASURE=1 go test -count=1 -timeout 3h -run TestFeedWorkload8h -v ./gateway
+//	DVGATE_FEED_MEASURE=1 DVGATE_FEED_HOURS=2 go test -count=1 -timeout 3h -run 'TestFeedWorkload8h/big/10ps' -v ./gateway
 //
-// DVGATE_FEED_HOURS shortens the simulated day (e.g. 1).
+// DVGATE_FEED_HOURS shortens (or lengthens) the simulated day.
 func TestFeedWorkload8h(t *testing.T) {
 	if os.Getenv("DVGATE_FEED_MEASURE") == "" {
 		t.Skip("a measurement: set DVGATE_FEED_MEASURE=1 to run it")
@@ -442,26 +450,36 @@ func TestFeedWorkload8h(t *testing.T) {
 	if h, err := strconv.Atoi(os.Getenv("DVGATE_FEED_HOURS")); err == nil && h > 0 {
 		d = time.Duration(h) * time.Hour
 	}
-	orgs := []func() *wlOrg{
-		func() *wlOrg { return demoOrg(t) },
-		func() *wlOrg { return bigOrg(t, 10_000, 2_000, 50_000, 3) },
+	orgs := []struct {
+		name  string
+		mk    func(t *testing.T) *wlOrg
+		index []int64 // feed runs' IndexBytes (0 = default)
+	}{
+		{"demo", demoOrg, []int64{0}},
+		{"big", func(t *testing.T) *wlOrg { return bigOrg(t, 10_000, 2_000, 50_000, 3) }, []int64{0, 64 << 20}},
 	}
-	for _, mk := range orgs {
-		org := mk()
-		for _, rate := range []int{2, 10} {
-			for _, hit := range []float64{0.95, 1} {
-				t.Run(fmt.Sprintf("%s/%dps/hit%v", strings.ReplaceAll(org.name, " ", "_"), rate, hit), func(t *testing.T) {
-					run := wlRun{org: org, d: d, interval: 30 * time.Second, ticketsPerSecond: rate, hitShare: hit}
-					ttl := runWorkload(t, run)
-					run.feed = true
-					fd := runWorkload(t, run)
-					t.Logf("%v", ttl)
-					t.Logf("%v", fd)
-					t.Logf("requests TTL/feed %.2fx, operations %.2fx; without never-seen keys %.2fx",
-						float64(ttl.requests)/float64(fd.requests), float64(ttl.operations)/float64(fd.operations),
-						float64(ttl.requests-ttl.unseen)/float64(fd.requests-fd.unseen))
-				})
+	for _, o := range orgs {
+		t.Run(o.name, func(t *testing.T) {
+			org := o.mk(t)
+			for _, rate := range []int{2, 10} {
+				for _, hit := range []float64{0.95, 1} {
+					t.Run(fmt.Sprintf("%dps/hit%v", rate, hit), func(t *testing.T) {
+						run := wlRun{org: org, d: d, interval: 30 * time.Second, ticketsPerSecond: rate, hitShare: hit}
+						var ttl workloadResult
+						t.Run("ttl", func(t *testing.T) { ttl = runWorkload(t, run) }) // its own simulator, closed at its end
+						t.Logf("%s %v %d/s hit %v: %v", org.name, d, rate, hit, ttl)
+						for _, ib := range o.index {
+							run.feed, run.indexBytes = true, ib
+							var fd workloadResult
+							t.Run(fmt.Sprintf("feed%d", ib>>20), func(t *testing.T) { fd = runWorkload(t, run) })
+							t.Logf("%s %v %d/s hit %v: %v", org.name, d, rate, hit, fd)
+							t.Logf("requests TTL/feed %.2fx, operations %.2fx; without never-seen keys %.2fx",
+								float64(ttl.requests)/float64(fd.requests), float64(ttl.operations)/float64(fd.operations),
+								float64(ttl.requests-ttl.unseen)/float64(fd.requests-fd.unseen))
+						}
+					})
+				}
 			}
-		}
+		})
 	}
 }
