@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -212,6 +213,7 @@ type wlRun struct {
 	ticketsPerSecond int
 	hitShare         float64
 	indexBytes       int64 // FeedConfig.IndexBytes
+	cacheBytes       int64 // CacheConfig.MaxBytes
 }
 
 // runWorkload replays the help-desk Zipf workload (package bench) on the
@@ -229,7 +231,7 @@ func runWorkload(t *testing.T, r wlRun) workloadResult {
 		t.Fatal(err)
 	}
 	src := wl.Source(0)
-	e := newWorkloadEnv(t, org.raw, r.feed, r.interval, r.indexBytes)
+	e := newWorkloadEnv(t, org.raw, r.feed, r.interval, r.indexBytes, r.cacheBytes)
 	ctx := context.Background()
 	res := workloadResult{mode: "TTL (1m/5m)"}
 	if r.feed {
@@ -358,7 +360,7 @@ type wlClock struct{ now time.Time } // used by one goroutine at a time (the wor
 func (c *wlClock) Now() time.Time          { return c.now }
 func (c *wlClock) Advance(d time.Duration) { c.now = c.now.Add(d) }
 
-func newWorkloadEnv(t *testing.T, seed []byte, feed bool, interval time.Duration, indexBytes int64) *wlEnv {
+func newWorkloadEnv(t *testing.T, seed []byte, feed bool, interval time.Duration, indexBytes, cacheBytes int64) *wlEnv {
 	t.Helper()
 	clk := &wlClock{now: time.Date(2026, 3, 2, 8, 0, 0, 0, time.UTC)}
 	sim, err := dataversetest.NewServer(dataversetest.Options{Clock: clk.Now, Seed: seed})
@@ -379,7 +381,7 @@ func newWorkloadEnv(t *testing.T, seed []byte, feed bool, interval time.Duration
 		t.Cleanup(c.Close)
 		return c
 	}
-	cache, err := gateway.NewCache(gateway.CacheConfig{})
+	cache, err := gateway.NewCache(gateway.CacheConfig{MaxBytes: cacheBytes})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -456,7 +458,8 @@ func TestFeedWorkloadShort(t *testing.T) {
 //	DVGATE_FEED_MEASURE=1 go test -count=1 -timeout 3h -run 'TestFeedWorkload8h/big/2ps' -v ./gateway
 //	DVGATE_FEED_MEASURE=1 DVGATE_FEED_HOURS=2 go test -count=1 -timeout 3h -run 'TestFeedWorkload8h/big/10ps' -v ./gateway
 //
-// DVGATE_FEED_HOURS sets the simulated day's hours (default 8).
+// DVGATE_FEED_HOURS sets the simulated day's hours (default 8),
+// DVGATE_FEED_CACHE_MB the cache's budget (default 64).
 func TestFeedWorkload8h(t *testing.T) {
 	if os.Getenv("DVGATE_FEED_MEASURE") == "" {
 		t.Skip("a measurement: set DVGATE_FEED_MEASURE=1 to run it")
@@ -464,6 +467,10 @@ func TestFeedWorkload8h(t *testing.T) {
 	d := 8 * time.Hour
 	if h, err := strconv.Atoi(os.Getenv("DVGATE_FEED_HOURS")); err == nil && h > 0 {
 		d = time.Duration(h) * time.Hour
+	}
+	var cacheBytes int64
+	if mb, err := strconv.Atoi(os.Getenv("DVGATE_FEED_CACHE_MB")); err == nil && mb > 0 {
+		cacheBytes = int64(mb) << 20
 	}
 	orgs := []struct {
 		name  string
@@ -479,15 +486,15 @@ func TestFeedWorkload8h(t *testing.T) {
 			for _, rate := range []int{2, 10} {
 				for _, hit := range []float64{0.95, 1} {
 					t.Run(fmt.Sprintf("%dps/hit%v", rate, hit), func(t *testing.T) {
-						run := wlRun{org: org, d: d, interval: 30 * time.Second, ticketsPerSecond: rate, hitShare: hit}
+						run := wlRun{org: org, d: d, interval: 30 * time.Second, ticketsPerSecond: rate, hitShare: hit, cacheBytes: cacheBytes}
 						var ttl workloadResult
 						t.Run("ttl", func(t *testing.T) { ttl = runWorkload(t, run) }) // its own simulator, closed at its end
-						t.Logf("%s %v %d/s hit %v: %v", org.name, d, rate, hit, ttl)
+						t.Logf("%s %v %d/s hit %v cache %d MiB: %v", org.name, d, rate, hit, cmp.Or(cacheBytes, gateway.DefaultMaxBytes)>>20, ttl)
 						for _, ib := range o.index {
 							run.feed, run.indexBytes = true, ib
 							var fd workloadResult
 							t.Run(fmt.Sprintf("feed%d", ib>>20), func(t *testing.T) { fd = runWorkload(t, run) })
-							t.Logf("%s %v %d/s hit %v: %v", org.name, d, rate, hit, fd)
+							t.Logf("%s %v %d/s hit %v cache %d MiB: %v", org.name, d, rate, hit, cmp.Or(cacheBytes, gateway.DefaultMaxBytes)>>20, fd)
 							t.Logf("requests TTL/feed %.2fx, operations %.2fx; without never-seen keys %.2fx",
 								float64(ttl.requests)/float64(fd.requests), float64(ttl.operations)/float64(fd.operations),
 								float64(ttl.requests-ttl.unseen)/float64(fd.requests-fd.unseen))
