@@ -450,13 +450,14 @@ func TestFeedWorkloadShort(t *testing.T) {
 // its default (1/8 of the cache's 64 MiB), which it outgrows there.
 // A measurement (DVGATE_FEED_MEASURE=1). The simulator scans the 50,000
 // orders per lookup and the big org takes ~5 GB of memory, so its runs take
-// minutes each; on 2 shared cores the demo org's 8 hours took 19 minutes
-// for all four settings, the big org's 8 hours at 2 tickets/s 37 minutes,
-// and its 10 tickets/s were measured over 2 hours (25 minutes):
+// minutes each: on 2 cores shared with other work, the demo org's four
+// settings took 19 minutes, the big org's 2 tickets/s 37 minutes, and each
+// of its 10 tickets/s settings 7 to 25 minutes (one run per line):
 //
 //	DVGATE_FEED_MEASURE=1 go test -count=1 -timeout 3h -run 'TestFeedWorkload8h/demo' -v ./gateway
 //	DVGATE_FEED_MEASURE=1 go test -count=1 -timeout 3h -run 'TestFeedWorkload8h/big/2ps' -v ./gateway
-//	DVGATE_FEED_MEASURE=1 DVGATE_FEED_HOURS=2 go test -count=1 -timeout 3h -run 'TestFeedWorkload8h/big/10ps' -v ./gateway
+//	DVGATE_FEED_MEASURE=1 go test -count=1 -timeout 3h -run 'TestFeedWorkload8h/big/10ps/hit1$' -v ./gateway
+//	DVGATE_FEED_MEASURE=1 go test -count=1 -timeout 3h -run 'TestFeedWorkload8h/big/10ps/hit0.95' -v ./gateway
 //
 // DVGATE_FEED_HOURS sets the simulated day's hours (default 8),
 // DVGATE_FEED_CACHE_MB the cache's budget (default 64).
