@@ -221,6 +221,9 @@ type Follower struct {
 // FeedStats are a follower's cumulative counters.
 type FeedStats struct {
 	Polls, Requests, RowsChanged, Invalidated, Resyncs int64
+	// Operations counts each GET of a $batch (Requests counts the batch
+	// once): Dataverse's entitlement limits count operations.
+	Operations int64
 	// InitialRows and InitialBytes are what the initial syncs read.
 	InitialRows, InitialBytes int64
 	// IndexedAnswers and IndexBytes are the dependency index's size now.
@@ -311,8 +314,9 @@ func (f *Follower) Poll(ctx context.Context) error {
 	defer f.mu.Unlock()
 	start := f.g.clock()
 	f.stats.Polls++
+	first := f.batchPages(ctx) // feedbatch.go: every deltaLink in one request
 	for _, t := range f.tables {
-		if err := f.pollTable(ctx, t); err != nil {
+		if err := f.pollTable(ctx, t, first[t.set]); err != nil {
 			f.fail(t, err)
 			f.metrics.lag(f.g.name, f.g.clock().Sub(f.lastSuccess), f.lastSuccess.IsZero())
 			return err
@@ -325,19 +329,19 @@ func (f *Follower) Poll(ctx context.Context) error {
 }
 
 // pollTable follows one table's link to its next deltaLink, page by page,
-// making stale what each page reports.
-func (f *Follower) pollTable(ctx context.Context, t feedTable) error {
+// making stale what each page reports. first, when not nil, is the first
+// page, read by batchPages.
+func (f *Follower) pollTable(ctx context.Context, t feedTable, first *batchedPage) error {
 	link := f.links[t.set]
 	initial := link == ""
 	if initial {
 		link = f.g.baseURL + t.set + "?$select=" + strings.Join(t.cols, ",")
 	}
 	for range feedMaxPages {
-		page, n, err := f.get(ctx, link)
+		page, n, err := f.nextPage(ctx, link, &first)
 		if err != nil {
 			return err
 		}
-		f.stats.Requests++
 		var deps []string
 		for _, raw := range page.Value {
 			var row map[string]any
