@@ -130,8 +130,9 @@ func keyBytes(key string, deps []string) int64 {
 // one of the deps was invalidated after since (the load's start):
 // the answer may predate that change, and must not be kept long. evicted
 // are the keys that left the index to keep it within its bytes; the caller
-// shortens their entries.
-func (x *depIndex) add(key string, deps []string, normal time.Duration, since time.Time) (raced bool, evicted []evictedKey) {
+// shortens their entries. indexed is false when the answer alone exceeds
+// the bound: nothing can make it stale, and the caller keeps it short.
+func (x *depIndex) add(key string, deps []string, normal time.Duration, since time.Time) (raced bool, evicted []evictedKey, ok bool) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	raced = x.allAt.After(since)
@@ -143,6 +144,9 @@ func (x *depIndex) add(key string, deps []string, normal time.Duration, since ti
 		}
 	}
 	x.removeLocked(key)
+	if keyBytes(key, deps) > x.maxBytes {
+		return raced, nil, false
+	}
 	for _, d := range deps {
 		m := x.byDep[d]
 		if m == nil {
@@ -161,20 +165,25 @@ func (x *depIndex) add(key string, deps []string, normal time.Duration, since ti
 			continue // just indexed again: its newer slot is at the end
 		}
 		if it, ok := x.byKey[old]; ok {
-			evicted = append(evicted, evictedKey{old, it.normal})
+			evicted = append(evicted, evictedKey{key: old, normal: it.normal})
 			x.removeLocked(old)
 		}
 	}
 	if len(x.fifo) > 2*len(x.byKey)+64 {
 		x.compactLocked()
 	}
-	return raced, evicted
+	return raced, evicted, true
 }
 
 // evictedKey is a key that left the index, with its normal freshness.
+// within, when set, bounds how much longer the answer may stay fresh: one
+// that leaves the index while the feed runs is no longer made stale by a
+// change, so it lives at most one more poll interval (the freshness the
+// feed promises), and less when its normal freshness ends sooner.
 type evictedKey struct {
 	key    string
 	normal time.Duration
+	within time.Duration
 }
 
 // removeLocked drops key from the index (its FIFO slot stays until popped
@@ -251,7 +260,7 @@ func (x *depIndex) drain() []evictedKey {
 	defer x.mu.Unlock()
 	out := make([]evictedKey, 0, len(x.byKey))
 	for k, it := range x.byKey {
-		out = append(out, evictedKey{k, it.normal})
+		out = append(out, evictedKey{key: k, normal: it.normal})
 	}
 	x.byDep, x.byKey, x.fifo, x.bytes = map[string]map[string]struct{}{}, map[string]indexed{}, nil, 0
 	return out

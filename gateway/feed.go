@@ -43,7 +43,9 @@ type FeedConfig struct {
 	// DefaultFeedTTL. Answers never live shorter than without the feed.
 	TTL time.Duration
 	// IndexBytes bounds the dependency index; 0 = 1/8 of the cache's
-	// budget. Answers beyond it keep their normal freshness.
+	// budget. An answer that leaves it (oldest indexed first) stays fresh
+	// at most one more Interval, or its normal freshness if shorter: no
+	// change would make it stale any more.
 	IndexBytes int64
 	// Metrics; nil = none.
 	Metrics *FeedMetrics
@@ -61,6 +63,9 @@ type feedState struct {
 	up   atomic.Bool   // every table has a deltaLink: answers may live for ttl
 	gen  atomic.Uint64 // incremented each time the feed goes down, before the drain
 	keep time.Duration
+	// interval is the poll interval: an answer that leaves the index lives
+	// at most that much longer (evictedKey.within).
+	interval time.Duration
 	// lengthen is false with a shared level: another replica would read
 	// the long-lived entry from it without this replica's invalidations.
 	lengthen bool
@@ -88,11 +93,17 @@ func (c *core) follow(s spec, e *entry, since time.Time, sink *depSink) (stored 
 	}
 	normal := e.fresh
 	gen := f.gen.Load()
-	raced, evicted := f.idx.add(s.key, deps, normal, since)
+	raced, evicted, indexed := f.idx.add(s.key, deps, normal, since)
+	for i := range evicted {
+		evicted[i].within = f.interval
+	}
 	c.demote(evicted, false)
 	switch {
 	case raced:
 		e.fresh = 0
+	case !indexed:
+		// Larger than the whole index: no change can make it stale.
+		e.fresh = min(e.fresh, f.interval)
 	case f.up.Load() && f.lengthen && !since.Before(c.clock().Add(-f.keep)):
 		// (An answer fetched longer ago than the index remembers
 		// invalidations, as one read from the shared level may be, keeps
@@ -100,7 +111,7 @@ func (c *core) follow(s spec, e *entry, since time.Time, sink *depSink) (stored 
 		e.fresh = max(e.fresh, f.ttl)
 		return func() {
 			if f.gen.Load() != gen {
-				c.demote([]evictedKey{{s.key, normal}}, false)
+				c.demote([]evictedKey{{key: s.key, normal: normal}}, false)
 			}
 		}
 	}
@@ -126,13 +137,18 @@ func (c *core) demote(keys []evictedKey, stale bool) int {
 			if !e.notFound {
 				cp.stale = e.fresh + e.stale
 			}
-		} else if e.fresh > k.normal {
-			cp.fresh = k.normal
-			if !e.notFound {
-				cp.stale = e.fresh - k.normal + e.stale
-			}
 		} else {
-			continue
+			target := k.normal
+			if k.within > 0 {
+				target = min(target, now.Sub(e.fetched)+k.within)
+			}
+			if e.fresh <= target {
+				continue
+			}
+			cp.fresh = target
+			if !e.notFound {
+				cp.stale = e.fresh - target + e.stale
+			}
 		}
 		c.cache.rc.Del(k.key)
 		c.cache.set(k.key, &cp)
@@ -254,7 +270,7 @@ func (g *Gateway) Follow(cfg FeedConfig) (*Follower, error) {
 		cfg.IndexBytes = max(g.cache.budget/8, 1<<20)
 	}
 	bus, _ := g.shared.(FeedBus)
-	st := &feedState{idx: newDepIndex(cfg.IndexBytes), ttl: cfg.TTL, keep: g.timeout + cfg.Interval, lengthen: g.shared == nil || bus != nil}
+	st := &feedState{idx: newDepIndex(cfg.IndexBytes), ttl: cfg.TTL, keep: g.timeout + cfg.Interval, interval: cfg.Interval, lengthen: g.shared == nil || bus != nil}
 	if !g.feed.CompareAndSwap(nil, st) {
 		return nil, errors.New("gateway: a change follower is already attached")
 	}

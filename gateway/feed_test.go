@@ -28,6 +28,11 @@ type feedEnv struct {
 
 func newFeedEnv(t *testing.T, opts dataversetest.Options) *feedEnv {
 	t.Helper()
+	return newFeedEnvWith(t, opts, FeedConfig{Interval: 30 * time.Second})
+}
+
+func newFeedEnvWith(t *testing.T, opts dataversetest.Options, fc FeedConfig) *feedEnv {
+	t.Helper()
 	clk := newFakeClock()
 	opts.Clock = clk.Now
 	sim, err := dataversetest.NewServer(opts)
@@ -51,7 +56,7 @@ func newFeedEnv(t *testing.T, opts dataversetest.Options) *feedEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(g.Close)
-	f, err := g.Follow(FeedConfig{Interval: 30 * time.Second})
+	f, err := g.Follow(fc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -285,14 +290,14 @@ func TestDepIndex(t *testing.T) {
 	t.Parallel()
 	t0 := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
 	x := newDepIndex(keyBytes("k1", []string{"a", "b"}) + keyBytes("k2", []string{"b"}))
-	if raced, ev := x.add("k1", []string{"a", "b"}, time.Minute, t0); raced || len(ev) != 0 {
-		t.Fatal(raced, ev)
+	if raced, ev, ok := x.add("k1", []string{"a", "b"}, time.Minute, t0); raced || len(ev) != 0 || !ok {
+		t.Fatal(raced, ev, ok)
 	}
-	if raced, ev := x.add("k2", []string{"b"}, time.Minute, t0); raced || len(ev) != 0 {
-		t.Fatal(raced, ev)
+	if raced, ev, ok := x.add("k2", []string{"b"}, time.Minute, t0); raced || len(ev) != 0 || !ok {
+		t.Fatal(raced, ev, ok)
 	}
-	_, ev := x.add("k3", []string{"c"}, 5*time.Minute, t0)
-	if diff := cmp.Diff([]evictedKey{{"k1", time.Minute}}, ev, cmp.AllowUnexported(evictedKey{})); diff != "" {
+	_, ev, _ := x.add("k3", []string{"c"}, 5*time.Minute, t0)
+	if diff := cmp.Diff([]evictedKey{{key: "k1", normal: time.Minute}}, ev, cmp.AllowUnexported(evictedKey{})); diff != "" {
 		t.Errorf("evicted (-want +got):\n%s", diff)
 	}
 	if got := x.take([]string{"a"}, t0, time.Minute); len(got) != 0 {
@@ -301,15 +306,57 @@ func TestDepIndex(t *testing.T) {
 	if got := x.take([]string{"b"}, t0.Add(time.Second), time.Minute); !cmp.Equal(got, []string{"k2"}) {
 		t.Errorf("b: %v", got)
 	}
-	if raced, _ := x.add("k4", []string{"b"}, time.Minute, t0); !raced {
+	if raced, _, _ := x.add("k4", []string{"b"}, time.Minute, t0); !raced {
 		t.Error("a load that began before b was invalidated is not raced")
 	}
-	if raced, _ := x.add("k5", []string{"b"}, time.Minute, t0.Add(time.Second)); raced {
+	if raced, _, _ := x.add("k5", []string{"b"}, time.Minute, t0.Add(time.Second)); raced {
 		t.Error("a load that began when b was invalidated is raced")
 	}
 	if n, b := x.size(); n != 2 || b > x.maxBytes {
 		t.Errorf("size %d, %d bytes (max %d)", n, b, x.maxBytes)
 	}
+	// An answer larger than the whole bound is not indexed (it would stay
+	// for good: nothing older is left to evict), and the caller is told.
+	huge := strings.Repeat("x", int(x.maxBytes))
+	if _, ev, ok := x.add("k6", []string{huge}, time.Minute, t0); ok || len(ev) != 0 {
+		t.Errorf("an answer larger than the index: indexed %v, evicted %v", ok, ev)
+	}
+	if n, b := x.size(); n != 2 || b > x.maxBytes {
+		t.Errorf("after the oversized answer: size %d, %d bytes (max %d)", n, b, x.maxBytes)
+	}
 }
 
 func errorsAs(err error, target **dataverse.Error) bool { return errors.As(err, target) }
+
+// An answer that leaves the dependency index (its byte bound is reached)
+// can no longer be made stale by a change: it stays fresh at most one
+// more poll interval, not its normal TTL, so no answer is older than the
+// feed promises. (Measured on a 50,000-order org, FIFO eviction with the
+// normal TTL served answers up to 2m23s stale.)
+func TestFeedIndexEvictionKeepsFreshness(t *testing.T) {
+	t.Parallel()
+	e := newFeedEnvWith(t, dataversetest.Options{}, FeedConfig{Interval: 10 * time.Second})
+	e.poll(t)
+	ctx := context.Background()
+	o, _, err := e.g.Order(ctx, demoOrder) // indexed, then pushed out by the next answer
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := e.f.st.idx
+	x.mu.Lock()
+	x.maxBytes = x.bytes // room for this answer only
+	x.mu.Unlock()
+	if _, _, err := e.g.Customer(ctx, "alex.wu@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	e.write(t, "PATCH", "salesorders("+o.ID+")", `{"name":"Changed after it left the index"}`)
+	e.poll(t) // reports the change; the answer is not in the index
+	e.clk.Advance(11 * time.Second) // past one interval, within the order's 1m TTL
+	got, m, err := e.g.Order(ctx, demoOrder)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Outcome != Miss || got.Name != "Changed after it left the index" {
+		t.Errorf("an answer out of the index, one interval after a change: %v %q, want a miss with the new name", m.Outcome, got.Name)
+	}
+}
