@@ -350,7 +350,7 @@ func TestFeedIndexEvictionKeepsFreshness(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.write(t, "PATCH", "salesorders("+o.ID+")", `{"name":"Changed after it left the index"}`)
-	e.poll(t) // reports the change; the answer is not in the index
+	e.poll(t)                       // reports the change; the answer is not in the index
 	e.clk.Advance(11 * time.Second) // past one interval, within the order's 1m TTL
 	got, m, err := e.g.Order(ctx, demoOrder)
 	if err != nil {
