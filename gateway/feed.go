@@ -232,6 +232,7 @@ type Follower struct {
 	pending      []string  // deps a leader's poll found, to publish
 	pendingAll   bool      // too many to list: publish All
 	announceDown bool      // the next event is Down (a takeover without a checkpoint)
+	batchOff     int       // polls left without a $batch (feedbatch.go)
 }
 
 // FeedStats are a follower's cumulative counters.

@@ -32,6 +32,10 @@ import (
 // without the batch. A table without a deltaLink yet (the initial sync
 // reads the whole table, page by page) is never in the batch.
 
+// batchPause is how many polls go table by table after Dataverse refused
+// a batch.
+const batchPause = 20
+
 // batchedPage is a table's first page of a poll, read from the batch.
 type batchedPage struct {
 	page *feedPage
@@ -54,10 +58,20 @@ func (f *Follower) batchPages(ctx context.Context) map[string]*batchedPage {
 	if len(links) < 2 {
 		return nil
 	}
+	if f.batchOff > 0 {
+		f.batchOff--
+		return nil
+	}
 	pages, err := f.batch(ctx, links)
 	if err != nil {
+		// A refusal (not a passing 503 or timeout) would come back at
+		// every poll, each costing the batch and then every table: poll
+		// table by table for a while before trying again.
+		if !transient(err) {
+			f.batchOff = batchPause
+		}
 		f.log.Warn("change feed: the $batch of deltaLinks failed; polling each table on its own",
-			"integration", f.g.name, "tables", len(links), "error", err)
+			"integration", f.g.name, "tables", len(links), "pollsWithoutBatch", f.batchOff, "error", err)
 		return nil
 	}
 	out := make(map[string]*batchedPage, len(sets))

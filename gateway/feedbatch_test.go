@@ -73,9 +73,21 @@ func TestFeedBatchPoll(t *testing.T) {
 			e.write(t, "PATCH", "contacts("+alexID+")", `{"telephone1":"+1 555 0198"}`)
 			e.sim.InjectFault(dataversetest.Fault{Path: api + "$batch", Count: 1, Status: http.StatusServiceUnavailable})
 		},
+		want:       []string{demoOrder + " miss", alexEmail + " miss"},
+		wantPaths:  []string{api + "$batch", api + "contacts", api + "accounts", api + "salesorders", api + "salesorderdetails", api + "products"},
+		wantOps:    5,
+		wantPaths2: []string{api + "$batch"}, // a 503 passes: batch again
+	}, {
+		name: "the batch is refused",
+		setup: func(t *testing.T, e *feedEnv) {
+			e.write(t, "PATCH", "contacts("+alexID+")", `{"telephone1":"+1 555 0197"}`)
+			e.sim.InjectFault(dataversetest.Fault{Path: api + "$batch", Count: 1, Status: http.StatusBadRequest})
+		},
 		want:      []string{demoOrder + " miss", alexEmail + " miss"},
 		wantPaths: []string{api + "$batch", api + "contacts", api + "accounts", api + "salesorders", api + "salesorderdetails", api + "products"},
 		wantOps:   5,
+		// A refusal would come back: the next polls go table by table.
+		wantPaths2: []string{api + "contacts", api + "accounts", api + "salesorders", api + "salesorderdetails", api + "products"},
 	}}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
