@@ -176,14 +176,15 @@ func (x *depIndex) add(key string, deps []string, normal time.Duration, since ti
 }
 
 // evictedKey is a key that left the index, with its normal freshness.
-// within, when set, bounds how much longer the answer may stay fresh: one
-// that leaves the index while the feed runs is no longer made stale by a
-// change, so it lives at most one more poll interval (the freshness the
-// feed promises), and less when its normal freshness ends sooner.
+// until, when set, is when the answer must stop being fresh at the
+// latest: one that leaves the index while the feed runs is no longer made
+// stale by a change, so it lives until the next poll is due (changes made
+// since the last poll began would have been reported by it), and less
+// when its normal freshness ends sooner.
 type evictedKey struct {
 	key    string
 	normal time.Duration
-	within time.Duration
+	until  time.Time
 }
 
 // removeLocked drops key from the index (its FIFO slot stays until popped

@@ -44,8 +44,9 @@ type FeedConfig struct {
 	TTL time.Duration
 	// IndexBytes bounds the dependency index; 0 = 1/8 of the cache's
 	// budget. An answer that leaves it (oldest indexed first) stays fresh
-	// at most one more Interval, or its normal freshness if shorter: no
-	// change would make it stale any more.
+	// until the next poll is due (the last one's start plus Interval), or
+	// its normal freshness if shorter: no change would make it stale any
+	// more.
 	IndexBytes int64
 	// Metrics; nil = none.
 	Metrics *FeedMetrics
@@ -63,9 +64,11 @@ type feedState struct {
 	up   atomic.Bool   // every table has a deltaLink: answers may live for ttl
 	gen  atomic.Uint64 // incremented each time the feed goes down, before the drain
 	keep time.Duration
-	// interval is the poll interval: an answer that leaves the index lives
-	// at most that much longer (evictedKey.within).
+	// interval is the poll interval, and polled (Unix ns, on the gateway's
+	// clock) the start of the last poll whose changes were applied: an
+	// answer that leaves the index lives until the next poll is due.
 	interval time.Duration
+	polled   atomic.Int64
 	// lengthen is false with a shared level: another replica would read
 	// the long-lived entry from it without this replica's invalidations.
 	lengthen bool
@@ -94,8 +97,9 @@ func (c *core) follow(s spec, e *entry, since time.Time, sink *depSink) (stored 
 	normal := e.fresh
 	gen := f.gen.Load()
 	raced, evicted, indexed := f.idx.add(s.key, deps, normal, since)
+	due := f.due()
 	for i := range evicted {
-		evicted[i].within = f.interval
+		evicted[i].until = due
 	}
 	c.demote(evicted, false)
 	switch {
@@ -103,7 +107,7 @@ func (c *core) follow(s spec, e *entry, since time.Time, sink *depSink) (stored 
 		e.fresh = 0
 	case !indexed:
 		// Larger than the whole index: no change can make it stale.
-		e.fresh = min(e.fresh, f.interval)
+		e.fresh = max(0, min(e.fresh, due.Sub(e.fetched)))
 	case f.up.Load() && f.lengthen && !since.Before(c.clock().Add(-f.keep)):
 		// (An answer fetched longer ago than the index remembers
 		// invalidations, as one read from the shared level may be, keeps
@@ -116,6 +120,12 @@ func (c *core) follow(s spec, e *entry, since time.Time, sink *depSink) (stored 
 		}
 	}
 	return nothing
+}
+
+// due is when the next poll's changes are due: the last applied poll's
+// start plus the interval.
+func (f *feedState) due() time.Time {
+	return time.Unix(0, f.polled.Load()).Add(f.interval)
 }
 
 // demote gives each key's cached entry its normal freshness (stale = make
@@ -139,8 +149,8 @@ func (c *core) demote(keys []evictedKey, stale bool) int {
 			}
 		} else {
 			target := k.normal
-			if k.within > 0 {
-				target = min(target, now.Sub(e.fetched)+k.within)
+			if !k.until.IsZero() {
+				target = max(0, min(target, k.until.Sub(e.fetched)))
 			}
 			if e.fresh <= target {
 				continue
@@ -340,6 +350,7 @@ func (f *Follower) Poll(ctx context.Context) error {
 		}
 	}
 	f.lastSuccess = start
+	f.st.polled.Store(start.UnixNano())
 	f.goUp("change feed following: answers live until a change makes them stale")
 	f.metrics.lag(f.g.name, f.g.clock().Sub(start), false)
 	return nil

@@ -204,6 +204,7 @@ func (f *Follower) hear(ev FeedEvent) {
 		}
 	}
 	if !f.leading {
+		f.st.polled.Store(f.lastEvent.UnixNano())
 		f.goUp("change feed: following the fleet's feed: answers live until a change makes them stale")
 	}
 }
