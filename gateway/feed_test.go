@@ -40,17 +40,7 @@ func newFeedEnvWith(t *testing.T, opts dataversetest.Options, fc FeedConfig) *fe
 		t.Fatal(err)
 	}
 	t.Cleanup(sim.Close)
-	conn := func() *dataverse.Conn {
-		c, err := dataverse.New(dataverse.Config{
-			URL: sim.URL(), TenantID: sim.TenantID(), ClientID: sim.ClientID(), ClientSecret: sim.ClientSecret(),
-			AuthorityHost: sim.AuthorityHost(), HTTPClient: sim.Client(), MaxAttempts: 1, Logger: discardLogger,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(c.Close)
-		return c
-	}
+	conn := func() *dataverse.Conn { return simConn(t, sim) }
 	g, err := New(Config{Conn: conn(), Clock: clk.Now, Logger: discardLogger, Budget: Budget{Rate: -1}})
 	if err != nil {
 		t.Fatal(err)
@@ -61,6 +51,20 @@ func newFeedEnvWith(t *testing.T, opts dataversetest.Options, fc FeedConfig) *fe
 		t.Fatal(err)
 	}
 	return &feedEnv{sim: sim, g: g, f: f, clk: clk, w: conn()}
+}
+
+// simConn is a connection to sim, closed at the end of the test.
+func simConn(t *testing.T, sim *dataversetest.Server) *dataverse.Conn {
+	t.Helper()
+	c, err := dataverse.New(dataverse.Config{
+		URL: sim.URL(), TenantID: sim.TenantID(), ClientID: sim.ClientID(), ClientSecret: sim.ClientSecret(),
+		AuthorityHost: sim.AuthorityHost(), HTTPClient: sim.Client(), MaxAttempts: 1, Logger: discardLogger,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
 }
 
 // write sends a PATCH or DELETE through the Web API.

@@ -124,17 +124,7 @@ func newFleetEnv(t *testing.T, replicas int) *fleetEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(sim.Close)
-	conn := func() *dataverse.Conn {
-		c, err := dataverse.New(dataverse.Config{
-			URL: sim.URL(), TenantID: sim.TenantID(), ClientID: sim.ClientID(), ClientSecret: sim.ClientSecret(),
-			AuthorityHost: sim.AuthorityHost(), HTTPClient: sim.Client(), MaxAttempts: 1, Logger: discardLogger,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(c.Close)
-		return c
-	}
+	conn := func() *dataverse.Conn { return simConn(t, sim) }
 	e := &fleetEnv{sim: sim, bus: newMemFleet(clk), clk: clk}
 	for range replicas {
 		g, err := New(Config{Conn: conn(), Clock: clk.Now, Logger: discardLogger, Budget: Budget{Rate: -1}, Shared: e.bus})

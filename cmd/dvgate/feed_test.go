@@ -57,6 +57,27 @@ func TestServeChangeFeed(t *testing.T) {
 	}
 
 	// Another application changes the order's status through the Web API.
+	want := changeOrderStatus(t, e, id, before)
+	changed := time.Now()
+
+	var fresh result
+	waitFor(t, interval+5*time.Second, func() bool {
+		fresh = must(t, e.do("GET", order), 200)
+		return fresh.json(t)["order"].(map[string]any)["statusReason"].(map[string]any)["value"].(float64) == want
+	})
+	took := time.Since(changed)
+	if got := fresh.header.Get("X-Cache"); got != "miss" {
+		t.Errorf("the fresh answer's X-Cache %q", got)
+	}
+	t.Logf("the changed status was answered %v after the PATCH (poll interval %v)", took.Round(time.Millisecond), interval)
+}
+
+func jsonNum(f float64) string { b, _ := json.Marshal(f); return string(b) }
+
+// changeOrderStatus changes the order's status reason through the Web
+// API, as another application would, and returns the new value.
+func changeOrderStatus(t *testing.T, e *env, id string, before float64) float64 {
+	t.Helper()
 	w, err := dataverse.New(dataverse.Config{URL: e.sim.URL(), TenantID: e.sim.TenantID(), ClientID: e.sim.ClientID(),
 		ClientSecret: e.sim.ClientSecret(), AuthorityHost: e.sim.AuthorityHost(), HTTPClient: e.sim.Client()})
 	if err != nil {
@@ -75,21 +96,8 @@ func TestServeChangeFeed(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	changed := time.Now()
-
-	var fresh result
-	waitFor(t, interval+5*time.Second, func() bool {
-		fresh = must(t, e.do("GET", order), 200)
-		return fresh.json(t)["order"].(map[string]any)["statusReason"].(map[string]any)["value"].(float64) == want
-	})
-	took := time.Since(changed)
-	if got := fresh.header.Get("X-Cache"); got != "miss" {
-		t.Errorf("the fresh answer's X-Cache %q", got)
-	}
-	t.Logf("the changed status was answered %v after the PATCH (poll interval %v)", took.Round(time.Millisecond), interval)
+	return want
 }
-
-func jsonNum(f float64) string { b, _ := json.Marshal(f); return string(b) }
 
 // waitFor checks cond every 20 ms until it holds, failing the test after
 // limit. (The follower runs on real time here: the end-to-end timing is
@@ -179,24 +187,7 @@ func TestServeChangeFeedFleet(t *testing.T) {
 		}
 	}
 	mark := len(e.sim.Requests())
-	w, err := dataverse.New(dataverse.Config{URL: e.sim.URL(), TenantID: e.sim.TenantID(), ClientID: e.sim.ClientID(),
-		ClientSecret: e.sim.ClientSecret(), AuthorityHost: e.sim.AuthorityHost(), HTTPClient: e.sim.Client()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	want := 2.0
-	if before == 2 {
-		want = 1
-	}
-	req, _ := http.NewRequestWithContext(context.Background(), http.MethodPatch, w.BaseURL()+"salesorders("+id+")",
-		strings.NewReader(`{"statuscode":`+jsonNum(want)+`}`))
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := w.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	want := changeOrderStatus(t, e, id, before)
 	changed := time.Now()
 	var took []string
 	for i := range replicas {
