@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -88,19 +89,21 @@ func depsOf(kind, key string, value any) []string {
 
 // depIndex maps deps to the cache keys of the answers that depend on them.
 // It is bounded in bytes (a share of the cache's budget): when full, the
-// oldest indexed answers leave it and fall back to their normal freshness
+// oldest indexed answers leave it and live only until the next poll is due
 // (an answer the feed can no longer make stale must not live for hours).
-// Safe for concurrent use.
+// A dep's keys are a slice, not a set: most deps have one or two answers,
+// and a slice of string headers (the strings are the byKey keys' own)
+// costs a third of a small map. Safe for concurrent use.
 type depIndex struct {
 	maxBytes int64
 
 	mu     sync.Mutex
-	byDep  map[string]map[string]struct{} // guarded by mu
-	byKey  map[string]indexed             // guarded by mu
-	fifo   []string                       // keys in indexing order; may hold keys no longer indexed; guarded by mu
-	bytes  int64                          // guarded by mu
-	recent map[string]time.Time           // dep -> when it was last invalidated; guarded by mu
-	allAt  time.Time                      // when every answer was last invalidated (invalidateAll); guarded by mu
+	byDep  map[string][]string  // guarded by mu
+	byKey  map[string]indexed   // guarded by mu
+	fifo   []string             // keys in indexing order; may hold keys no longer indexed; guarded by mu
+	bytes  int64                // guarded by mu
+	recent map[string]time.Time // dep -> when it was last invalidated; guarded by mu
+	allAt  time.Time            // when every answer was last invalidated (invalidateAll); guarded by mu
 }
 
 // indexed is one indexed answer: its deps, and the freshness it would have
@@ -110,18 +113,25 @@ type indexed struct {
 	normal time.Duration
 }
 
-// depOverhead approximates the bytes of one map slot and its strings.
-const depOverhead = 96
+// keyOverhead and depOverhead approximate the bytes an indexed answer
+// costs besides its strings: its byKey slot and FIFO slot, and per dep a
+// byDep slot (shared with the dep's other answers, counted in full), a
+// slice slot and the dep's header in indexed.deps. Checked against the
+// heap by TestDepIndexBytes.
+const (
+	keyOverhead = 150
+	depOverhead = 120
+)
 
 func newDepIndex(maxBytes int64) *depIndex {
-	return &depIndex{maxBytes: maxBytes, byDep: map[string]map[string]struct{}{},
+	return &depIndex{maxBytes: maxBytes, byDep: map[string][]string{},
 		byKey: map[string]indexed{}, recent: map[string]time.Time{}}
 }
 
 func keyBytes(key string, deps []string) int64 {
-	n := int64(len(key)) + depOverhead
+	n := int64(len(key)) + keyOverhead
 	for _, d := range deps {
-		n += int64(len(d)+len(key)) + 2*depOverhead
+		n += int64(len(d)) + depOverhead
 	}
 	return n
 }
@@ -144,16 +154,12 @@ func (x *depIndex) add(key string, deps []string, normal time.Duration, since ti
 		}
 	}
 	x.removeLocked(key)
+	deps = slices.Compact(slices.Sorted(slices.Values(deps))) // one slot per dep (two lines may share a product)
 	if keyBytes(key, deps) > x.maxBytes {
 		return raced, nil, false
 	}
 	for _, d := range deps {
-		m := x.byDep[d]
-		if m == nil {
-			m = map[string]struct{}{}
-			x.byDep[d] = m
-		}
-		m[key] = struct{}{}
+		x.byDep[d] = append(x.byDep[d], key)
 	}
 	x.byKey[key] = indexed{deps: deps, normal: normal}
 	x.fifo = append(x.fifo, key)
@@ -197,11 +203,14 @@ func (x *depIndex) removeLocked(key string) {
 	delete(x.byKey, key)
 	x.bytes -= keyBytes(key, it.deps)
 	for _, d := range it.deps {
-		if m := x.byDep[d]; m != nil {
-			delete(m, key)
-			if len(m) == 0 {
-				delete(x.byDep, d)
-			}
+		ks := x.byDep[d]
+		if i := slices.Index(ks, key); i >= 0 {
+			ks = slices.Delete(ks, i, i+1)
+		}
+		if len(ks) == 0 {
+			delete(x.byDep, d)
+		} else {
+			x.byDep[d] = ks
 		}
 	}
 }
@@ -236,9 +245,7 @@ func (x *depIndex) take(deps []string, now time.Time, keep time.Duration) []stri
 	var keys []string
 	for _, d := range deps {
 		x.recent[d] = now
-		for k := range x.byDep[d] {
-			keys = append(keys, k)
-		}
+		keys = append(keys, x.byDep[d]...)
 	}
 	for _, k := range keys {
 		x.removeLocked(k)
@@ -263,7 +270,7 @@ func (x *depIndex) drain() []evictedKey {
 	for k, it := range x.byKey {
 		out = append(out, evictedKey{key: k, normal: it.normal})
 	}
-	x.byDep, x.byKey, x.fifo, x.bytes = map[string]map[string]struct{}{}, map[string]indexed{}, nil, 0
+	x.byDep, x.byKey, x.fifo, x.bytes = map[string][]string{}, map[string]indexed{}, nil, 0
 	return out
 }
 
