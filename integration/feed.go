@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"strings"
@@ -109,7 +110,8 @@ func (b *gatewayBackend) follow(gw *gateway.Gateway) error {
 		defer close(r.done)
 		f.Run(ctx)
 	})
-	b.log.Info("following the org's change feed", "interval", cf.Interval, "ttl", cf.TTL)
+	// Durations as text: slog's JSON handler writes a Duration as nanoseconds.
+	b.log.Info("following the org's change feed", "interval", cf.Interval.String(), "ttl", cmp.Or(cf.TTL, gateway.DefaultFeedTTL).String())
 	return nil
 }
 

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -54,7 +55,7 @@ func (c FleetConfig) String() string {
 		}
 		u = p.String()
 	}
-	return fmt.Sprintf("redis %s, prefix %q, authenticated %v", u, c.Prefix, c.Key != nil)
+	return fmt.Sprintf("redis %s, prefix %q, authenticated %v", u, cmp.Or(c.Prefix, fleet.DefaultPrefix), c.Key != nil)
 }
 
 // fileRedis is the config file's "redis" section:

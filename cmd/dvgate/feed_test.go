@@ -45,6 +45,9 @@ func TestServeChangeFeed(t *testing.T) {
 	waitFor(t, 10*time.Second, func() bool {
 		return strings.Contains(string(e.do("GET", "/metrics").body), `dvgate_feed_up{integration="default"} 1`)
 	})
+	if log := e.stderr.String(); !strings.Contains(log, `"interval":"1s","ttl":"12h0m0s"`) {
+		t.Errorf("the start-up log does not say the interval and TTL as durations:\n%s", grepLines(log, "change feed"))
+	}
 	const order = "/v1/orders/ORD-01001-B2K9P7"
 	first := must(t, e.do("GET", order), 200)
 	if got := first.header.Get("X-Cache"); got != "miss" {
