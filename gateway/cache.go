@@ -74,7 +74,16 @@ type entry struct {
 	fresh    time.Duration // served without asking Dataverse until fetched+fresh
 	stale    time.Duration // then usable on upstream errors until fetched+fresh+stale
 	cost     int64
+	// superseded is set (atomically, 1) once a newer entry was stored
+	// under the same key: such an entry is never served. Ristretto drops
+	// the Set of a key whose earlier Set is still in its buffer (the
+	// policy sees the key as present and does not store the new value),
+	// so without it the older answer would win: a stale copy served after
+	// a fresh load, or a change the feed reported served again.
+	superseded uint32
 }
+
+func (e *entry) isSuperseded() bool { return atomic.LoadUint32(&e.superseded) != 0 }
 
 func (e *entry) age(now time.Time) time.Duration {
 	a := now.Sub(e.fetched)
@@ -215,38 +224,52 @@ func onEvict(it *ristretto.Item[*entry]) {
 	}
 }
 
-// get returns the entry for key, from ristretto or the recent guard.
+// get returns the entry for key, from ristretto or the recent guard; never
+// a superseded one.
 func (c *Cache) get(key string) (*entry, bool) {
-	if e, ok := c.rc.Get(key); ok {
+	e, ok := c.rc.Get(key)
+	if ok && !e.isSuperseded() {
 		return e, true
 	}
 	if c.recent == nil {
 		return nil, false
 	}
 	c.mu.Lock()
-	e, ok := c.recent[key]
-	c.mu.Unlock()
+	defer c.mu.Unlock()
+	// The guard holds the newest entry of each of its keys (set replaces
+	// in place). Offer it to ristretto again: ristretto has now seen the
+	// key more often, which is what its admission policy wants before
+	// admitting it, and when it holds a superseded entry this Set replaces
+	// it at once. Under mu, so that this Set is never ordered after a
+	// newer one of the same key.
+	e, ok = c.recent[key]
 	if ok {
-		// Offer it again: ristretto has now seen the key more often, which
-		// is what its admission policy wants before admitting it.
 		c.setRistretto(key, e)
 	}
 	return e, ok
 }
 
-// set stores e under key in ristretto and in the recent guard. e must not
-// be shared yet (set gives it its owner), except a copy of a stored entry
-// stored again under the same key.
+// set stores e under key in ristretto and in the recent guard, and marks
+// the entry it replaces superseded. e must not be shared yet (set gives it
+// its owner), except a copy of a stored entry stored again under the same
+// key.
 func (c *Cache) set(key string, e *entry) {
 	e.owner, e.keyLen = c.ownerOf(key), uint32(len(key))
-	c.setRistretto(key, e)
+	if cur, ok := c.rc.Get(key); ok && cur != e {
+		atomic.StoreUint32(&cur.superseded, 1)
+	}
 	if c.recent == nil {
+		c.setRistretto(key, e)
 		return
 	}
 	cost := costOf(key, e)
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.setRistretto(key, e)
 	if old, ok := c.recent[key]; ok {
+		if old != e {
+			atomic.StoreUint32(&old.superseded, 1)
+		}
 		c.recentBytes -= costOf(key, old)
 		c.recent[key] = e // replace in place; its FIFO position stays
 	} else {
@@ -285,10 +308,10 @@ func (c *Cache) setRistretto(key string, e *entry) {
 	}
 }
 
-// entryOverhead is our entry struct (80 bytes, with the owner accounting's
+// entryOverhead is our entry struct (88 bytes, with the owner accounting's
 // fields) plus ristretto's per-item bookkeeping: its store's map slot, the
 // admission policy's cost map slot
 // and the item it keeps while processing, measured at about 250 bytes per
 // key in a heap profile of a full cache under churn (ristretto's own
 // internal cost, 56, leaves most of it out).
-const entryOverhead = 80 + 256
+const entryOverhead = 88 + 256

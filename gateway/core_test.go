@@ -394,3 +394,38 @@ func TestZipfHitRatio(t *testing.T) {
 		})
 	}
 }
+
+// Ristretto keeps the first of two Sets of a new key still in its buffer
+// and drops the second; the cache must serve the second (the newer answer),
+// never the first. CI once served a stale copy after a fresh load this way.
+func TestCacheNewerSetWins(t *testing.T) {
+	t.Parallel()
+	for _, recent := range []int{0, 1} {
+		t.Run(fmt.Sprint("recent=", recent), func(t *testing.T) {
+			t.Parallel()
+			c, err := NewCache(CacheConfig{RecentEntries: recent})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(c.Close)
+			for i := range 50 {
+				key := fmt.Sprint("k", i)
+				v1, v2 := &entry{value: "v1", cost: 1}, &entry{value: "v2", cost: 1}
+				c.set(key, v1)
+				c.set(key, v2)
+				c.rc.Wait() // both Sets applied, in order
+				if recent == 1 {
+					c.set(fmt.Sprint("other", i), &entry{value: "x", cost: 1}) // pushes key out of the guard
+					c.rc.Wait()
+				}
+				e, ok := c.get(key)
+				if ok && e.value != "v2" {
+					t.Fatalf("%s: got %v after storing v1 then v2", key, e.value)
+				}
+				if !ok && recent == 0 {
+					t.Fatalf("%s: not found after storing v1 then v2", key)
+				}
+			}
+		})
+	}
+}
