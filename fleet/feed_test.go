@@ -197,14 +197,24 @@ func TestFeedSlowSubscriber(t *testing.T) {
 		t.Fatal(err)
 	}
 	fast := subscribe(t, a, testFeed)
-	for i := uint64(1); i <= feedBuffer+20; i++ {
-		if err := a.PublishFeed(ctx, testFeed, gateway.FeedCheckpoint{Seq: i}, gateway.FeedEvent{Seq: i, From: "a"}); err != nil {
-			t.Fatal(err)
+	// In two bursts, each within a subscriber's buffer, the second once the
+	// fast subscriber has the first: a subscriber that keeps up loses
+	// nothing however late its goroutine runs (CI once ran it so late that
+	// one burst of 84 overflowed its buffer too), while the blocked one
+	// holds one event and a full buffer.
+	seq := uint64(0)
+	for _, burst := range []int{feedBuffer, 20} {
+		from := seq + 1
+		for range burst {
+			seq++
+			if err := a.PublishFeed(ctx, testFeed, gateway.FeedCheckpoint{Seq: seq}, gateway.FeedEvent{Seq: seq, From: "a"}); err != nil {
+				t.Fatal(err)
+			}
 		}
-	}
-	for i := uint64(1); i <= feedBuffer+20; i++ {
-		if ev := next(t, fast); ev.Seq != i {
-			t.Fatalf("the fast subscriber got %d, want %d", ev.Seq, i)
+		for i := from; i <= seq; i++ {
+			if ev := next(t, fast); ev.Seq != i {
+				t.Fatalf("the fast subscriber got %d, want %d", ev.Seq, i)
+			}
 		}
 	}
 	close(release)
