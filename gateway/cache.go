@@ -62,6 +62,7 @@ type Cache struct {
 	maxEntries  int
 	maxBytes    int64
 	budget      int64 // CacheConfig.MaxBytes
+	closed      atomic.Bool
 }
 
 // entry is one cached answer. It is immutable once stored.
@@ -81,9 +82,20 @@ type entry struct {
 	// so without it the older answer would win: a stale copy served after
 	// a fresh load, or a change the feed reported served again.
 	superseded uint32
+	// ix is the answer's record in the change feed's dependency index, nil
+	// when not indexed. Its bytes count in the entry's cost, and it leaves
+	// the index when ristretto evicts or refuses the entry (left).
+	ix *indexRec
 }
 
 func (e *entry) isSuperseded() bool { return atomic.LoadUint32(&e.superseded) != 0 }
+
+// clone copies a stored entry for storing again under its key, without
+// its index record and its superseded mark (read atomically: a copy of
+// the whole struct would race with set marking it).
+func (e *entry) clone() *entry {
+	return &entry{value: e.value, notFound: e.notFound, fetched: e.fetched, fresh: e.fresh, stale: e.stale, cost: e.cost}
+}
 
 func (e *entry) age(now time.Time) time.Duration {
 	a := now.Sub(e.fetched)
@@ -112,20 +124,27 @@ func NewCache(cfg CacheConfig) (*Cache, error) {
 	// of at least ~1 KiB (an order with lines is several) and never fewer
 	// than 1000 counters (3 bytes each).
 	counters := max(cfg.MaxBytes/100, 1000)
+	c := &Cache{}
 	rc, err := ristretto.NewCache(&ristretto.Config[string, *entry]{
 		NumCounters:        counters,
 		MaxCost:            cfg.MaxBytes,
 		BufferItems:        64,
 		IgnoreInternalCost: true,
 		Metrics:            true,
-		OnEvict:            onEvict,
-		OnExit:             onExit,
+		OnEvict: func(it *ristretto.Item[*entry]) {
+			onEvict(it)
+			c.left(it.Value, false)
+		},
+		OnReject: func(it *ristretto.Item[*entry]) { c.left(it.Value, false) },
+		OnExit:   onExit,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("gateway: creating cache: %w", err)
 	}
-	c := &Cache{rc: rc, maxEntries: cfg.RecentEntries, maxBytes: cfg.MaxBytes / 16, budget: cfg.MaxBytes,
-		owners: make(map[string]*owner)}
+	// (Set the fields one by one: the callbacks above close over c, and
+	// a Cache holds a mutex, which must not be copied.)
+	c.rc, c.maxEntries, c.maxBytes, c.budget = rc, cfg.RecentEntries, cfg.MaxBytes/16, cfg.MaxBytes
+	c.owners = make(map[string]*owner)
 	if cfg.RecentEntries > 0 {
 		c.recent = make(map[string]*entry)
 	}
@@ -133,7 +152,12 @@ func NewCache(cfg CacheConfig) (*Cache, error) {
 }
 
 // Close stops ristretto's goroutines. Lookups after Close miss.
-func (c *Cache) Close() { c.rc.Close() }
+func (c *Cache) Close() {
+	// ristretto's Close evicts every entry holding its store's locks; left
+	// must not read the store then (nor matter: the cache is going away).
+	c.closed.Store(true)
+	c.rc.Close()
+}
 
 // CacheStats are ristretto's cumulative counters.
 type CacheStats struct {
@@ -202,7 +226,15 @@ func (c *Cache) ownerOf(key string) *owner {
 }
 
 // charge is what e counts for in its owner's bytes: its ristretto cost.
-func (e *entry) charge() int64 { return e.cost + int64(e.keyLen) + entryOverhead }
+func (e *entry) charge() int64 { return e.cost + int64(e.keyLen) + entryOverhead + e.ixBytes() }
+
+// ixBytes is the bytes of the entry's index record, if it has one.
+func (e *entry) ixBytes() int64 {
+	if e.ix == nil {
+		return 0
+	}
+	return e.ix.bytes
+}
 
 // onExit is ristretto's OnExit: a value left the cache (evicted, refused
 // by the admission policy, replaced by a newer value of its key, deleted).
@@ -244,7 +276,7 @@ func (c *Cache) get(key string) (*entry, bool) {
 	// newer one of the same key.
 	e, ok = c.recent[key]
 	if ok {
-		c.setRistretto(key, e)
+		c.setRistretto(key, e, true)
 	}
 	return e, ok
 }
@@ -259,13 +291,13 @@ func (c *Cache) set(key string, e *entry) {
 		atomic.StoreUint32(&cur.superseded, 1)
 	}
 	if c.recent == nil {
-		c.setRistretto(key, e)
+		c.setRistretto(key, e, false)
 		return
 	}
 	cost := costOf(key, e)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.setRistretto(key, e)
+	c.setRistretto(key, e, true)
 	if old, ok := c.recent[key]; ok {
 		if old != e {
 			atomic.StoreUint32(&old.superseded, 1)
@@ -286,9 +318,13 @@ func (c *Cache) set(key string, e *entry) {
 }
 
 // costOf is the byte cost of an entry under key.
-func costOf(key string, e *entry) int64 { return e.cost + int64(len(key)) + entryOverhead }
+func costOf(key string, e *entry) int64 {
+	return e.cost + int64(len(key)) + entryOverhead + e.ixBytes()
+}
 
-func (c *Cache) setRistretto(key string, e *entry) {
+// setRistretto offers e to ristretto; locked says whether the caller holds
+// mu (for left, when ristretto drops the Set).
+func (c *Cache) setRistretto(key string, e *entry, locked bool) {
 	// No ristretto TTL: the gateway decides freshness and the stale window
 	// on its own clock from e.fetched, and the byte budget (MaxCost) already
 	// bounds memory; an entry past its stale window is never served and is
@@ -305,7 +341,62 @@ func (c *Cache) setRistretto(key string, e *entry) {
 		// Dropped (ristretto's buffer was full): it never entered.
 		e.owner.bytes.Add(-cost)
 		e.owner.entries.Add(-1)
+		c.left(e, locked)
 	}
+}
+
+// left is called when ristretto evicts or refuses e (in ristretto's
+// goroutine; in setRistretto's when the Set was dropped, holding mu when
+// locked). An indexed answer leaves the dependency index with it: the
+// index holds no answer the cache dropped, so it needs no bound of its
+// own. The recently loaded guard may still serve e: it gets a copy that
+// is fresh only until the next poll is due, since no change would make
+// it stale any more.
+func (c *Cache) left(e *entry, locked bool) {
+	r := e.ix
+	if r == nil || c.closed.Load() {
+		return
+	}
+	if cur, ok := c.rc.Get(r.key); ok && cur == e {
+		return // a second Set of an entry still stored was refused
+	}
+	if !r.x.drop(r) {
+		return // taken, drained or replaced by a newer answer's record
+	}
+	if c.recent == nil {
+		return
+	}
+	if !locked {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+	}
+	if c.recent[r.key] != e {
+		return
+	}
+	cp := e.clone()
+	cp.owner, cp.keyLen = e.owner, e.keyLen
+	capFresh(cp, r.normal, r.x.st.due())
+	c.recentBytes += costOf(r.key, cp) - costOf(r.key, e)
+	c.recent[r.key] = cp
+	atomic.StoreUint32(&e.superseded, 1)
+}
+
+// capFresh shortens e's freshness to normal, and to end by until when
+// until is set, keeping the time it loses in its stale-if-error window.
+// It reports whether e changed.
+func capFresh(e *entry, normal time.Duration, until time.Time) bool {
+	target := normal
+	if !until.IsZero() {
+		target = max(0, min(target, until.Sub(e.fetched)))
+	}
+	if e.fresh <= target {
+		return false
+	}
+	if !e.notFound {
+		e.stale += e.fresh - target
+	}
+	e.fresh = target
+	return true
 }
 
 // entryOverhead is our entry struct (88 bytes, with the owner accounting's

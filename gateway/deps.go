@@ -88,61 +88,67 @@ func depsOf(kind, key string, value any) []string {
 }
 
 // depIndex maps deps to the cache keys of the answers that depend on them.
-// It is bounded in bytes (a share of the cache's budget): when full, the
-// oldest indexed answers leave it and live only until the next poll is due
-// (an answer the feed can no longer make stale must not live for hours).
-// A dep's keys are a slice, not a set: most deps have one or two answers,
-// and a slice of string headers (the strings are the byKey keys' own)
-// costs a third of a small map. Safe for concurrent use.
+// It lives within the cache's byte budget: each indexed answer's entry
+// carries its record (entry.ix), whose bytes count in the entry's cost, and
+// the record leaves the index when ristretto evicts or refuses the entry
+// (Cache.left). So the index holds exactly the answers the cache holds,
+// and an answer never lives long without the record that makes it stale.
+// (A separate FIFO bound of 1/8 of the budget, measured on a 50,000-order
+// org, pushed out answers the cache still held: they had to be refetched
+// one interval later.) A dep's keys are a slice, not a set: most deps have
+// one or two answers, and a slice of string headers (the strings are the
+// records' own keys) costs a third of a small map. Safe for concurrent use.
 type depIndex struct {
-	maxBytes int64
+	st *feedState // the follower's, for when the next poll is due
 
 	mu     sync.Mutex
 	byDep  map[string][]string  // guarded by mu
-	byKey  map[string]indexed   // guarded by mu
-	fifo   []string             // keys in indexing order; may hold keys no longer indexed; guarded by mu
+	byKey  map[string]*indexRec // guarded by mu
 	bytes  int64                // guarded by mu
 	recent map[string]time.Time // dep -> when it was last invalidated; guarded by mu
 	allAt  time.Time            // when every answer was last invalidated (invalidateAll); guarded by mu
 }
 
-// indexed is one indexed answer: its deps, and the freshness it would have
-// without the feed.
-type indexed struct {
+// indexRec is one indexed answer: its deps, the freshness it would have
+// without the feed, and its bytes (charged to its cache entry). Immutable
+// once added, except taken (guarded by the index's mu).
+type indexRec struct {
+	x      *depIndex
+	key    string
 	deps   []string
 	normal time.Duration
+	bytes  int64
+	taken  bool // removed by take (a dep changed), not by eviction
 }
 
 // keyOverhead and depOverhead approximate the bytes an indexed answer
-// costs besides its strings: its byKey slot and FIFO slot, and per dep a
-// byDep slot (shared with the dep's other answers, counted in full), a
-// slice slot and the dep's header in indexed.deps. Checked against the
-// heap by TestDepIndexBytes.
+// costs besides its strings (the key's bytes are the cache's): its byKey
+// slot and record, and per dep a byDep slot (shared with the dep's other
+// answers, counted in full), a slice slot and the dep's header in
+// indexRec.deps. Checked against the heap by TestDepIndexBytes.
 const (
 	keyOverhead = 150
 	depOverhead = 120
 )
 
-func newDepIndex(maxBytes int64) *depIndex {
-	return &depIndex{maxBytes: maxBytes, byDep: map[string][]string{},
-		byKey: map[string]indexed{}, recent: map[string]time.Time{}}
+func newDepIndex(st *feedState) *depIndex {
+	return &depIndex{st: st, byDep: map[string][]string{},
+		byKey: map[string]*indexRec{}, recent: map[string]time.Time{}}
 }
 
-func keyBytes(key string, deps []string) int64 {
-	n := int64(len(key)) + keyOverhead
+func recBytes(deps []string) int64 {
+	n := int64(keyOverhead)
 	for _, d := range deps {
 		n += int64(len(d)) + depOverhead
 	}
 	return n
 }
 
-// add indexes key under deps (replacing what it had). It reports whether
-// one of the deps was invalidated after since (the load's start):
-// the answer may predate that change, and must not be kept long. evicted
-// are the keys that left the index to keep it within its bytes; the caller
-// shortens their entries. indexed is false when the answer alone exceeds
-// the bound: nothing can make it stale, and the caller keeps it short.
-func (x *depIndex) add(key string, deps []string, normal time.Duration, since time.Time) (raced bool, evicted []evictedKey, ok bool) {
+// add indexes key under deps (replacing what it had) and returns its
+// record, for the caller to attach to the entry it stores. raced reports
+// whether one of the deps was invalidated after since (the load's start):
+// the answer may predate that change, and must not be kept long.
+func (x *depIndex) add(key string, deps []string, normal time.Duration, since time.Time) (r *indexRec, raced bool) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	raced = x.allAt.After(since)
@@ -155,53 +161,55 @@ func (x *depIndex) add(key string, deps []string, normal time.Duration, since ti
 	}
 	x.removeLocked(key)
 	deps = slices.Compact(slices.Sorted(slices.Values(deps))) // one slot per dep (two lines may share a product)
-	if keyBytes(key, deps) > x.maxBytes {
-		return raced, nil, false
-	}
 	for _, d := range deps {
 		x.byDep[d] = append(x.byDep[d], key)
 	}
-	x.byKey[key] = indexed{deps: deps, normal: normal}
-	x.fifo = append(x.fifo, key)
-	x.bytes += keyBytes(key, deps)
-	for x.bytes > x.maxBytes && len(x.fifo) > 0 {
-		old := x.fifo[0]
-		x.fifo = x.fifo[1:]
-		if old == key {
-			continue // just indexed again: its newer slot is at the end
-		}
-		if it, ok := x.byKey[old]; ok {
-			evicted = append(evicted, evictedKey{key: old, normal: it.normal})
-			x.removeLocked(old)
-		}
-	}
-	if len(x.fifo) > 2*len(x.byKey)+64 {
-		x.compactLocked()
-	}
-	return raced, evicted, true
+	r = &indexRec{x: x, key: key, deps: deps, normal: normal, bytes: recBytes(deps)}
+	x.byKey[key] = r
+	x.bytes += r.bytes
+	return r, raced
 }
 
-// evictedKey is a key that left the index, with its normal freshness.
-// until, when set, is when the answer must stop being fresh at the
-// latest: one that leaves the index while the feed runs is no longer made
-// stale by a change, so it lives until the next poll is due (changes made
-// since the last poll began would have been reported by it), and less
-// when its normal freshness ends sooner.
+// drop removes r unless it was already removed or replaced, and reports
+// whether it did (the caller then caps the entry's freshness).
+func (x *depIndex) drop(r *indexRec) bool {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.byKey[r.key] != r {
+		return false
+	}
+	x.removeLocked(r.key)
+	return true
+}
+
+// state reports whether r is still indexed, and if not whether take
+// removed it (a change) rather than an eviction or a drain.
+func (x *depIndex) state(r *indexRec) (indexed, taken bool) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.byKey[r.key] == r, r.taken
+}
+
+// evictedKey is a key whose entry must lose its long freshness, with its
+// normal freshness. until, when set, is when the answer must stop being
+// fresh at the latest: one that leaves the index while the feed runs is no
+// longer made stale by a change, so it lives until the next poll is due
+// (changes made since the last poll began would have been reported by
+// it), and less when its normal freshness ends sooner.
 type evictedKey struct {
 	key    string
 	normal time.Duration
 	until  time.Time
 }
 
-// removeLocked drops key from the index (its FIFO slot stays until popped
-// or compacted).
+// removeLocked drops key from the index.
 func (x *depIndex) removeLocked(key string) {
 	it, ok := x.byKey[key]
 	if !ok {
 		return
 	}
 	delete(x.byKey, key)
-	x.bytes -= keyBytes(key, it.deps)
+	x.bytes -= it.bytes
 	for _, d := range it.deps {
 		ks := x.byDep[d]
 		if i := slices.Index(ks, key); i >= 0 {
@@ -213,22 +221,6 @@ func (x *depIndex) removeLocked(key string) {
 			x.byDep[d] = ks
 		}
 	}
-}
-
-// compactLocked rebuilds the FIFO without keys no longer indexed, keeping
-// the last slot of each key.
-func (x *depIndex) compactLocked() {
-	last := map[string]int{}
-	for i, k := range x.fifo {
-		last[k] = i
-	}
-	out := x.fifo[:0:0]
-	for i, k := range x.fifo {
-		if _, ok := x.byKey[k]; ok && last[k] == i {
-			out = append(out, k)
-		}
-	}
-	x.fifo = out
 }
 
 // take removes and returns the keys that depend on deps, and notes when
@@ -248,7 +240,10 @@ func (x *depIndex) take(deps []string, now time.Time, keep time.Duration) []stri
 		keys = append(keys, x.byDep[d]...)
 	}
 	for _, k := range keys {
-		x.removeLocked(k)
+		if r := x.byKey[k]; r != nil {
+			r.taken = true
+			x.removeLocked(k)
+		}
 	}
 	return keys
 }
@@ -270,7 +265,7 @@ func (x *depIndex) drain() []evictedKey {
 	for k, it := range x.byKey {
 		out = append(out, evictedKey{key: k, normal: it.normal})
 	}
-	x.byDep, x.byKey, x.fifo, x.bytes = map[string][]string{}, map[string]indexed{}, nil, 0
+	x.byDep, x.byKey, x.bytes = map[string][]string{}, map[string]*indexRec{}, 0
 	return out
 }
 

@@ -42,12 +42,6 @@ type FeedConfig struct {
 	// TTL is the freshness of answers while the feed runs; 0 =
 	// DefaultFeedTTL. Answers never live shorter than without the feed.
 	TTL time.Duration
-	// IndexBytes bounds the dependency index; 0 = 1/8 of the cache's
-	// budget. An answer that leaves it (oldest indexed first) stays fresh
-	// until the next poll is due (the last one's start plus Interval), or
-	// its normal freshness if shorter: no change would make it stale any
-	// more.
-	IndexBytes int64
 	// Metrics; nil = none.
 	Metrics *FeedMetrics
 	// From is the follower of a gateway this one replaces over the same
@@ -96,18 +90,11 @@ func (c *core) follow(s spec, e *entry, since time.Time, sink *depSink) (stored 
 	}
 	normal := e.fresh
 	gen := f.gen.Load()
-	raced, evicted, indexed := f.idx.add(s.key, deps, normal, since)
-	due := f.due()
-	for i := range evicted {
-		evicted[i].until = due
-	}
-	c.demote(evicted, false)
+	r, raced := f.idx.add(s.key, deps, normal, since)
+	e.ix = r
 	switch {
 	case raced:
 		e.fresh = 0
-	case !indexed:
-		// Larger than the whole index: no change can make it stale.
-		e.fresh = max(0, min(e.fresh, due.Sub(e.fetched)))
 	case f.up.Load() && f.lengthen && !since.Before(c.clock().Add(-f.keep)):
 		// (An answer fetched longer ago than the index remembers
 		// invalidations, as one read from the shared level may be, keeps
@@ -116,6 +103,13 @@ func (c *core) follow(s spec, e *entry, since time.Time, sink *depSink) (stored 
 		return func() {
 			if f.gen.Load() != gen {
 				c.demote([]evictedKey{{key: s.key, normal: normal}}, false)
+				return
+			}
+			// A poll may have reported a change of one of its rows
+			// between indexing and storing: its invalidation did not
+			// find the entry.
+			if _, taken := f.idx.state(r); taken {
+				c.demote([]evictedKey{{key: s.key}}, true)
 			}
 		}
 	}
@@ -141,27 +135,17 @@ func (c *core) demote(keys []evictedKey, stale bool) int {
 		if !ok || !e.isFresh(now) {
 			continue
 		}
-		cp := *e
+		cp := e.clone()
 		if stale {
 			cp.fresh = 0
 			if !e.notFound {
 				cp.stale = e.fresh + e.stale
 			}
-		} else {
-			target := k.normal
-			if !k.until.IsZero() {
-				target = max(0, min(target, k.until.Sub(e.fetched)))
-			}
-			if e.fresh <= target {
-				continue
-			}
-			cp.fresh = target
-			if !e.notFound {
-				cp.stale = e.fresh - target + e.stale
-			}
+		} else if !capFresh(cp, k.normal, k.until) {
+			continue
 		}
 		c.cache.rc.Del(k.key)
-		c.cache.set(k.key, &cp)
+		c.cache.set(k.key, cp)
 		n++
 	}
 	return n
@@ -268,8 +252,8 @@ type FeedStats struct {
 // table, answers keep their normal freshness. Follow at most once per
 // gateway.
 func (g *Gateway) Follow(cfg FeedConfig) (*Follower, error) {
-	if cfg.Interval < 0 || cfg.TTL < 0 || cfg.IndexBytes < 0 {
-		return nil, errors.New("gateway: FeedConfig durations and sizes must not be negative")
+	if cfg.Interval < 0 || cfg.TTL < 0 {
+		return nil, errors.New("gateway: FeedConfig durations must not be negative")
 	}
 	if cfg.Interval == 0 {
 		cfg.Interval = DefaultFeedInterval
@@ -277,11 +261,9 @@ func (g *Gateway) Follow(cfg FeedConfig) (*Follower, error) {
 	if cfg.TTL == 0 {
 		cfg.TTL = DefaultFeedTTL
 	}
-	if cfg.IndexBytes == 0 {
-		cfg.IndexBytes = max(g.cache.budget/8, 1<<20)
-	}
 	bus, _ := g.shared.(FeedBus)
-	st := &feedState{idx: newDepIndex(cfg.IndexBytes), ttl: cfg.TTL, keep: g.timeout + cfg.Interval, interval: cfg.Interval, lengthen: g.shared == nil || bus != nil}
+	st := &feedState{ttl: cfg.TTL, keep: g.timeout + cfg.Interval, interval: cfg.Interval, lengthen: g.shared == nil || bus != nil}
+	st.idx = newDepIndex(st)
 	if !g.feed.CompareAndSwap(nil, st) {
 		return nil, errors.New("gateway: a change follower is already attached")
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -287,22 +288,20 @@ func TestFeedUntrackedTable(t *testing.T) {
 	}
 }
 
-// The index: exact keys per dep, its byte bound (the oldest answers
-// leave it), and the race check (a load that began before an
-// invalidation of one of its rows).
+// The index: exact keys per dep, records that leave it once (drop, take),
+// and the race check (a load that began before an invalidation of one of
+// its rows).
 func TestDepIndex(t *testing.T) {
 	t.Parallel()
 	t0 := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
-	x := newDepIndex(keyBytes("k1", []string{"a", "b"}) + keyBytes("k2", []string{"b"}))
-	if raced, ev, ok := x.add("k1", []string{"a", "b"}, time.Minute, t0); raced || len(ev) != 0 || !ok {
-		t.Fatal(raced, ev, ok)
+	x := newDepIndex(&feedState{})
+	r1, raced := x.add("k1", []string{"a", "b"}, time.Minute, t0)
+	if raced || r1.bytes != recBytes([]string{"a", "b"}) {
+		t.Fatal(raced, r1.bytes)
 	}
-	if raced, ev, ok := x.add("k2", []string{"b"}, time.Minute, t0); raced || len(ev) != 0 || !ok {
-		t.Fatal(raced, ev, ok)
-	}
-	_, ev, _ := x.add("k3", []string{"c"}, 5*time.Minute, t0)
-	if diff := cmp.Diff([]evictedKey{{key: "k1", normal: time.Minute}}, ev, cmp.AllowUnexported(evictedKey{})); diff != "" {
-		t.Errorf("evicted (-want +got):\n%s", diff)
+	r2, _ := x.add("k2", []string{"b"}, time.Minute, t0)
+	if !x.drop(r1) || x.drop(r1) {
+		t.Error("drop: want true once, then false")
 	}
 	if got := x.take([]string{"a"}, t0, time.Minute); len(got) != 0 {
 		t.Errorf("a after k1 left: %v", got)
@@ -310,48 +309,69 @@ func TestDepIndex(t *testing.T) {
 	if got := x.take([]string{"b"}, t0.Add(time.Second), time.Minute); !cmp.Equal(got, []string{"k2"}) {
 		t.Errorf("b: %v", got)
 	}
-	if raced, _, _ := x.add("k4", []string{"b"}, time.Minute, t0); !raced {
+	if indexed, taken := x.state(r2); indexed || !taken {
+		t.Errorf("k2 after b changed: indexed %v, taken %v; want false, true", indexed, taken)
+	}
+	if x.drop(r2) {
+		t.Error("a taken record was dropped again")
+	}
+	if _, raced := x.add("k4", []string{"b"}, time.Minute, t0); !raced {
 		t.Error("a load that began before b was invalidated is not raced")
 	}
-	if raced, _, _ := x.add("k5", []string{"b"}, time.Minute, t0.Add(time.Second)); raced {
+	r5, raced := x.add("k5", []string{"b"}, time.Minute, t0.Add(time.Second))
+	if raced {
 		t.Error("a load that began when b was invalidated is raced")
 	}
-	if n, b := x.size(); n != 2 || b > x.maxBytes {
-		t.Errorf("size %d, %d bytes (max %d)", n, b, x.maxBytes)
+	// A newer answer under the same key replaces the record: the older
+	// one's eviction must not take the newer one out.
+	r5b, _ := x.add("k5", []string{"b", "c"}, time.Minute, t0.Add(time.Second))
+	if x.drop(r5) {
+		t.Error("the replaced record was dropped")
 	}
-	// An answer larger than the whole bound is not indexed (it would stay
-	// for good: nothing older is left to evict), and the caller is told.
-	huge := strings.Repeat("x", int(x.maxBytes))
-	if _, ev, ok := x.add("k6", []string{huge}, time.Minute, t0); ok || len(ev) != 0 {
-		t.Errorf("an answer larger than the index: indexed %v, evicted %v", ok, ev)
-	}
-	if n, b := x.size(); n != 2 || b > x.maxBytes {
-		t.Errorf("after the oversized answer: size %d, %d bytes (max %d)", n, b, x.maxBytes)
+	if n, b := x.size(); n != 2 || b != recBytes([]string{"b"})+r5b.bytes {
+		t.Errorf("size %d answers, %d bytes", n, b)
 	}
 }
 
 func errorsAs(err error, target **dataverse.Error) bool { return errors.As(err, target) }
 
-// An answer that leaves the dependency index (its byte bound is reached)
-// can no longer be made stale by a change: it stays fresh at most one
-// more poll interval, not its normal TTL, so no answer is older than the
-// feed promises. (Measured on a 50,000-order org, FIFO eviction with the
-// normal TTL served answers up to 2m23s stale.)
+// An answer that leaves the cache leaves the dependency index with it, and
+// the copy the recently loaded guard keeps can no longer be made stale by
+// a change: it stays fresh at most until the next poll is due, not the
+// feed's TTL, so no answer is older than the feed promises. Here the
+// cache's budget is smaller than the answer with its index record, so
+// ristretto refuses it. (Measured on a 50,000-order org, a FIFO index
+// that evicted answers with their normal TTL served them up to 2m23s
+// stale.)
 func TestFeedIndexEvictionKeepsFreshness(t *testing.T) {
 	t.Parallel()
 	e := newFeedEnvWith(t, dataversetest.Options{}, FeedConfig{Interval: 10 * time.Second})
-	e.poll(t)
-	ctx := context.Background()
-	o, _, err := e.g.Order(ctx, demoOrder) // indexed, then pushed out by the next answer
+	cache, err := NewCache(CacheConfig{MaxBytes: 1024})
 	if err != nil {
 		t.Fatal(err)
 	}
-	x := e.f.st.idx
-	x.mu.Lock()
-	x.maxBytes = x.bytes // room for this answer only
-	x.mu.Unlock()
-	if _, _, err := e.g.Customer(ctx, "alex.wu@example.com"); err != nil {
+	t.Cleanup(cache.Close)
+	g, err := New(Config{Conn: simConn(t, e.sim), Clock: e.clk.Now, Logger: discardLogger, Budget: Budget{Rate: -1}, Cache: cache})
+	if err != nil {
 		t.Fatal(err)
+	}
+	t.Cleanup(g.Close)
+	if e.f, err = g.Follow(FeedConfig{Interval: 10 * time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	e.g = g
+	e.poll(t)
+	ctx := context.Background()
+	o, _, err := e.g.Order(ctx, demoOrder)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache.rc.Wait() // ristretto has refused it
+	if n, _ := e.f.st.idx.size(); n != 0 {
+		t.Errorf("%d answers indexed after the cache refused the only one", n)
+	}
+	if _, m, _ := e.g.Order(ctx, demoOrder); m.Outcome != Hit {
+		t.Errorf("the guard's copy within the interval: %v, want a hit", m.Outcome)
 	}
 	e.write(t, "PATCH", "salesorders("+o.ID+")", `{"name":"Changed after it left the index"}`)
 	e.poll(t)                       // reports the change; the answer is not in the index
@@ -363,4 +383,75 @@ func TestFeedIndexEvictionKeepsFreshness(t *testing.T) {
 	if m.Outcome != Miss || got.Name != "Changed after it left the index" {
 		t.Errorf("an answer out of the index, one interval after a change: %v %q, want a miss with the new name", m.Outcome, got.Name)
 	}
+}
+
+// The index and the cache hold the same answers: an order answer charges
+// its index record to the cache's budget, and ristretto's evictions take
+// records out, so with a budget that holds a fraction of the org's orders
+// the index never holds more answers than the cache.
+func TestFeedIndexFollowsCache(t *testing.T) {
+	t.Parallel()
+	e := newFeedEnv(t, dataversetest.Options{})
+	cache, err := NewCache(CacheConfig{MaxBytes: 64 << 10, RecentEntries: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cache.Close)
+	g, err := New(Config{Conn: simConn(t, e.sim), Clock: e.clk.Now, Logger: discardLogger, Budget: Budget{Rate: -1}, Cache: cache, Name: "org"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(g.Close)
+	f, err := g.Follow(FeedConfig{Interval: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Poll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	numbers := demoOrderNumbers(t)
+	for range 3 {
+		for _, n := range numbers {
+			if _, _, err := g.Order(context.Background(), n); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	cache.rc.Wait()
+	answers, bytes := f.st.idx.size()
+	st := cache.Owner("org")
+	t.Logf("%d orders looked up 3 times: cache holds %d answers (%d KiB), index %d answers (%d KiB)", len(numbers), st.Entries, st.Bytes>>10, answers, bytes>>10)
+	if answers == 0 || int64(answers) > st.Entries || answers >= len(numbers) {
+		t.Errorf("index holds %d answers, cache %d, of %d orders: want 0 < index <= cache < all", answers, st.Entries, len(numbers))
+	}
+	if bytes >= st.Bytes {
+		t.Errorf("index %d bytes, cache (with it) %d", bytes, st.Bytes)
+	}
+}
+
+// demoOrderNumbers lists the demo seed's order numbers.
+func demoOrderNumbers(t *testing.T) []string {
+	t.Helper()
+	raw, err := os.ReadFile("../testdata/seed/demo.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Tables struct {
+			SalesOrder []struct {
+				Number string `json:"ordernumber"`
+			} `json:"salesorder"`
+		} `json:"tables"`
+	}
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, o := range doc.Tables.SalesOrder {
+		out = append(out, o.Number)
+	}
+	if len(out) < 100 {
+		t.Fatalf("demo seed: %d orders", len(out))
+	}
+	return out
 }

@@ -212,7 +212,6 @@ type wlRun struct {
 	feed             bool
 	ticketsPerSecond int
 	hitShare         float64
-	indexBytes       int64 // FeedConfig.IndexBytes
 	cacheBytes       int64 // CacheConfig.MaxBytes
 }
 
@@ -231,14 +230,11 @@ func runWorkload(t *testing.T, r wlRun) workloadResult {
 		t.Fatal(err)
 	}
 	src := wl.Source(0)
-	e := newWorkloadEnv(t, org.raw, r.feed, r.interval, r.indexBytes, r.cacheBytes)
+	e := newWorkloadEnv(t, org.raw, r.feed, r.interval, r.cacheBytes)
 	ctx := context.Background()
 	res := workloadResult{mode: "TTL (1m/5m)"}
 	if r.feed {
 		res.mode = fmt.Sprintf("change feed (poll %v)", r.interval)
-		if r.indexBytes > 0 {
-			res.mode = fmt.Sprintf("feed, index %d MiB", r.indexBytes>>20)
-		}
 		if err := e.f.Poll(context.Background()); err != nil {
 			t.Fatal(err)
 		}
@@ -360,7 +356,7 @@ type wlClock struct{ now time.Time } // used by one goroutine at a time (the wor
 func (c *wlClock) Now() time.Time          { return c.now }
 func (c *wlClock) Advance(d time.Duration) { c.now = c.now.Add(d) }
 
-func newWorkloadEnv(t *testing.T, seed []byte, feed bool, interval time.Duration, indexBytes, cacheBytes int64) *wlEnv {
+func newWorkloadEnv(t *testing.T, seed []byte, feed bool, interval time.Duration, cacheBytes int64) *wlEnv {
 	t.Helper()
 	clk := &wlClock{now: time.Date(2026, 3, 2, 8, 0, 0, 0, time.UTC)}
 	sim, err := dataversetest.NewServer(dataversetest.Options{Clock: clk.Now, Seed: seed})
@@ -393,7 +389,7 @@ func newWorkloadEnv(t *testing.T, seed []byte, feed bool, interval time.Duration
 	t.Cleanup(g.Close)
 	e := &wlEnv{sim: sim, g: g, clk: clk, w: conn(sim.Client()), cache: cache, ct: ct}
 	if feed {
-		if e.f, err = g.Follow(gateway.FeedConfig{Interval: interval, IndexBytes: indexBytes}); err != nil {
+		if e.f, err = g.Follow(gateway.FeedConfig{Interval: interval}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -446,8 +442,9 @@ func TestFeedWorkloadShort(t *testing.T) {
 // The comparison: 8 simulated hours, TTL mode and change-feed mode
 // side by side, on the demo org (202 orders) and on an org of a realistic
 // size, at 2 and 10 tickets per second, with 5% and no never-seen keys.
-// On the big org a third mode gives the dependency index 64 MiB instead of
-// its default (1/8 of the cache's 64 MiB), which it outgrows there.
+// On the big org a third mode gives the feed a 256 MiB cache: with
+// answers living for hours, the cache (which the dependency index shares)
+// holds the working set, where TTL mode gains nothing from more memory.
 // A measurement (DVGATE_FEED_MEASURE=1). The simulator scans the 50,000
 // orders per lookup and the big org takes ~5 GB of memory, so its runs take
 // minutes each: on 2 cores shared with other work, the demo org's four
@@ -474,12 +471,12 @@ func TestFeedWorkload8h(t *testing.T) {
 		cacheBytes = int64(mb) << 20
 	}
 	orgs := []struct {
-		name  string
-		mk    func(t *testing.T) *wlOrg
-		index []int64 // feed runs' IndexBytes (0 = default)
+		name   string
+		mk     func(t *testing.T) *wlOrg
+		feedMB []int // feed runs' cache budgets (0 = the TTL run's)
 	}{
-		{"demo", demoOrg, []int64{0}},
-		{"big", func(t *testing.T) *wlOrg { return bigOrg(t, 10_000, 2_000, 50_000, 3) }, []int64{0, 64 << 20}},
+		{"demo", demoOrg, []int{0}},
+		{"big", func(t *testing.T) *wlOrg { return bigOrg(t, 10_000, 2_000, 50_000, 3) }, []int{0, 256}},
 	}
 	for _, o := range orgs {
 		t.Run(o.name, func(t *testing.T) {
@@ -491,11 +488,14 @@ func TestFeedWorkload8h(t *testing.T) {
 						var ttl workloadResult
 						t.Run("ttl", func(t *testing.T) { ttl = runWorkload(t, run) }) // its own simulator, closed at its end
 						t.Logf("%s %v %d/s hit %v cache %d MiB: %v", org.name, d, rate, hit, cmp.Or(cacheBytes, gateway.DefaultMaxBytes)>>20, ttl)
-						for _, ib := range o.index {
-							run.feed, run.indexBytes = true, ib
+						for _, mb := range o.feedMB {
+							run.feed = true
+							if mb > 0 {
+								run.cacheBytes = int64(mb) << 20
+							}
 							var fd workloadResult
-							t.Run(fmt.Sprintf("feed%d", ib>>20), func(t *testing.T) { fd = runWorkload(t, run) })
-							t.Logf("%s %v %d/s hit %v cache %d MiB: %v", org.name, d, rate, hit, cmp.Or(cacheBytes, gateway.DefaultMaxBytes)>>20, fd)
+							t.Run(fmt.Sprintf("feed%d", mb), func(t *testing.T) { fd = runWorkload(t, run) })
+							t.Logf("%s %v %d/s hit %v cache %d MiB: %v", org.name, d, rate, hit, cmp.Or(run.cacheBytes, gateway.DefaultMaxBytes)>>20, fd)
 							t.Logf("requests TTL/feed %.2fx, operations %.2fx; without never-seen keys %.2fx",
 								float64(ttl.requests)/float64(fd.requests), float64(ttl.operations)/float64(fd.operations),
 								float64(ttl.requests-ttl.unseen)/float64(fd.requests-fd.unseen))
