@@ -2,10 +2,14 @@ package gateway
 
 import (
 	"context"
+	"hash/fnv"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/dvgate/dvgate/generated"
 )
@@ -26,6 +30,48 @@ import (
 // newly matches a cached question (a contact created with an address that
 // was "not found") makes its answer stale too.
 
+// Partial deps. An answer also shows a few columns of rows it is not
+// about: an order its customer's name and emails (and a contact
+// customer's parent account), a line its product's name and SKU, a
+// contact its parent account's name. It depends on those values, not on
+// the whole row: a customer's new phone number must not make every one of
+// their orders stale. Such a dep is "~<group>:<id>=<fingerprint>", the
+// fingerprint a hash of the values the answer showed; for each changed row
+// the feed reports its current fingerprint in each group, and the answers
+// that showed another one become stale (depIndex.take). A deleted row is
+// reported with an empty fingerprint, which no answer has. Where the two
+// sides could disagree (a contact whose parent is a contact, which the
+// answer does not show), the fingerprints differ and the answer is made
+// stale: the error is always towards a refetch.
+const (
+	grpContact = "c" // a contact customer of an order: fullname, emails, parent account
+	grpAccount = "a" // an account customer of an order: name, emails
+	grpName    = "n" // a contact's (or an order's contact's) parent account: name
+	grpProduct = "p" // a line's product: name, productnumber
+)
+
+// partialDep is the dep of an answer that showed vals of the row id in
+// group.
+func partialDep(group, id string, vals ...string) string {
+	h := fnv.New64a()
+	for _, v := range vals {
+		h.Write([]byte(v))
+		h.Write([]byte{0x1f})
+	}
+	return "~" + group + ":" + strings.ToLower(id) + "=" + strconv.FormatUint(h.Sum64(), 36)
+}
+
+// emailList is a row's addresses as answers show them (Order.CustomerEmails).
+func emailList(e ...string) []string {
+	var out []string
+	for _, v := range e {
+		if v = strings.ToLower(strings.TrimSpace(v)); v != "" && !slices.Contains(out, v) {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
 // depsOf lists the deps of an answer stored under key. Keys end with the
 // normalized input after the last unit separator (see Gateway.key).
 func depsOf(kind, key string, value any) []string {
@@ -43,8 +89,8 @@ func depsOf(kind, key string, value any) []string {
 		add("em:" + input)
 		if c, ok := value.(*Customer); ok && c != nil {
 			add(c.ID)
-			if c.Account != nil {
-				add(c.Account.ID)
+			if a := c.Account; a != nil {
+				deps = append(deps, partialDep(grpName, a.ID, a.Name))
 			}
 		}
 	case kindOrder:
@@ -56,15 +102,25 @@ func depsOf(kind, key string, value any) []string {
 		if o, ok := value.(*Order); ok && o != nil {
 			add(o.ID)
 			for _, l := range o.Lines {
-				if l.Product != nil {
-					add(l.Product.ID)
+				if p := l.Product; p != nil {
+					deps = append(deps, partialDep(grpProduct, p.ID, p.Name, p.SKU))
 				}
 			}
-			if o.Customer != nil {
-				add(o.Customer.ID) // its emails scope the order (Order.CustomerEmails)
-			}
-			if o.CustomerAccount != nil {
-				add(o.CustomerAccount.ID)
+			if c := o.Customer; c != nil {
+				emails := strings.Join(o.CustomerEmails, ",") // they scope the order (integration.OrderFor)
+				switch c.Type {
+				case "contact":
+					parent := ""
+					if a := o.CustomerAccount; a != nil {
+						parent = strings.ToLower(a.ID)
+						deps = append(deps, partialDep(grpName, a.ID, a.Name))
+					}
+					deps = append(deps, partialDep(grpContact, c.ID, c.Name, emails, parent))
+				case "account":
+					deps = append(deps, partialDep(grpAccount, c.ID, c.Name, emails))
+				default:
+					add(c.ID)
+				}
 			}
 		}
 	case kindRecentOrders:
@@ -87,6 +143,30 @@ func depsOf(kind, key string, value any) []string {
 	return deps
 }
 
+// rowPartials are the partial deps a changed row of table reports (its
+// current fingerprints); for a deleted row (row nil), empty ones.
+func rowPartials(table, id string, row map[string]any) []string {
+	raw := func(col string) string { s, _ := row[col].(string); return s }
+	fp := func(group string, vals ...string) string {
+		if row == nil {
+			return "~" + group + ":" + id + "="
+		}
+		return partialDep(group, id, vals...)
+	}
+	emails := func() string {
+		return strings.Join(emailList(raw("emailaddress1"), raw("emailaddress2"), raw("emailaddress3")), ",")
+	}
+	switch table {
+	case "contacts":
+		return []string{fp(grpContact, raw("fullname"), emails(), strings.ToLower(raw("_parentcustomerid_value")))}
+	case "accounts":
+		return []string{fp(grpAccount, raw("name"), emails()), fp(grpName, raw("name"))}
+	case "products":
+		return []string{fp(grpProduct, raw("name"), raw("productnumber"))}
+	}
+	return nil
+}
+
 // depIndex maps deps to the cache keys of the answers that depend on them.
 // It lives within the cache's byte budget: each indexed answer's entry
 // carries its record (entry.ix), whose bytes count in the entry's cost, and
@@ -107,6 +187,63 @@ type depIndex struct {
 	bytes  int64                // guarded by mu
 	recent map[string]time.Time // dep -> when it was last invalidated; guarded by mu
 	allAt  time.Time            // when every answer was last invalidated (invalidateAll); guarded by mu
+	// A partial dep "~g:id=fp" is indexed under its whole string; fps
+	// lists the fingerprints indexed for each "~g:id" (usually one), and
+	// reported the last fingerprint the feed reported for it, for add's
+	// race check. Guarded by mu.
+	fps      map[string][]string
+	reported map[string]reportedFP
+}
+
+type reportedFP struct {
+	at time.Time
+	fp string
+}
+
+// splitPartial splits a partial dep into "~g:id" and its fingerprint; ok
+// is false for other deps. (The id may be packed, and so hold any byte;
+// the fingerprint, base 36, holds no '='.)
+func splitPartial(d string) (base, fp string, ok bool) {
+	i := strings.LastIndexByte(d, '=')
+	if !strings.HasPrefix(d, "~") || i < 0 {
+		return "", "", false
+	}
+	return d[:i], d[i+1:], true
+}
+
+// packDeps returns deps with their GUIDs packed (packDep); deps is not
+// modified.
+func packDeps(deps []string) []string {
+	out := make([]string, len(deps))
+	for i, d := range deps {
+		out[i] = packDep(d)
+	}
+	return out
+}
+
+// packDep shortens the GUID of a dep (a row id, "oc:<id>", "~c:<id>=…")
+// from its 36 characters to a zero byte and its 16 bytes: the index holds
+// one string per dep, most of them GUIDs, and a 17-byte string takes a
+// 24-byte allocation where 36 take 48 (TestDepIndexBytes). Both sides of
+// the index pack the same way, so packed deps compare as the text did.
+func packDep(d string) string {
+	for _, at := range [...]int{0, 3} {
+		if len(d) < at+36 || d[at+8] != '-' {
+			continue
+		}
+		id, err := uuid.Parse(d[at : at+36])
+		if err != nil {
+			continue
+		}
+		var b strings.Builder
+		b.Grow(len(d) - 19)
+		b.WriteString(d[:at])
+		b.WriteByte(0)
+		b.Write(id[:])
+		b.WriteString(d[at+36:])
+		return b.String()
+	}
+	return d
 }
 
 // indexRec is one indexed answer: its deps, the freshness it would have
@@ -132,8 +269,8 @@ const (
 )
 
 func newDepIndex(st *feedState) *depIndex {
-	return &depIndex{st: st, byDep: map[string][]string{},
-		byKey: map[string]*indexRec{}, recent: map[string]time.Time{}}
+	return &depIndex{st: st, byDep: map[string][]string{}, byKey: map[string]*indexRec{},
+		recent: map[string]time.Time{}, fps: map[string][]string{}, reported: map[string]reportedFP{}}
 }
 
 func recBytes(deps []string) int64 {
@@ -149,6 +286,7 @@ func recBytes(deps []string) int64 {
 // whether one of the deps was invalidated after since (the load's start):
 // the answer may predate that change, and must not be kept long.
 func (x *depIndex) add(key string, deps []string, normal time.Duration, since time.Time) (r *indexRec, raced bool) {
+	deps = packDeps(deps)
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	raced = x.allAt.After(since)
@@ -158,10 +296,22 @@ func (x *depIndex) add(key string, deps []string, normal time.Duration, since ti
 		if t, ok := x.recent[d]; ok && t.After(since) {
 			raced = true
 		}
+		// A partial dep: the row was reported with other values after the
+		// load began (the answer may show the old ones).
+		if base, fp, ok := splitPartial(d); ok {
+			if r, ok := x.reported[base]; ok && r.at.After(since) && r.fp != fp {
+				raced = true
+			}
+		}
 	}
 	x.removeLocked(key)
 	deps = slices.Compact(slices.Sorted(slices.Values(deps))) // one slot per dep (two lines may share a product)
 	for _, d := range deps {
+		if _, ok := x.byDep[d]; !ok {
+			if base, fp, ok := splitPartial(d); ok {
+				x.fps[base] = append(x.fps[base], fp)
+			}
+		}
 		x.byDep[d] = append(x.byDep[d], key)
 	}
 	r = &indexRec{x: x, key: key, deps: deps, normal: normal, bytes: recBytes(deps)}
@@ -217,6 +367,14 @@ func (x *depIndex) removeLocked(key string) {
 		}
 		if len(ks) == 0 {
 			delete(x.byDep, d)
+			if base, fp, ok := splitPartial(d); ok {
+				fps := slices.DeleteFunc(x.fps[base], func(f string) bool { return f == fp })
+				if len(fps) == 0 {
+					delete(x.fps, base)
+				} else {
+					x.fps[base] = fps
+				}
+			}
 		} else {
 			x.byDep[d] = ks
 		}
@@ -227,6 +385,7 @@ func (x *depIndex) removeLocked(key string) {
 // the deps were invalidated (now) for add's race check; notes older than
 // keep are forgotten.
 func (x *depIndex) take(deps []string, now time.Time, keep time.Duration) []string {
+	deps = packDeps(deps)
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	for d, t := range x.recent {
@@ -234,8 +393,24 @@ func (x *depIndex) take(deps []string, now time.Time, keep time.Duration) []stri
 			delete(x.recent, d)
 		}
 	}
+	for b, r := range x.reported {
+		if now.Sub(r.at) > keep {
+			delete(x.reported, b)
+		}
+	}
 	var keys []string
 	for _, d := range deps {
+		if base, fp, ok := splitPartial(d); ok {
+			// The row's current values in this group: the answers that
+			// showed other ones are stale.
+			x.reported[base] = reportedFP{at: now, fp: fp}
+			for _, f := range x.fps[base] {
+				if f != fp {
+					keys = append(keys, x.byDep[base+"="+f]...)
+				}
+			}
+			continue
+		}
 		x.recent[d] = now
 		keys = append(keys, x.byDep[d]...)
 	}
@@ -265,7 +440,7 @@ func (x *depIndex) drain() []evictedKey {
 	for k, it := range x.byKey {
 		out = append(out, evictedKey{key: k, normal: it.normal})
 	}
-	x.byDep, x.byKey, x.bytes = map[string][]string{}, map[string]*indexRec{}, 0
+	x.byDep, x.byKey, x.fps, x.bytes = map[string][]string{}, map[string]*indexRec{}, map[string][]string{}, 0
 	return out
 }
 

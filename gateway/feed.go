@@ -165,32 +165,39 @@ func rowStr(row map[string]any, col string) string {
 	return strings.ToLower(strings.TrimSpace(s))
 }
 
-func depsWith(key string, prefixed map[string]string) func(map[string]any) []string {
+// depsWith derives a changed row's deps: its key, the prefixed values of
+// columns (an email as "em:<address>"), and for the tables answers show
+// columns of, its partial deps (rowPartials).
+func depsWith(set, key string, prefixed map[string]string) func(map[string]any) []string {
 	return func(row map[string]any) []string {
-		out := []string{rowStr(row, key)}
+		id := rowStr(row, key)
+		out := []string{id}
 		for col, prefix := range prefixed {
 			if v := rowStr(row, col); v != "" {
 				out = append(out, prefix+v)
 			}
 		}
-		return out
+		return append(out, rowPartials(set, id, row)...)
 	}
 }
 
 // feedTables are the tables an order or customer answer is made of.
 func (g *Gateway) feedTables() []feedTable {
 	emails := map[string]string{"emailaddress1": "em:", "emailaddress2": "em:", "emailaddress3": "em:"}
+	// The columns beyond the key and those prefixed are what rowPartials
+	// fingerprints: what order and customer answers show of these rows.
 	ts := []feedTable{
-		{"contacts", []string{"contactid", "emailaddress1", "emailaddress2", "emailaddress3"}, depsWith("contactid", emails)},
-		{"accounts", []string{"accountid", "emailaddress1", "emailaddress2", "emailaddress3"}, depsWith("accountid", emails)},
+		{"contacts", []string{"contactid", "emailaddress1", "emailaddress2", "emailaddress3", "fullname", "_parentcustomerid_value"},
+			depsWith("contacts", "contactid", emails)},
+		{"accounts", []string{"accountid", "emailaddress1", "emailaddress2", "emailaddress3", "name"}, depsWith("accounts", "accountid", emails)},
 		{"salesorders", []string{"salesorderid", "ordernumber", "_customerid_value"},
-			depsWith("salesorderid", map[string]string{"ordernumber": "on:", "_customerid_value": "oc:"})},
+			depsWith("salesorders", "salesorderid", map[string]string{"ordernumber": "on:", "_customerid_value": "oc:"})},
 		{"salesorderdetails", []string{"salesorderdetailid", "_salesorderid_value"},
-			depsWith("salesorderdetailid", map[string]string{"_salesorderid_value": ""})},
-		{"products", []string{"productid"}, depsWith("productid", nil)},
+			depsWith("salesorderdetails", "salesorderdetailid", map[string]string{"_salesorderid_value": ""})},
+		{"products", []string{"productid", "name", "productnumber"}, depsWith("products", "productid", nil)},
 	}
 	if r := g.refunds; r != nil {
-		ts = append(ts, feedTable{r.set, []string{r.key, r.order.prop}, depsWith(r.key, map[string]string{r.order.prop: "rf:"})})
+		ts = append(ts, feedTable{r.set, []string{r.key, r.order.prop}, depsWith(r.set, r.key, map[string]string{r.order.prop: "rf:"})})
 	}
 	return ts
 }
@@ -360,7 +367,9 @@ func (f *Follower) pollTable(ctx context.Context, t feedTable, first *batchedPag
 			}
 			if ctxs, _ := row["@odata.context"].(string); strings.HasSuffix(ctxs, "$deletedEntity") {
 				if id, _ := row["id"].(string); id != "" {
-					deps = append(deps, strings.ToLower(id))
+					id = strings.ToLower(id)
+					deps = append(deps, id)
+					deps = append(deps, rowPartials(t.set, id, nil)...)
 				}
 				continue
 			}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -136,13 +137,18 @@ func TestFeedInvalidatesExactly(t *testing.T) {
 		t.Fatal(err)
 	}
 	orders := []string{demoOrder, other}
-	emails := []string{"alex.wu@example.com", "orders@fabrikam.example", "nobody@example.com"}
+	// Alex Wu's parent account is Adventure Works Cycles (info@adventure.example).
+	emails := []string{"alex.wu@example.com", "orders@fabrikam.example", "nobody@example.com", "info@adventure.example"}
 	e.outcomes(t, nil, emails)
 	e.clk.Advance(2 * time.Hour) // far past the 1m/5m TTLs
-	want := []string{demoOrder + " hit", other + " hit", "alex.wu@example.com hit", "orders@fabrikam.example hit", "nobody@example.com hit"}
-	if diff := cmp.Diff(want, e.outcomes(t, orders, emails)); diff != "" {
+	outcomes := func(o1, o2, alex, fabrikam, nobody, adventure string) []string {
+		return []string{demoOrder + " " + o1, other + " " + o2, "alex.wu@example.com " + alex,
+			"orders@fabrikam.example " + fabrikam, "nobody@example.com " + nobody, "info@adventure.example " + adventure}
+	}
+	if diff := cmp.Diff(outcomes("hit", "hit", "hit", "hit", "hit", "hit"), e.outcomes(t, orders, emails)); diff != "" {
 		t.Fatalf("before any change (-want +got):\n%s", diff)
 	}
+	const adventureID = "f95aa4a4-2834-599a-ad15-aac0e23fd9c1"
 
 	steps := []struct {
 		name  string
@@ -150,15 +156,28 @@ func TestFeedInvalidatesExactly(t *testing.T) {
 		want  []string
 	}{
 		{"order status", func() { e.write(t, "PATCH", "salesorders("+o1.ID+")", `{"name":"Renamed by the test"}`) },
-			[]string{demoOrder + " miss", other + " hit", "alex.wu@example.com hit", "orders@fabrikam.example hit", "nobody@example.com hit"}},
+			outcomes("miss", "hit", "hit", "hit", "hit", "hit")},
+		{"a product's price (no answer shows it)", func() {
+			e.write(t, "PATCH", "products("+firstProduct(t, o2)+")", `{"price":"999.00"}`)
+		}, outcomes("hit", "hit", "hit", "hit", "hit", "hit")},
 		{"a product of the other order", func() {
 			e.write(t, "PATCH", "products("+firstProduct(t, o2)+")", `{"name":"Renamed product"}`)
 		}, nil}, // checked below: every order with that product
-		{"the contact", func() { e.write(t, "PATCH", "contacts("+alexID+")", `{"telephone1":"+1 555 0100"}`) },
-			[]string{demoOrder + " miss", other + " miss", "alex.wu@example.com miss", "orders@fabrikam.example hit", "nobody@example.com hit"}},
+		// The customer's phone: their customer answer shows it, their
+		// orders do not.
+		{"the contact's phone", func() { e.write(t, "PATCH", "contacts("+alexID+")", `{"telephone1":"+1 555 0100"}`) },
+			outcomes("hit", "hit", "miss", "hit", "hit", "hit")},
+		{"the contact's emails (they scope the orders)", func() {
+			e.write(t, "PATCH", "contacts("+alexID+")", `{"emailaddress2":"alex.wu@work.example"}`)
+		}, outcomes("miss", "miss", "miss", "hit", "hit", "hit")},
+		{"the parent account's phone", func() { e.write(t, "PATCH", "accounts("+adventureID+")", `{"telephone1":"+1 555 0101"}`) },
+			outcomes("hit", "hit", "hit", "hit", "hit", "miss")},
+		{"the parent account's name (the contact and the orders show it)", func() {
+			e.write(t, "PATCH", "accounts("+adventureID+")", `{"name":"Adventure Works"}`)
+		}, outcomes("miss", "miss", "miss", "hit", "hit", "miss")},
 		{"a new contact with an address that was not found", func() {
 			e.write(t, "PATCH", "contacts(0a0a0a0a-0000-4000-8000-000000000001)", `{"lastname":"New","emailaddress1":"Nobody@Example.com"}`)
-		}, []string{demoOrder + " hit", other + " hit", "alex.wu@example.com hit", "orders@fabrikam.example hit", "nobody@example.com miss"}},
+		}, outcomes("hit", "hit", "hit", "hit", "miss", "hit")},
 	}
 	for _, s := range steps {
 		s.write()
@@ -175,8 +194,12 @@ func TestFeedInvalidatesExactly(t *testing.T) {
 			t.Errorf("after changing %s (-want +got):\n%s", s.name, diff)
 		}
 	}
-	if o, _, _ := e.g.Order(ctx, demoOrder); o.Name != "Renamed by the test" {
-		t.Errorf("order name %q", o.Name)
+	if o, _, _ := e.g.Order(ctx, demoOrder); o.Name != "Renamed by the test" || o.CustomerAccount == nil || o.CustomerAccount.Name != "Adventure Works" ||
+		!slices.Contains(o.CustomerEmails, "alex.wu@work.example") {
+		t.Errorf("order after the changes: name %q, customer account %+v, customer emails %v", o.Name, o.CustomerAccount, o.CustomerEmails)
+	}
+	if c, _, _ := e.g.Customer(ctx, "alex.wu@example.com"); c.Phone != "+1 555 0100" || c.Account == nil || c.Account.Name != "Adventure Works" {
+		t.Errorf("customer after the changes: phone %q, account %+v", c.Phone, c.Account)
 	}
 	st := e.f.Stats()
 	if st.RowsChanged < 4 || st.Invalidated < 5 || !st.Up || st.Resyncs != 0 {
