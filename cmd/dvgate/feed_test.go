@@ -73,6 +73,20 @@ func TestServeChangeFeed(t *testing.T) {
 		t.Errorf("the fresh answer's X-Cache %q", got)
 	}
 	t.Logf("the changed status was answered %v after the PATCH (poll interval %v)", took.Round(time.Millisecond), interval)
+
+	// The customer's phone changes: their customer answer shows it, the
+	// order does not, so the order stays cached (it shows the customer's
+	// name and emails, which did not change).
+	cust := "/v1/customers?email=" + alex
+	c := must(t, e.do("GET", cust), 200).json(t)["customer"].(map[string]any)
+	must(t, e.do("GET", order), 200)
+	patchRow(t, e, "contacts("+c["id"].(string)+")", `{"telephone1":"+1 555 0142"}`)
+	waitFor(t, interval+5*time.Second, func() bool {
+		return must(t, e.do("GET", cust), 200).json(t)["customer"].(map[string]any)["phone"] == "+1 555 0142"
+	})
+	if r := must(t, e.do("GET", order), 200); r.header.Get("X-Cache") != "hit" {
+		t.Errorf("the order after its customer's phone changed: X-Cache %q, want hit", r.header.Get("X-Cache"))
+	}
 }
 
 func jsonNum(f float64) string { b, _ := json.Marshal(f); return string(b) }
@@ -81,25 +95,33 @@ func jsonNum(f float64) string { b, _ := json.Marshal(f); return string(b) }
 // API, as another application would, and returns the new value.
 func changeOrderStatus(t *testing.T, e *env, id string, before float64) float64 {
 	t.Helper()
+	want := 2.0
+	if before == 2 {
+		want = 1
+	}
+	patchRow(t, e, "salesorders("+id+")", `{"statuscode":`+jsonNum(want)+`}`)
+	return want
+}
+
+// patchRow PATCHes a row through the Web API, as another application would.
+func patchRow(t *testing.T, e *env, path, body string) {
+	t.Helper()
 	w, err := dataverse.New(dataverse.Config{URL: e.sim.URL(), TenantID: e.sim.TenantID(), ClientID: e.sim.ClientID(),
 		ClientSecret: e.sim.ClientSecret(), AuthorityHost: e.sim.AuthorityHost(), HTTPClient: e.sim.Client()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer w.Close()
-	want := 2.0
-	if before == 2 {
-		want = 1
-	}
-	req, _ := http.NewRequestWithContext(context.Background(), http.MethodPatch, w.BaseURL()+"salesorders("+id+")",
-		strings.NewReader(`{"statuscode":`+jsonNum(want)+`}`))
+	req, _ := http.NewRequestWithContext(context.Background(), http.MethodPatch, w.BaseURL()+path, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := w.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	return want
+	if resp.StatusCode/100 != 2 {
+		t.Fatalf("PATCH %s: %s", path, resp.Status)
+	}
 }
 
 // waitFor checks cond every 20 ms until it holds, failing the test after
