@@ -61,7 +61,6 @@ type Cache struct {
 	recentBytes int64             // guarded by mu
 	maxEntries  int
 	maxBytes    int64
-	budget      int64 // CacheConfig.MaxBytes
 	closed      atomic.Bool
 }
 
@@ -143,7 +142,7 @@ func NewCache(cfg CacheConfig) (*Cache, error) {
 	}
 	// (Set the fields one by one: the callbacks above close over c, and
 	// a Cache holds a mutex, which must not be copied.)
-	c.rc, c.maxEntries, c.maxBytes, c.budget = rc, cfg.RecentEntries, cfg.MaxBytes/16, cfg.MaxBytes
+	c.rc, c.maxEntries, c.maxBytes = rc, cfg.RecentEntries, cfg.MaxBytes/16
 	c.owners = make(map[string]*owner)
 	if cfg.RecentEntries > 0 {
 		c.recent = make(map[string]*entry)
@@ -399,10 +398,10 @@ func capFresh(e *entry, normal time.Duration, until time.Time) bool {
 	return true
 }
 
-// entryOverhead is our entry struct (88 bytes, with the owner accounting's
+// entryOverhead is our entry struct (96 bytes, with the owner accounting's
 // fields) plus ristretto's per-item bookkeeping: its store's map slot, the
 // admission policy's cost map slot
 // and the item it keeps while processing, measured at about 250 bytes per
 // key in a heap profile of a full cache under churn (ristretto's own
 // internal cost, 56, leaves most of it out).
-const entryOverhead = 88 + 256
+const entryOverhead = 96 + 256
