@@ -445,11 +445,9 @@ func TestFeedWorkloadShort(t *testing.T) {
 // On the big org a third mode gives the feed a 256 MiB cache: with
 // answers living for hours, the cache (which the dependency index shares)
 // holds the working set, where TTL mode gains nothing from more memory.
-// A measurement (DVGATE_FEED_MEASURE=1). The simulator scans the 50,000
-// orders per lookup and the big org takes ~5 GB of memory, so its runs take
-// minutes each: on 2 cores shared with other work, the demo org's four
-// settings took 19 minutes, the big org's 2 tickets/s 37 minutes, and each
-// of its 10 tickets/s settings 7 to 25 minutes (one run per line):
+// A measurement (DVGATE_FEED_MEASURE=1). The big org takes ~5 GB of
+// memory in the simulator; on 2 quiet cores the whole matrix took 20
+// minutes (runs of 20 s to 2 min 30 s). One setting at a time:
 //
 //	DVGATE_FEED_MEASURE=1 go test -count=1 -timeout 3h -run 'TestFeedWorkload8h/demo' -v ./gateway
 //	DVGATE_FEED_MEASURE=1 go test -count=1 -timeout 3h -run 'TestFeedWorkload8h/big/2ps' -v ./gateway
