@@ -1,15 +1,15 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"hash/fnv"
+	"hash/maphash"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/google/uuid"
 
 	"github.com/dvgate/dvgate/generated"
 )
@@ -175,75 +175,61 @@ func rowPartials(table, id string, row map[string]any) []string {
 // and an answer never lives long without the record that makes it stale.
 // (A separate FIFO bound of 1/8 of the budget, measured on a 50,000-order
 // org, pushed out answers the cache still held: they had to be refetched
-// one interval later.) A dep's keys are a slice, not a set: most deps have
-// one or two answers, and a slice of string headers (the strings are the
-// records' own keys) costs a third of a small map. Safe for concurrent use.
+// one interval later.)
+//
+// Deps are held as 64-bit hashes (depID), not strings: a third of the
+// bytes, so the cache holds more answers in its budget. Two deps with one
+// hash are indexed as one, so a change to either makes the answers of
+// both stale: a collision costs a refetch, never a stale answer (except
+// between two fingerprints of one partial dep, a 2^-64 chance per
+// change, which the fingerprints themselves already have). The seed is
+// random per index, so nobody can aim a collision. A dep's answers are a
+// slice, not a set: most deps have one or two. Safe for concurrent use.
 type depIndex struct {
-	st *feedState // the follower's, for when the next poll is due
+	st   *feedState // the follower's, for when the next poll is due
+	seed maphash.Seed
 
 	mu     sync.Mutex
-	byDep  map[string][]string  // guarded by mu
-	byKey  map[string]*indexRec // guarded by mu
-	bytes  int64                // guarded by mu
-	recent map[string]time.Time // dep -> when it was last invalidated; guarded by mu
-	allAt  time.Time            // when every answer was last invalidated (invalidateAll); guarded by mu
-	// A partial dep "~g:id=fp" is indexed under its whole string; fps
-	// lists the fingerprints indexed for each "~g:id" (usually one), and
-	// reported the last fingerprint the feed reported for it, for add's
-	// race check. Guarded by mu.
-	fps      map[string][]string
-	reported map[string]reportedFP
+	byDep  map[depID][]*indexRec // guarded by mu
+	byKey  map[string]*indexRec  // guarded by mu
+	bytes  int64                 // guarded by mu
+	recent map[depID]time.Time   // dep -> when it was last invalidated; guarded by mu
+	allAt  time.Time             // when every answer was last invalidated (invalidateAll); guarded by mu
+	// A partial dep "~g:id=fp" is indexed under the hash of its whole
+	// string, its base the hash of "~g:id". fps lists the partial deps
+	// indexed for each base (usually one), baseOf the base of each, and
+	// reported the last one the feed reported for a base, for add's race
+	// check. Guarded by mu.
+	fps      map[depID][]depID
+	baseOf   map[depID]depID
+	reported map[depID]reportedFP
 }
+
+// depID is a dep's hash under its index's seed.
+type depID uint64
 
 type reportedFP struct {
 	at time.Time
-	fp string
+	id depID // the whole partial dep's
 }
 
-// splitPartial splits a partial dep into "~g:id" and its fingerprint; ok
-// is false for other deps. (The id may be packed, and so hold any byte;
-// the fingerprint, base 36, holds no '='.)
-func splitPartial(d string) (base, fp string, ok bool) {
-	i := strings.LastIndexByte(d, '=')
-	if !strings.HasPrefix(d, "~") || i < 0 {
-		return "", "", false
-	}
-	return d[:i], d[i+1:], true
+// hashedDep is a dep as the index keeps it.
+type hashedDep struct {
+	id      depID
+	base    depID // a partial dep's "~g:id"
+	partial bool
 }
 
-// packDeps returns deps with their GUIDs packed (packDep); deps is not
-// modified.
-func packDeps(deps []string) []string {
-	out := make([]string, len(deps))
+func (x *depIndex) hash(deps []string) []hashedDep {
+	out := make([]hashedDep, len(deps))
 	for i, d := range deps {
-		out[i] = packDep(d)
+		out[i].id = depID(maphash.String(x.seed, d))
+		// A partial dep's fingerprint (base 36) holds no '='.
+		if j := strings.LastIndexByte(d, '='); j >= 0 && strings.HasPrefix(d, "~") {
+			out[i].base, out[i].partial = depID(maphash.String(x.seed, d[:j])), true
+		}
 	}
 	return out
-}
-
-// packDep shortens the GUID of a dep (a row id, "oc:<id>", "~c:<id>=…")
-// from its 36 characters to a zero byte and its 16 bytes: the index holds
-// one string per dep, most of them GUIDs, and a 17-byte string takes a
-// 24-byte allocation where 36 take 48 (TestDepIndexBytes). Both sides of
-// the index pack the same way, so packed deps compare as the text did.
-func packDep(d string) string {
-	for _, at := range [...]int{0, 3} {
-		if len(d) < at+36 || d[at+8] != '-' {
-			continue
-		}
-		id, err := uuid.Parse(d[at : at+36])
-		if err != nil {
-			continue
-		}
-		var b strings.Builder
-		b.Grow(len(d) - 19)
-		b.WriteString(d[:at])
-		b.WriteByte(0)
-		b.Write(id[:])
-		b.WriteString(d[at+36:])
-		return b.String()
-	}
-	return d
 }
 
 // indexRec is one indexed answer: its deps, the freshness it would have
@@ -252,69 +238,65 @@ func packDep(d string) string {
 type indexRec struct {
 	x      *depIndex
 	key    string
-	deps   []string
+	deps   []depID
 	normal time.Duration
 	bytes  int64
 	taken  bool // removed by take (a dep changed), not by eviction
 }
 
 // keyOverhead and depOverhead approximate the bytes an indexed answer
-// costs besides its strings (the key's bytes are the cache's): its byKey
-// slot and record, and per dep a byDep slot (shared with the dep's other
-// answers, counted in full), a slice slot and the dep's header in
-// indexRec.deps. Checked against the heap by TestDepIndexBytes.
+// costs (the key's bytes are the cache's): its byKey slot and record, and
+// per dep a byDep slot (shared with the dep's other answers, counted in
+// full), a slice slot and its place in indexRec.deps. Checked against the
+// heap by TestDepIndexBytes.
 const (
-	keyOverhead = 150
-	depOverhead = 120
+	keyOverhead = 200
+	depOverhead = 67
 )
 
 func newDepIndex(st *feedState) *depIndex {
-	return &depIndex{st: st, byDep: map[string][]string{}, byKey: map[string]*indexRec{},
-		recent: map[string]time.Time{}, fps: map[string][]string{}, reported: map[string]reportedFP{}}
+	return &depIndex{st: st, seed: maphash.MakeSeed(), byDep: map[depID][]*indexRec{}, byKey: map[string]*indexRec{},
+		recent: map[depID]time.Time{}, fps: map[depID][]depID{}, baseOf: map[depID]depID{}, reported: map[depID]reportedFP{}}
 }
 
-func recBytes(deps []string) int64 {
-	n := int64(keyOverhead)
-	for _, d := range deps {
-		n += int64(len(d)) + depOverhead
-	}
-	return n
-}
+func recBytes(deps int) int64 { return keyOverhead + int64(deps)*depOverhead }
 
 // add indexes key under deps (replacing what it had) and returns its
 // record, for the caller to attach to the entry it stores. raced reports
 // whether one of the deps was invalidated after since (the load's start):
 // the answer may predate that change, and must not be kept long.
 func (x *depIndex) add(key string, deps []string, normal time.Duration, since time.Time) (r *indexRec, raced bool) {
-	deps = packDeps(deps)
+	hs := x.hash(deps)
+	// One slot per dep (two lines may share a product).
+	slices.SortFunc(hs, func(a, b hashedDep) int { return cmp.Compare(a.id, b.id) })
+	hs = slices.CompactFunc(hs, func(a, b hashedDep) bool { return a.id == b.id })
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	raced = x.allAt.After(since)
-	for _, d := range deps {
+	for _, h := range hs {
 		// A load that began at or after the invalidation began after the
 		// change (which preceded the poll that reported it): not raced.
-		if t, ok := x.recent[d]; ok && t.After(since) {
+		if t, ok := x.recent[h.id]; ok && t.After(since) {
 			raced = true
 		}
 		// A partial dep: the row was reported with other values after the
 		// load began (the answer may show the old ones).
-		if base, fp, ok := splitPartial(d); ok {
-			if r, ok := x.reported[base]; ok && r.at.After(since) && r.fp != fp {
+		if h.partial {
+			if rp, ok := x.reported[h.base]; ok && rp.at.After(since) && rp.id != h.id {
 				raced = true
 			}
 		}
 	}
 	x.removeLocked(key)
-	deps = slices.Compact(slices.Sorted(slices.Values(deps))) // one slot per dep (two lines may share a product)
-	for _, d := range deps {
-		if _, ok := x.byDep[d]; !ok {
-			if base, fp, ok := splitPartial(d); ok {
-				x.fps[base] = append(x.fps[base], fp)
-			}
+	r = &indexRec{x: x, key: key, deps: make([]depID, len(hs)), normal: normal, bytes: recBytes(len(hs))}
+	for i, h := range hs {
+		r.deps[i] = h.id
+		if _, ok := x.byDep[h.id]; !ok && h.partial {
+			x.fps[h.base] = append(x.fps[h.base], h.id)
+			x.baseOf[h.id] = h.base
 		}
-		x.byDep[d] = append(x.byDep[d], key)
+		x.byDep[h.id] = append(x.byDep[h.id], r)
 	}
-	r = &indexRec{x: x, key: key, deps: deps, normal: normal, bytes: recBytes(deps)}
 	x.byKey[key] = r
 	x.bytes += r.bytes
 	return r, raced
@@ -354,29 +336,29 @@ type evictedKey struct {
 
 // removeLocked drops key from the index.
 func (x *depIndex) removeLocked(key string) {
-	it, ok := x.byKey[key]
+	r, ok := x.byKey[key]
 	if !ok {
 		return
 	}
 	delete(x.byKey, key)
-	x.bytes -= it.bytes
-	for _, d := range it.deps {
-		ks := x.byDep[d]
-		if i := slices.Index(ks, key); i >= 0 {
-			ks = slices.Delete(ks, i, i+1)
+	x.bytes -= r.bytes
+	for _, d := range r.deps {
+		rs := x.byDep[d]
+		if i := slices.Index(rs, r); i >= 0 {
+			rs = slices.Delete(rs, i, i+1)
 		}
-		if len(ks) == 0 {
-			delete(x.byDep, d)
-			if base, fp, ok := splitPartial(d); ok {
-				fps := slices.DeleteFunc(x.fps[base], func(f string) bool { return f == fp })
-				if len(fps) == 0 {
-					delete(x.fps, base)
-				} else {
-					x.fps[base] = fps
-				}
+		if len(rs) > 0 {
+			x.byDep[d] = rs
+			continue
+		}
+		delete(x.byDep, d)
+		if base, ok := x.baseOf[d]; ok {
+			delete(x.baseOf, d)
+			if ids := slices.DeleteFunc(x.fps[base], func(id depID) bool { return id == d }); len(ids) > 0 {
+				x.fps[base] = ids
+			} else {
+				delete(x.fps, base)
 			}
-		} else {
-			x.byDep[d] = ks
 		}
 	}
 }
@@ -385,7 +367,7 @@ func (x *depIndex) removeLocked(key string) {
 // the deps were invalidated (now) for add's race check; notes older than
 // keep are forgotten.
 func (x *depIndex) take(deps []string, now time.Time, keep time.Duration) []string {
-	deps = packDeps(deps)
+	hs := x.hash(deps)
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	for d, t := range x.recent {
@@ -393,31 +375,33 @@ func (x *depIndex) take(deps []string, now time.Time, keep time.Duration) []stri
 			delete(x.recent, d)
 		}
 	}
-	for b, r := range x.reported {
-		if now.Sub(r.at) > keep {
+	for b, rp := range x.reported {
+		if now.Sub(rp.at) > keep {
 			delete(x.reported, b)
 		}
 	}
-	var keys []string
-	for _, d := range deps {
-		if base, fp, ok := splitPartial(d); ok {
+	var recs []*indexRec
+	for _, h := range hs {
+		if h.partial {
 			// The row's current values in this group: the answers that
 			// showed other ones are stale.
-			x.reported[base] = reportedFP{at: now, fp: fp}
-			for _, f := range x.fps[base] {
-				if f != fp {
-					keys = append(keys, x.byDep[base+"="+f]...)
+			x.reported[h.base] = reportedFP{at: now, id: h.id}
+			for _, id := range x.fps[h.base] {
+				if id != h.id {
+					recs = append(recs, x.byDep[id]...)
 				}
 			}
 			continue
 		}
-		x.recent[d] = now
-		keys = append(keys, x.byDep[d]...)
+		x.recent[h.id] = now
+		recs = append(recs, x.byDep[h.id]...)
 	}
-	for _, k := range keys {
-		if r := x.byKey[k]; r != nil {
+	var keys []string
+	for _, r := range recs {
+		if x.byKey[r.key] == r {
 			r.taken = true
-			x.removeLocked(k)
+			x.removeLocked(r.key)
+			keys = append(keys, r.key)
 		}
 	}
 	return keys
@@ -437,10 +421,11 @@ func (x *depIndex) drain() []evictedKey {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	out := make([]evictedKey, 0, len(x.byKey))
-	for k, it := range x.byKey {
-		out = append(out, evictedKey{key: k, normal: it.normal})
+	for k, r := range x.byKey {
+		out = append(out, evictedKey{key: k, normal: r.normal})
 	}
-	x.byDep, x.byKey, x.fps, x.bytes = map[string][]string{}, map[string]*indexRec{}, map[string][]string{}, 0
+	x.byDep, x.byKey, x.bytes = map[depID][]*indexRec{}, map[string]*indexRec{}, 0
+	x.fps, x.baseOf = map[depID][]depID{}, map[depID]depID{}
 	return out
 }
 
