@@ -1,9 +1,6 @@
 package main
 
 import (
-	"encoding/json"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -50,18 +47,7 @@ func shares(t *testing.T, metrics string) map[string][3]float64 {
 func TestCacheMetricsPerIntegration(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, integ{name: "default"}, integ{name: "eu"})
-	path := filepath.Join(e.dir, "config.json")
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var doc map[string]any
-	if err := json.Unmarshal(raw, &doc); err != nil {
-		t.Fatal(err)
-	}
-	doc["cacheBytes"] = 1200 // DVGATE_CACHE_BYTES of a config file
-	b, _ := json.Marshal(doc)
-	e.writeFile("config.json", string(b))
+	e.editConfig(func(cfg map[string]any) { cfg["cacheBytes"] = 1200 }) // DVGATE_CACHE_BYTES of a config file
 	e.start()
 	if v := metricValue(string(must(t, e.do("GET", "/metrics"), 200).body), "dvgate_cache_budget_bytes", `cache="shared"`); v != "1200" {
 		t.Fatalf("dvgate_cache_budget_bytes{cache=shared} %s, want 1200", v)
@@ -96,9 +82,7 @@ func TestCacheMetricsPerIntegration(t *testing.T) {
 	}
 
 	// eu removed from the config file: its series go.
-	delete(doc["integrations"].(map[string]any), "eu")
-	b, _ = json.Marshal(doc)
-	e.writeFile("config.json", string(b))
+	e.editConfig(func(cfg map[string]any) { delete(cfg["integrations"].(map[string]any), "eu") })
 	e.tick()
 	m = scrape()
 	if strings.Contains(grepLines(m, "dvgate_cache"), `integration="eu"`) {

@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -25,19 +23,8 @@ import (
 func TestServeChangeFeed(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	path := filepath.Join(e.dir, "config.json")
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cfg map[string]map[string]map[string]any
-	if err := json.Unmarshal(b, &cfg); err != nil {
-		t.Fatal(err)
-	}
 	const interval = time.Second
-	cfg["integrations"]["default"]["changeFeed"] = map[string]string{"interval": interval.String()}
-	b, _ = json.Marshal(cfg)
-	e.writeFile("config.json", string(b))
+	e.setIntegration("default", map[string]any{"changeFeed": map[string]string{"interval": interval.String()}})
 	e.start()
 
 	// The follower's first poll (the initial sync) gives it a deltaLink
@@ -151,21 +138,12 @@ func TestServeChangeFeedFleet(t *testing.T) {
 	t.Parallel()
 	rs := redistest.Start(t)
 	e := newEnv(t)
-	path := filepath.Join(e.dir, "config.json")
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cfg map[string]any
-	if err := json.Unmarshal(b, &cfg); err != nil {
-		t.Fatal(err)
-	}
 	const interval = time.Second
-	cfg["integrations"].(map[string]any)["default"].(map[string]any)["changeFeed"] = map[string]string{"interval": interval.String()}
+	e.setIntegration("default", map[string]any{"changeFeed": map[string]string{"interval": interval.String()}})
 	e.writeFile("redis.key", "a deployment secret of 32 bytes or more, shared by the replicas")
-	cfg["redis"] = map[string]any{"url": rs.URL, "prefix": "dvgate-feed", "key": map[string]string{"file": "redis.key"}, "opTimeout": "2s"}
-	b, _ = json.Marshal(cfg)
-	e.writeFile("config.json", string(b))
+	e.editConfig(func(cfg map[string]any) {
+		cfg["redis"] = map[string]any{"url": rs.URL, "prefix": "dvgate-feed", "key": map[string]string{"file": "redis.key"}, "opTimeout": "2s"}
+	})
 
 	const replicas = 4
 	var bases []string

@@ -1,10 +1,7 @@
 package main
 
 import (
-	"encoding/json"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -19,20 +16,11 @@ func TestFleetReplicas(t *testing.T) {
 	t.Parallel()
 	rs := redistest.Start(t)
 	e := newEnv(t)
-	path := filepath.Join(e.dir, "config.json")
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cfg map[string]any
-	if err := json.Unmarshal(raw, &cfg); err != nil {
-		t.Fatal(err)
-	}
 	// opTimeout: the CI machine is shared; at the default 50 ms a loaded
 	// moment makes a replica go on without Redis (fail open), by design.
-	cfg["redis"] = map[string]string{"url": rs.URL, "prefix": "dvgate-test", "opTimeout": "2s"}
-	b, _ := json.Marshal(cfg)
-	e.writeFile("config.json", string(b))
+	e.editConfig(func(cfg map[string]any) {
+		cfg["redis"] = map[string]string{"url": rs.URL, "prefix": "dvgate-test", "opTimeout": "2s"}
+	})
 
 	var bases []string
 	client := &http.Client{Transport: &http.Transport{}}

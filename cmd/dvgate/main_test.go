@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -104,6 +105,31 @@ func (e *env) writeFile(name, content string) {
 	if err := os.WriteFile(filepath.Join(e.dir, name), []byte(content), 0o600); err != nil {
 		e.t.Fatal(err)
 	}
+}
+
+// editConfig reads the env's config file, lets edit change it, and writes
+// it back.
+func (e *env) editConfig(edit func(cfg map[string]any)) {
+	e.t.Helper()
+	b, err := os.ReadFile(filepath.Join(e.dir, "config.json"))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var cfg map[string]any
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		e.t.Fatal(err)
+	}
+	edit(cfg)
+	b, _ = json.Marshal(cfg)
+	e.writeFile("config.json", string(b))
+}
+
+// setIntegration changes one integration of the env's config file.
+func (e *env) setIntegration(name string, set map[string]any) {
+	e.t.Helper()
+	e.editConfig(func(cfg map[string]any) {
+		maps.Copy(cfg["integrations"].(map[string]any)[name].(map[string]any), set)
+	})
 }
 
 // main returns a Main for args, wired to this env (config file, simulator

@@ -2,12 +2,10 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	"regexp"
 	"runtime"
 	"strconv"
@@ -256,19 +254,7 @@ func TestMakeHelp(t *testing.T) {
 func TestKnobsApplied(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	path := filepath.Join(e.dir, "config.json")
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var doc map[string]map[string]map[string]any
-	if err := json.Unmarshal(raw, &doc); err != nil {
-		t.Fatal(err)
-	}
-	doc["integrations"]["default"]["customerTTL"] = "10m"
-	doc["integrations"]["default"]["orderTTL"] = "10s"
-	b, _ := json.Marshal(doc)
-	e.writeFile("config.json", string(b))
+	e.setIntegration("default", map[string]any{"customerTTL": "10m", "orderTTL": "10s"})
 
 	var mu sync.Mutex
 	now := time.Now()

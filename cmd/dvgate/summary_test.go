@@ -2,8 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,24 +13,6 @@ import (
 // contoso is Contoso Pharmaceuticals of the demo seed: a GBP account with
 // orders in GBP, USD and EUR (one canceled, one active).
 const contoso = "a02d49e0-2b3d-5151-8267-0ce42f01c3f8"
-
-// setIntegration changes one integration of the env's config file.
-func (e *env) setIntegration(name string, set map[string]any) {
-	e.t.Helper()
-	b, err := os.ReadFile(filepath.Join(e.dir, "config.json"))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	var cfg map[string]map[string]map[string]any
-	if err := json.Unmarshal(b, &cfg); err != nil {
-		e.t.Fatal(err)
-	}
-	for k, v := range set {
-		cfg["integrations"][name][k] = v
-	}
-	b, _ = json.Marshal(cfg)
-	e.writeFile("config.json", string(b))
-}
 
 // The summary through dvgate serve's own wiring: the config file's summary
 // settings, the gateway's $apply on the simulator, the cache, the HTTP API
