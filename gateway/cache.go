@@ -352,10 +352,12 @@ func (c *Cache) setRistretto(key string, e *entry, locked bool) {
 // is fresh only until the next poll is due, since no change would make
 // it stale any more.
 func (c *Cache) left(e *entry, locked bool) {
-	r := e.ix
-	if r == nil || c.closed.Load() {
+	// e is nil for a victim ristretto's policy chose whose key its store
+	// no longer holds (deleted by demote meanwhile), as in onExit.
+	if e == nil || e.ix == nil || c.closed.Load() {
 		return
 	}
+	r := e.ix
 	if cur, ok := c.rc.Get(r.key); ok && cur == e {
 		return // a second Set of an entry still stored was refused
 	}

@@ -429,3 +429,16 @@ func TestCacheNewerSetWins(t *testing.T) {
 		})
 	}
 }
+
+// Ristretto hands its eviction callback a nil value for a victim its
+// store no longer holds (a key deleted while the eviction was pending);
+// make test crashed on it once.
+func TestCacheLeftNilVictim(t *testing.T) {
+	t.Parallel()
+	c, err := NewCache(CacheConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	c.left(nil, false)
+}
